@@ -1,0 +1,143 @@
+//! The HTTP API on `[api] address`: `/metrics` in Prometheus text format and `/health`,
+//! which answers 200 with each component's state while the pipeline runs and 503 while
+//! it starts or stops, so an orchestrator routes traffic only to a working agent.
+
+use crate::internal_events::ComponentKind;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// Pipeline state as `/health` reports it.
+#[derive(Debug, Default)]
+pub struct Health {
+    running: AtomicBool,
+    components: Mutex<BTreeMap<(ComponentKind, String), bool>>,
+}
+
+impl Health {
+    /// Marks the whole pipeline as serving (or not).
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Release);
+    }
+
+    /// Records whether one component's task is alive. Called at start and stop only.
+    pub fn set(&self, id: &str, kind: ComponentKind, up: bool) {
+        if let Ok(mut m) = self.components.lock() {
+            m.insert((kind, id.to_string()), up);
+        }
+    }
+
+    fn render(&self) -> (StatusCode, String) {
+        let running = self.running.load(Ordering::Acquire);
+        let mut components = serde_json::Map::new();
+        if let Ok(m) = self.components.lock() {
+            for ((kind, id), up) in m.iter() {
+                components.insert(
+                    format!("{}s.{id}", kind.as_str()),
+                    serde_json::Value::from(if *up { "running" } else { "stopped" }),
+                );
+            }
+        }
+        let body = serde_json::json!({
+            "status": if running { "ok" } else { "unavailable" },
+            "components": components,
+        });
+        let code = if running {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (code, body.to_string())
+    }
+}
+
+/// Installs the Prometheus recorder; call once, before any component registers metrics.
+pub fn install_recorder() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    crate::internal_events::describe_all();
+    metrics::gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// Binds the API listener; failing here stops start-up with a clear message.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot serve the API on {address}: {e}"))
+}
+
+/// Serves the API until the process exits.
+pub async fn serve(listener: TcpListener, handle: PrometheusHandle, health: Arc<Health>) {
+    let started = Instant::now();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let handle = handle.clone();
+        let health = health.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let res = respond(&req, &handle, &health, started);
+                async move { Ok::<_, std::convert::Infallible>(res) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
+}
+
+fn respond(
+    req: &Request<Incoming>,
+    handle: &PrometheusHandle,
+    health: &Health,
+    started: Instant,
+) -> Response<Full<Bytes>> {
+    let reply = |code: StatusCode, ctype: &'static str, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = code;
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(ctype),
+        );
+        r
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use GET\n".into(),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            metrics::gauge!("sluice_uptime_seconds").set(started.elapsed().as_secs_f64());
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                handle.render(),
+            )
+        }
+        "/health" => {
+            let (code, body) = health.render();
+            reply(code, "application/json", body)
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics or /health\n".into(),
+        ),
+    }
+}

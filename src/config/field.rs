@@ -1,0 +1,91 @@
+//! Turns one TOML table into a typed config struct and, when that fails, into a message
+//! that names the key and suggests the nearest valid one. Going through `serde_value`
+//! keeps serde's errors structured (unknown field plus the expected list) instead of text.
+
+use super::error::did_you_mean;
+use serde::de::DeserializeOwned;
+use serde_value::DeserializerError;
+
+/// Why a table did not fit its struct: the dotted key (if known) and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldIssue {
+    /// Dotted path of the offending key.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldIssue {
+    /// An issue at a key.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Deserializes `T` from a TOML value with a structured error.
+pub fn from_toml<T: DeserializeOwned>(value: toml::Value) -> Result<T, FieldIssue> {
+    let v = serde_value::to_value(value).map_err(|e| FieldIssue {
+        key: None,
+        message: e.to_string(),
+    })?;
+    let de = serde_value::ValueDeserializer::<DeserializerError>::new(v);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let parent = (path != "." && !path.is_empty()).then_some(path);
+        let join = |name: &str| match &parent {
+            Some(p) if !p.ends_with(name) => format!("{p}.{name}"),
+            Some(p) => p.clone(),
+            None => name.to_string(),
+        };
+        match e.into_inner() {
+            DeserializerError::UnknownField(name, expected) => FieldIssue {
+                key: Some(join(&name)),
+                message: format!(
+                    "unknown key{}",
+                    if expected.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "{} (valid keys: {})",
+                            did_you_mean(&name, expected.iter().copied()),
+                            expected.join(", ")
+                        )
+                    }
+                ),
+            },
+            DeserializerError::MissingField(name) => FieldIssue {
+                key: Some(join(name)),
+                message: "missing required key".to_string(),
+            },
+            DeserializerError::UnknownVariant(name, expected) => FieldIssue {
+                key: parent,
+                message: format!(
+                    "unknown value `{name}`{} (expected one of: {})",
+                    did_you_mean(&name, expected.iter().copied()),
+                    expected.join(", ")
+                ),
+            },
+            DeserializerError::InvalidType(unexp, exp) => FieldIssue {
+                key: parent,
+                message: format!(
+                    "wrong type: found {}, expected {exp}",
+                    unexp.to_unexpected()
+                ),
+            },
+            DeserializerError::InvalidValue(unexp, exp) => FieldIssue {
+                key: parent,
+                message: format!(
+                    "invalid value: found {}, expected {exp}",
+                    unexp.to_unexpected()
+                ),
+            },
+            other => FieldIssue {
+                key: parent,
+                message: other.to_string(),
+            },
+        }
+    })
+}

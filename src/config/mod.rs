@@ -1,0 +1,567 @@
+//! Loading a config: files and directories in Vector's shape, `${VAR}` interpolation,
+//! typed component tables from the registries, and validation that reports every problem
+//! at once with file, component and key.
+
+pub mod error;
+pub mod field;
+mod graph;
+mod interpolate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use graph::to_dot;
+
+use crate::internal_events::ComponentKind;
+use crate::topology::buffer::BufferConfig;
+use crate::topology::component::{
+    Registration, Resource, SinkConfig, SourceConfig, TransformConfig,
+};
+use error::did_you_mean;
+use field::{from_toml, FieldIssue};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The config compiled into the binary: what `sluice run` uses without `--config`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/sluice.toml");
+
+/// How the embedded default is named in messages.
+pub const EMBEDDED_NAME: &str = "<embedded default config>";
+
+/// `[api]`: where `/metrics` and `/health` are served.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve the API at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Listening address; loopback by default so metrics are not exposed by accident.
+    #[serde(default = "default_api_address")]
+    pub address: SocketAddr,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_api_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9598))
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address: default_api_address(),
+        }
+    }
+}
+
+/// Top-level options beside the component tables.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GlobalOptions {
+    data_dir: Option<PathBuf>,
+    api: Option<ApiConfig>,
+    shutdown_timeout_secs: Option<u64>,
+}
+
+/// Where sluice keeps state (checkpoints, disk buffers) unless `data_dir` says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/sluice";
+
+/// How long SIGTERM may take to drain before sluice gives up and reports what is left.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+/// A source with where it was declared.
+#[derive(Debug)]
+pub struct SourceOuter {
+    /// Its `type`.
+    pub type_name: &'static str,
+    /// The file that declares it.
+    pub file: PathBuf,
+    /// Its typed options.
+    pub inner: Box<dyn SourceConfig>,
+}
+
+/// A transform with its inputs.
+#[derive(Debug)]
+pub struct TransformOuter {
+    /// Its `type`.
+    pub type_name: &'static str,
+    /// The file that declares it.
+    pub file: PathBuf,
+    /// `inputs` as written.
+    pub inputs: Vec<String>,
+    /// `inputs` with globs expanded.
+    pub resolved_inputs: Vec<String>,
+    /// Its typed options.
+    pub inner: Box<dyn TransformConfig>,
+}
+
+/// A sink with its inputs and buffer.
+#[derive(Debug)]
+pub struct SinkOuter {
+    /// Its `type`.
+    pub type_name: &'static str,
+    /// The file that declares it.
+    pub file: PathBuf,
+    /// `inputs` as written.
+    pub inputs: Vec<String>,
+    /// `inputs` with globs expanded.
+    pub resolved_inputs: Vec<String>,
+    /// Its input buffer.
+    pub buffer: BufferConfig,
+    /// Its typed options.
+    pub inner: Box<dyn SinkConfig>,
+}
+
+/// A whole, validated pipeline.
+#[derive(Debug)]
+pub struct Config {
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// `/metrics` and `/health`.
+    pub api: ApiConfig,
+    /// The drain deadline on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// `[sources.ID]`
+    pub sources: BTreeMap<String, SourceOuter>,
+    /// `[transforms.ID]`
+    pub transforms: BTreeMap<String, TransformOuter>,
+    /// `[sinks.ID]`
+    pub sinks: BTreeMap<String, SinkOuter>,
+}
+
+impl Config {
+    /// Loads the embedded default.
+    pub fn embedded() -> Result<Config, ConfigErrors> {
+        Self::from_texts(vec![(
+            PathBuf::from(EMBEDDED_NAME),
+            EMBEDDED_DEFAULT.to_string(),
+        )])
+    }
+
+    /// Loads files and directories (every `*.toml` inside, in name order) as one config.
+    pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
+        let mut texts = Vec::new();
+        let mut errors = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                match std::fs::read_dir(p) {
+                    Ok(rd) => {
+                        let mut files: Vec<PathBuf> = rd
+                            .filter_map(|e| e.ok().map(|e| e.path()))
+                            .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                            .collect();
+                        files.sort();
+                        if files.is_empty() {
+                            errors.push(ConfigError::file(p, "directory holds no *.toml file"));
+                        }
+                        for f in files {
+                            read_into(&f, &mut texts, &mut errors);
+                        }
+                    }
+                    Err(e) => errors.push(ConfigError::file(p, format!("cannot list: {e}"))),
+                }
+            } else {
+                read_into(p, &mut texts, &mut errors);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Self::from_texts(texts)
+    }
+
+    /// Parses and validates config texts, each with the path it came from.
+    pub fn from_texts(texts: Vec<(PathBuf, String)>) -> Result<Config, ConfigErrors> {
+        Loader::default().run(texts)
+    }
+
+    /// IDs of sources and transforms: the things that can be inputs.
+    fn producers(&self) -> impl Iterator<Item = &str> {
+        self.sources
+            .keys()
+            .chain(self.transforms.keys())
+            .map(String::as_str)
+    }
+}
+
+fn read_into(path: &Path, texts: &mut Vec<(PathBuf, String)>, errors: &mut Vec<ConfigError>) {
+    match std::fs::read_to_string(path) {
+        Ok(t) => texts.push((path.to_path_buf(), t)),
+        Err(e) => errors.push(ConfigError::file(path, format!("cannot read: {e}"))),
+    }
+}
+
+#[derive(Default)]
+struct Loader {
+    errors: Vec<ConfigError>,
+    globals: GlobalOptions,
+    global_files: BTreeMap<&'static str, PathBuf>,
+    sources: BTreeMap<String, SourceOuter>,
+    transforms: BTreeMap<String, TransformOuter>,
+    sinks: BTreeMap<String, SinkOuter>,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "data_dir",
+    "api",
+    "shutdown_timeout_secs",
+    "sources",
+    "transforms",
+    "sinks",
+];
+
+impl Loader {
+    fn run(mut self, texts: Vec<(PathBuf, String)>) -> Result<Config, ConfigErrors> {
+        for (file, text) in texts {
+            self.load_text(&file, &text);
+        }
+        let GlobalOptions {
+            data_dir,
+            api,
+            shutdown_timeout_secs,
+        } = std::mem::take(&mut self.globals);
+        let mut config = Config {
+            data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            api: api.unwrap_or_default(),
+            shutdown_timeout_secs: shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            sources: std::mem::take(&mut self.sources),
+            transforms: std::mem::take(&mut self.transforms),
+            sinks: std::mem::take(&mut self.sinks),
+        };
+        self.errors.extend(graph::validate(&mut config));
+        if self.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+
+    fn load_text(&mut self, file: &Path, text: &str) {
+        let text = match interpolate::interpolate(text, |n| std::env::var(n).ok()) {
+            Ok(t) => t,
+            Err(missing) => {
+                for (line, name) in missing {
+                    self.errors.push(ConfigError::file(
+                        file,
+                        format!(
+                            "line {line}: environment variable `{name}` is not set and has no default (write ${{{name}:-default}} to give one)"
+                        ),
+                    ));
+                }
+                return;
+            }
+        };
+        let mut table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = e.to_string().replace('\n', " ").trim().to_string();
+                self.errors
+                    .push(ConfigError::file(file, format!("invalid TOML: {msg}")));
+                return;
+            }
+        };
+        let components = [
+            (ComponentKind::Source, table.remove("sources")),
+            (ComponentKind::Transform, table.remove("transforms")),
+            (ComponentKind::Sink, table.remove("sinks")),
+        ];
+        for key in table.keys() {
+            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                self.errors.push(ConfigError::at(
+                    file,
+                    None,
+                    Some(key.clone()),
+                    format!(
+                        "unknown top-level key{}",
+                        did_you_mean(key, TOP_LEVEL_KEYS.iter().copied())
+                    ),
+                ));
+            }
+        }
+        table.retain(|k, _| TOP_LEVEL_KEYS.contains(&k));
+        match from_toml::<GlobalOptions>(toml::Value::Table(table)) {
+            Ok(g) => self.merge_globals(file, g),
+            Err(issue) => self
+                .errors
+                .push(ConfigError::at(file, None, issue.key, issue.message)),
+        }
+        for (kind, value) in components {
+            let Some(value) = value else { continue };
+            let toml::Value::Table(items) = value else {
+                self.errors.push(ConfigError::at(
+                    file,
+                    None,
+                    Some(format!("{}s", kind.as_str())),
+                    "must be a table of components ([sources.ID] sections)",
+                ));
+                continue;
+            };
+            for (id, body) in items {
+                self.load_component(file, kind, id, body);
+            }
+        }
+    }
+
+    fn merge_globals(&mut self, file: &Path, g: GlobalOptions) {
+        macro_rules! merge {
+            ($field:ident) => {
+                if let Some(v) = g.$field {
+                    let key = stringify!($field);
+                    match &self.globals.$field {
+                        Some(old) if *old != v => {
+                            let first = self.global_files.get(key).cloned().unwrap_or_default();
+                            self.errors.push(ConfigError::at(
+                                file,
+                                None,
+                                Some(key.to_string()),
+                                format!("conflicts with the value set in {}", first.display()),
+                            ));
+                        }
+                        _ => {
+                            self.globals.$field = Some(v);
+                            self.global_files.insert(key, file.to_path_buf());
+                        }
+                    }
+                }
+            };
+        }
+        merge!(data_dir);
+        merge!(api);
+        merge!(shutdown_timeout_secs);
+    }
+
+    fn is_duplicate(&self, id: &str) -> Option<&Path> {
+        if let Some(s) = self.sources.get(id) {
+            return Some(&s.file);
+        }
+        if let Some(t) = self.transforms.get(id) {
+            return Some(&t.file);
+        }
+        self.sinks.get(id).map(|s| s.file.as_path())
+    }
+
+    fn load_component(&mut self, file: &Path, kind: ComponentKind, id: String, body: toml::Value) {
+        let name = format!("{}s.{}", kind.as_str(), id);
+        let err = |key: Option<&str>, msg: String| {
+            ConfigError::at(file, Some(name.clone()), key.map(str::to_string), msg)
+        };
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.errors.push(err(
+                None,
+                "component IDs may only hold letters, digits, `_` and `-`".into(),
+            ));
+            return;
+        }
+        if let Some(first) = self.is_duplicate(&id) {
+            let first = first.display().to_string();
+            self.errors.push(err(
+                None,
+                format!("duplicate component ID `{id}` (already declared in {first})"),
+            ));
+            return;
+        }
+        let toml::Value::Table(mut table) = body else {
+            self.errors.push(err(None, "must be a table".into()));
+            return;
+        };
+        let type_name = match table.remove("type") {
+            Some(toml::Value::String(t)) => t,
+            Some(other) => {
+                self.errors.push(err(
+                    Some("type"),
+                    format!("wrong type: found {}, expected a string", other.type_str()),
+                ));
+                return;
+            }
+            None => {
+                self.errors
+                    .push(err(Some("type"), "missing required key".into()));
+                return;
+            }
+        };
+        let mut inputs = Vec::new();
+        if kind != ComponentKind::Source {
+            match table.remove("inputs") {
+                Some(toml::Value::Array(a)) => {
+                    for v in a {
+                        match v {
+                            toml::Value::String(s) => inputs.push(s),
+                            other => self.errors.push(err(
+                                Some("inputs"),
+                                format!(
+                                    "wrong type: found {} in the list, expected component IDs as strings",
+                                    other.type_str()
+                                ),
+                            )),
+                        }
+                    }
+                }
+                Some(other) => self.errors.push(err(
+                    Some("inputs"),
+                    format!(
+                        "wrong type: found {}, expected a list of component IDs",
+                        other.type_str()
+                    ),
+                )),
+                None => {}
+            }
+        }
+        let mut buffer = BufferConfig::default();
+        if kind == ComponentKind::Sink {
+            if let Some(b) = table.remove("buffer") {
+                match from_toml::<BufferConfig>(b) {
+                    Ok(b) => buffer = b,
+                    Err(issue) => self.errors.push(err(
+                        Some(
+                            format!("buffer.{}", issue.key.unwrap_or_default())
+                                .trim_end_matches('.'),
+                        ),
+                        issue.message,
+                    )),
+                }
+            }
+        }
+        let rest = toml::Value::Table(table);
+        match kind {
+            ComponentKind::Source => {
+                if let Some((t, inner)) = self.parse_with(
+                    file,
+                    &name,
+                    &type_name,
+                    rest,
+                    crate::sources::REGISTRY,
+                    |c| c.validate(),
+                ) {
+                    self.sources.insert(
+                        id,
+                        SourceOuter {
+                            type_name: t,
+                            file: file.to_path_buf(),
+                            inner,
+                        },
+                    );
+                }
+            }
+            ComponentKind::Transform => {
+                if let Some((t, inner)) = self.parse_with(
+                    file,
+                    &name,
+                    &type_name,
+                    rest,
+                    crate::transforms::REGISTRY,
+                    |c| c.validate(),
+                ) {
+                    self.transforms.insert(
+                        id,
+                        TransformOuter {
+                            type_name: t,
+                            file: file.to_path_buf(),
+                            inputs,
+                            resolved_inputs: Vec::new(),
+                            inner,
+                        },
+                    );
+                }
+            }
+            ComponentKind::Sink => {
+                if let Some((t, inner)) =
+                    self.parse_with(file, &name, &type_name, rest, crate::sinks::REGISTRY, |c| {
+                        c.validate()
+                    })
+                {
+                    self.sinks.insert(
+                        id,
+                        SinkOuter {
+                            type_name: t,
+                            file: file.to_path_buf(),
+                            inputs,
+                            resolved_inputs: Vec::new(),
+                            buffer,
+                            inner,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn parse_with<T: ?Sized>(
+        &mut self,
+        file: &Path,
+        name: &str,
+        type_name: &str,
+        rest: toml::Value,
+        registry: &[Registration<T>],
+        validate: impl Fn(&T) -> Vec<FieldIssue>,
+    ) -> Option<(&'static str, Box<T>)> {
+        let Some(reg) = registry.iter().find(|r| r.name == type_name) else {
+            let kind = name
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('s');
+            self.errors.push(ConfigError::at(
+                file,
+                Some(name.to_string()),
+                Some("type".into()),
+                format!(
+                    "unknown {kind} type `{type_name}`{} (known: {})",
+                    did_you_mean(type_name, registry.iter().map(|r| r.name)),
+                    registry
+                        .iter()
+                        .map(|r| r.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+            return None;
+        };
+        match (reg.parse)(rest) {
+            Ok(inner) => {
+                let issues = validate(&inner);
+                let ok = issues.is_empty();
+                for i in issues {
+                    self.errors.push(ConfigError::at(
+                        file,
+                        Some(name.to_string()),
+                        i.key,
+                        i.message,
+                    ));
+                }
+                ok.then_some((reg.name, inner))
+            }
+            Err(issue) => {
+                self.errors.push(ConfigError::at(
+                    file,
+                    Some(name.to_string()),
+                    issue.key,
+                    issue.message,
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// Every listening address in the config with its owner, for conflict checks.
+fn resources(config: &Config) -> Vec<(String, &Path, Resource)> {
+    let mut out = Vec::new();
+    for (id, s) in &config.sources {
+        for r in s.inner.resources() {
+            out.push((format!("sources.{id}"), s.file.as_path(), r));
+        }
+    }
+    for (id, s) in &config.sinks {
+        for r in s.inner.resources() {
+            out.push((format!("sinks.{id}"), s.file.as_path(), r));
+        }
+    }
+    out
+}

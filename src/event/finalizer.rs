@@ -1,0 +1,118 @@
+//! Delivery tracking: a source that can wait for its events to be delivered (file tail,
+//! HTTP with acknowledgements) attaches a [`BatchNotifier`]; every copy of an event that
+//! fanout makes shares it, and the source learns the worst status once all copies are done.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// What happened to a batch of events, ordered from best to worst so copies can merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum BatchStatus {
+    /// The destination accepted every copy (or a filter dropped it on purpose).
+    Delivered = 0,
+    /// A transient failure: the source may retry or must not checkpoint past it.
+    Errored = 1,
+    /// The destination refused the events permanently (for example HTTP 400).
+    Rejected = 2,
+}
+
+impl BatchStatus {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Delivered,
+            1 => Self::Errored,
+            _ => Self::Rejected,
+        }
+    }
+}
+
+/// Shared by every event of one source batch and all their copies; reports once, when
+/// the last reference is dropped, so the source never hears about a half-delivered batch.
+#[derive(Debug)]
+pub struct BatchNotifier {
+    status: AtomicU8,
+    tx: Mutex<Option<oneshot::Sender<BatchStatus>>>,
+}
+
+impl BatchNotifier {
+    /// Creates a notifier and the receiver on which the source awaits the final status.
+    pub fn new() -> (Arc<Self>, oneshot::Receiver<BatchStatus>) {
+        let (tx, rx) = oneshot::channel();
+        let notifier = Arc::new(Self {
+            status: AtomicU8::new(BatchStatus::Delivered as u8),
+            tx: Mutex::new(Some(tx)),
+        });
+        (notifier, rx)
+    }
+
+    /// Merges a status in; the worst one wins.
+    pub fn update(&self, status: BatchStatus) {
+        self.status.fetch_max(status as u8, Ordering::AcqRel);
+    }
+}
+
+impl Drop for BatchNotifier {
+    fn drop(&mut self) {
+        let status = BatchStatus::from_u8(self.status.load(Ordering::Acquire));
+        let tx = match self.tx.get_mut() {
+            Ok(slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(tx) = tx {
+            // The source may have stopped listening; then nobody needs the answer.
+            let _ = tx.send(status);
+        }
+    }
+}
+
+/// The notifiers an event belongs to. Empty for sources that cannot acknowledge, which
+/// keeps the common path free of reference counting.
+#[derive(Clone, Debug, Default)]
+pub struct EventFinalizers(Vec<Arc<BatchNotifier>>);
+
+impl EventFinalizers {
+    /// Attaches the event to a batch notifier.
+    pub fn add(&mut self, notifier: Arc<BatchNotifier>) {
+        self.0.push(notifier);
+    }
+
+    /// Records the outcome and releases this copy's hold on the notifiers.
+    pub fn update_status(self, status: BatchStatus) {
+        for n in &self.0 {
+            n.update(status);
+        }
+    }
+
+    /// Whether any source waits on this event.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn worst_status_of_all_copies_is_reported_after_the_last_drop() {
+        let (n, rx) = BatchNotifier::new();
+        let mut a = EventFinalizers::default();
+        a.add(n.clone());
+        let b = a.clone();
+        drop(n);
+        a.update_status(BatchStatus::Delivered);
+        b.update_status(BatchStatus::Errored);
+        assert_eq!(rx.await.ok(), Some(BatchStatus::Errored));
+    }
+
+    #[tokio::test]
+    async fn dropped_without_update_counts_as_delivered() {
+        let (n, rx) = BatchNotifier::new();
+        let mut a = EventFinalizers::default();
+        a.add(n);
+        drop(a);
+        assert_eq!(rx.await.ok(), Some(BatchStatus::Delivered));
+    }
+}

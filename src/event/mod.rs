@@ -1,0 +1,141 @@
+//! The data that flows through the graph: log events (maps of `vrl` values, so the remap
+//! transform can run VRL on them as they are) and metric events, each with metadata
+//! that travels beside the fields.
+
+mod finalizer;
+mod metric;
+
+pub use finalizer::{BatchNotifier, BatchStatus, EventFinalizers};
+pub use metric::{Metric, MetricKind, MetricValue};
+
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+pub use vrl::value::{KeyString, ObjectMap, Value};
+
+/// What one channel send carries: events travel in batches, never one by one.
+pub type Batch = Vec<Event>;
+
+/// The largest batch a source builds before it sends (Vector uses the same figure).
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// One event: a log line or a metric sample.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A structured log record.
+    Log(LogEvent),
+    /// A metric sample.
+    Metric(Metric),
+}
+
+impl Event {
+    /// The metadata shared by both kinds.
+    pub fn metadata(&self) -> &EventMetadata {
+        match self {
+            Event::Log(l) => &l.metadata,
+            Event::Metric(m) => &m.metadata,
+        }
+    }
+
+    /// Takes the finalizers out so a sink can report the outcome after sending.
+    pub fn take_finalizers(&mut self) -> EventFinalizers {
+        let md = match self {
+            Event::Log(l) => &mut l.metadata,
+            Event::Metric(m) => &mut m.metadata,
+        };
+        std::mem::take(&mut md.finalizers)
+    }
+
+    /// The log view, when this is a log event.
+    pub fn as_log(&self) -> Option<&LogEvent> {
+        match self {
+            Event::Log(l) => Some(l),
+            Event::Metric(_) => None,
+        }
+    }
+}
+
+impl From<LogEvent> for Event {
+    fn from(l: LogEvent) -> Self {
+        Event::Log(l)
+    }
+}
+
+/// Facts about an event that are not its fields: where and when it entered sluice, and
+/// who waits for its delivery.
+#[derive(Clone, Debug)]
+pub struct EventMetadata {
+    /// The ID of the source that produced the event.
+    pub source_id: Arc<str>,
+    /// When sluice received it.
+    pub ingest_time: DateTime<Utc>,
+    /// The batches whose sources wait for this event's delivery.
+    pub finalizers: EventFinalizers,
+}
+
+impl EventMetadata {
+    /// Metadata for an event a source creates now.
+    pub fn new(source_id: Arc<str>, ingest_time: DateTime<Utc>) -> Self {
+        Self {
+            source_id,
+            ingest_time,
+            finalizers: EventFinalizers::default(),
+        }
+    }
+}
+
+/// A log record: a map from field names to values.
+#[derive(Clone, Debug)]
+pub struct LogEvent {
+    fields: ObjectMap,
+    /// Source, ingest time, finalizers.
+    pub metadata: EventMetadata,
+}
+
+impl LogEvent {
+    /// A log event from prepared fields.
+    pub fn from_parts(fields: ObjectMap, metadata: EventMetadata) -> Self {
+        Self { fields, metadata }
+    }
+
+    /// The top-level fields, in key order.
+    pub fn fields(&self) -> &ObjectMap {
+        &self.fields
+    }
+
+    /// Mutable access for transforms.
+    pub fn fields_mut(&mut self) -> &mut ObjectMap {
+        &mut self.fields
+    }
+
+    /// A top-level field.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    /// Sets a top-level field.
+    pub fn insert(&mut self, key: impl Into<KeyString>, value: impl Into<Value>) {
+        self.fields.insert(key.into(), value.into());
+    }
+
+    /// The field at a dotted path (`a.b.c`), for templates that reach into objects.
+    pub fn get_path(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut cur = self.fields.get(parts.next()?)?;
+        for p in parts {
+            cur = match cur {
+                Value::Object(m) => m.get(p)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+
+    /// The `message` field as text, when it is text.
+    pub fn message(&self) -> Option<&[u8]> {
+        match self.fields.get("message")? {
+            Value::Bytes(b) => Some(b),
+            Value::String(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The metric contract of DESIGN.md §3 in one place: every component gets the same
+//! counters with the same labels, pre-registered so the hot path only bumps handles,
+//! and every failure is counted and logged (rate-limited) by the same call.
+
+use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Which table of the config a component comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ComponentKind {
+    /// `[sources.ID]`
+    Source,
+    /// `[transforms.ID]`
+    Transform,
+    /// `[sinks.ID]`
+    Sink,
+}
+
+impl ComponentKind {
+    /// The label value and the config table's singular name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Source => "source",
+            ComponentKind::Transform => "transform",
+            ComponentKind::Sink => "sink",
+        }
+    }
+}
+
+/// Identity labels of one component, shared by all of its metrics and log lines.
+#[derive(Clone, Debug)]
+pub struct ComponentLabels {
+    /// The ID from the config (`[sinks.ID]`).
+    pub id: Arc<str>,
+    /// Source, transform or sink.
+    pub kind: ComponentKind,
+    /// The `type` from the config.
+    pub type_name: &'static str,
+}
+
+impl ComponentLabels {
+    fn labels(&self) -> [(&'static str, String); 3] {
+        [
+            ("component_id", self.id.to_string()),
+            ("component_kind", self.kind.as_str().to_string()),
+            ("component_type", self.type_name.to_string()),
+        ]
+    }
+}
+
+/// Pre-registered counters for one component. Cloning shares the handles.
+#[derive(Clone, Debug)]
+pub struct ComponentMetrics {
+    /// Who these metrics describe.
+    pub labels: ComponentLabels,
+    /// `sluice_component_received_events_total`
+    pub received_events: Counter,
+    /// `sluice_component_received_bytes_total`
+    pub received_bytes: Counter,
+    /// `sluice_component_sent_events_total`
+    pub sent_events: Counter,
+    /// `sluice_component_sent_bytes_total`
+    pub sent_bytes: Counter,
+    /// `sluice_component_discarded_events_total{intentional="false"}`
+    pub discarded_unintentional: Counter,
+    /// `sluice_component_discarded_events_total{intentional="true"}`
+    pub discarded_intentional: Counter,
+}
+
+impl ComponentMetrics {
+    /// Registers the contract's counters so they show at 0 before the first event.
+    pub fn new(labels: ComponentLabels) -> Self {
+        let l = labels.labels();
+        let with = |k: &'static str, v: &'static str| {
+            let mut v2 = l.to_vec();
+            v2.push((k, v.to_string()));
+            v2
+        };
+        Self {
+            received_events: counter!("sluice_component_received_events_total", &l),
+            received_bytes: counter!("sluice_component_received_bytes_total", &l),
+            sent_events: counter!("sluice_component_sent_events_total", &l),
+            sent_bytes: counter!("sluice_component_sent_bytes_total", &l),
+            discarded_unintentional: counter!(
+                "sluice_component_discarded_events_total",
+                &with("intentional", "false")
+            ),
+            discarded_intentional: counter!(
+                "sluice_component_discarded_events_total",
+                &with("intentional", "true")
+            ),
+            labels,
+        }
+    }
+
+    /// A counter-and-log pair for one kind of failure of this component.
+    pub fn error_reporter(&self, error_type: &'static str) -> ErrorReporter {
+        let mut l = self.labels.labels().to_vec();
+        l.push(("error_type", error_type.to_string()));
+        ErrorReporter {
+            inner: Arc::new(ErrorReporterInner {
+                counter: counter!("sluice_component_errors_total", &l),
+                component_id: self.labels.id.clone(),
+                component_kind: self.labels.kind.as_str(),
+                error_type,
+                last_log_secs: AtomicU64::new(0),
+                suppressed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A gauge with this component's labels plus extra ones, for per-component extras.
+    pub fn gauge(&self, name: &'static str) -> Gauge {
+        gauge!(name, &self.labels.labels())
+    }
+
+    /// A counter with this component's labels, for per-component extras.
+    pub fn counter(&self, name: &'static str) -> Counter {
+        counter!(name, &self.labels.labels())
+    }
+}
+
+/// How often one error of one component may reach the log.
+const ERROR_LOG_INTERVAL_SECS: u64 = 10;
+
+/// Counts every occurrence of one failure and logs it at most every ten seconds with the
+/// number suppressed in between, so a flood of bad input cannot flood the log.
+#[derive(Clone, Debug)]
+pub struct ErrorReporter {
+    inner: Arc<ErrorReporterInner>,
+}
+
+#[derive(Debug)]
+struct ErrorReporterInner {
+    counter: Counter,
+    component_id: Arc<str>,
+    component_kind: &'static str,
+    error_type: &'static str,
+    last_log_secs: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl ErrorReporter {
+    /// Counts `n` occurrences and logs `message` unless one was logged in the last ten seconds.
+    pub fn report(&self, n: u64, message: impl FnOnce() -> String) {
+        let i = &self.inner;
+        i.counter.increment(n);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = i.last_log_secs.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + ERROR_LOG_INTERVAL_SECS)
+            && i.last_log_secs
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let suppressed = i.suppressed.swap(0, Ordering::Relaxed);
+            tracing::error!(
+                component_id = %i.component_id,
+                component_kind = i.component_kind,
+                error_type = i.error_type,
+                suppressed_since_last_report = suppressed,
+                "{}",
+                message()
+            );
+        } else {
+            i.suppressed.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Gives every metric sluice exports its HELP text, once, at start.
+pub fn describe_all() {
+    describe_counter!(
+        "sluice_component_received_events_total",
+        "Events a component took in."
+    );
+    describe_counter!(
+        "sluice_component_received_bytes_total",
+        "Raw bytes a source read off the wire or disk."
+    );
+    describe_counter!(
+        "sluice_component_sent_events_total",
+        "Events a component passed on or delivered."
+    );
+    describe_counter!(
+        "sluice_component_sent_bytes_total",
+        "Bytes a sink wrote to its destination."
+    );
+    describe_counter!(
+        "sluice_component_errors_total",
+        "Errors by component and error_type."
+    );
+    describe_counter!(
+        "sluice_component_discarded_events_total",
+        "Events dropped: intentional=true by a filter, false by failure or overflow."
+    );
+    describe_gauge!("sluice_buffer_events", "Events waiting in front of a sink.");
+    describe_gauge!(
+        "sluice_buffer_max_events",
+        "Capacity of the buffer in front of a sink."
+    );
+    describe_gauge!("sluice_uptime_seconds", "Seconds since sluice started.");
+    describe_gauge!(
+        "sluice_build_info",
+        "Always 1; the version label says which sluice runs."
+    );
+    describe_gauge!(
+        "sluice_tcp_connections",
+        "Open TCP connections of a socket source."
+    );
+    describe_counter!(
+        "sluice_tcp_connections_total",
+        "TCP connections a socket source accepted."
+    );
+    describe_counter!(
+        "sluice_tcp_connections_refused_total",
+        "TCP connections closed at once because connection_limit was reached."
+    );
+    describe_gauge!("sluice_files_open", "Files a file sink keeps open.");
+}

@@ -1,0 +1,46 @@
+//! `blackhole` sink: counts events and discards them, for benchmarks and for trying a
+//! pipeline without a destination.
+
+use crate::event::EventFinalizers;
+use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// `[sinks.ID] type = "blackhole"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeConfig {
+    /// Log the running totals this often; 0 turns the report off. Default 1, as in Vector.
+    #[serde(default = "default_print_interval")]
+    pub print_interval_secs: u64,
+}
+
+fn default_print_interval() -> u64 {
+    1
+}
+
+impl SinkConfig for BlackholeConfig {
+    fn build(&self, mut cx: SinkContext) -> Result<Task, BuildError> {
+        let interval = Duration::from_secs(self.print_interval_secs);
+        Ok(Box::pin(async move {
+            let (mut events, mut last) = (0u64, Instant::now());
+            while let Some(mut batch) = cx.input.recv().await {
+                let n = batch.len() as u64;
+                for e in batch.iter_mut() {
+                    let f: EventFinalizers = e.take_finalizers();
+                    if !f.is_empty() {
+                        f.update_status(crate::event::BatchStatus::Delivered);
+                    }
+                }
+                drop(batch);
+                cx.metrics.received_events.increment(n);
+                cx.metrics.sent_events.increment(n);
+                events += n;
+                if !interval.is_zero() && last.elapsed() >= interval {
+                    tracing::info!(component_id = %cx.id, events, "Blackhole totals.");
+                    last = Instant::now();
+                }
+            }
+        }))
+    }
+}

@@ -1,0 +1,71 @@
+//! `console` sink: events to stdout (or stderr), one per line, for trying pipelines and
+//! for running under a supervisor that collects stdout.
+
+use super::util::encoding::EncodingConfig;
+use super::util::on_own_thread;
+use crate::event::BatchStatus;
+use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
+use serde::Deserialize;
+use std::io::Write;
+
+/// `[sinks.ID] type = "console"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// `stdout` (default) or `stderr`.
+    #[serde(default)]
+    pub target: Target,
+    /// `encoding.codec = "json" | "text"`.
+    #[serde(default)]
+    pub encoding: EncodingConfig,
+}
+
+/// Which standard stream.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl SinkConfig for ConsoleConfig {
+    fn build(&self, mut cx: SinkContext) -> Result<Task, BuildError> {
+        let codec = self.encoding.codec;
+        let target = self.target;
+        let name = cx.id.to_string();
+        on_own_thread(&name, async move {
+            let errors = cx.metrics.error_reporter("io");
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Some(mut batch) = cx.input.recv().await {
+                buf.clear();
+                let n = batch.len() as u64;
+                cx.metrics.received_events.increment(n);
+                for e in &batch {
+                    codec.encode_line(e, &mut buf);
+                }
+                let res = match target {
+                    Target::Stdout => std::io::stdout().lock().write_all(&buf),
+                    Target::Stderr => std::io::stderr().lock().write_all(&buf),
+                };
+                let status = match res {
+                    Ok(()) => {
+                        cx.metrics.sent_events.increment(n);
+                        cx.metrics.sent_bytes.increment(buf.len() as u64);
+                        BatchStatus::Delivered
+                    }
+                    Err(e) => {
+                        errors.report(1, || format!("Writing to {target:?} failed: {e}"));
+                        cx.metrics.discarded_unintentional.increment(n);
+                        BatchStatus::Errored
+                    }
+                };
+                for e in batch.iter_mut() {
+                    e.take_finalizers().update_status(status);
+                }
+            }
+        })
+    }
+}

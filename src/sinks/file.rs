@@ -1,0 +1,316 @@
+//! `file` sink: events as JSON lines (or text) into files named by a template, e.g.
+//! `/var/log/sluice/{{ appname }}-%Y-%m-%d.jsonl`. Files stay open while written and are
+//! closed after `idle_timeout_secs`; each batch costs one `write` per file it touches.
+//! Runs on its own thread because file I/O blocks.
+
+use super::util::encoding::EncodingConfig;
+use super::util::on_own_thread;
+use super::util::template::Template;
+use crate::config::field::FieldIssue;
+use crate::event::{Batch, BatchStatus, EventFinalizers};
+use crate::internal_events::{ComponentMetrics, ErrorReporter};
+use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
+use chrono::{DateTime, Utc};
+use flate2::write::GzEncoder;
+use metrics::Gauge;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `[sinks.ID] type = "file"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// File name template: strftime specifiers use the event's `timestamp`, `{{ field }}`
+    /// its fields. Parent directories are created. An event missing a field the template
+    /// names is dropped and counted (`error_type="template"`), as in Vector.
+    pub path: String,
+    /// Close a file nobody wrote to for this long. Default 30.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// `none` (default) or `gzip`. Gzip files are flushed every second and finished
+    /// when closed; a reopened file gets a new gzip member, which `zcat` reads as one.
+    #[serde(default)]
+    pub compression: Compression,
+    /// `encoding.codec = "json" | "text"`.
+    #[serde(default)]
+    pub encoding: EncodingConfig,
+}
+
+fn default_idle_timeout() -> u64 {
+    30
+}
+
+/// File compression.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Plain text.
+    #[default]
+    None,
+    /// gzip via flate2.
+    Gzip,
+}
+
+impl SinkConfig for FileSinkConfig {
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        let template = Template::parse(&self.path).map_err(|e| BuildError::Other(e.to_string()))?;
+        let name = cx.id.to_string();
+        let sink = FileSink {
+            template,
+            codec: self.encoding.codec,
+            compression: self.compression,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            files: HashMap::new(),
+            io_errors: cx.metrics.error_reporter("io"),
+            template_errors: cx.metrics.error_reporter("template"),
+            open_gauge: cx.metrics.gauge("sluice_files_open"),
+            metrics: cx.metrics.clone(),
+            path_buf: String::new(),
+            cached: None,
+        };
+        on_own_thread(&name, sink.run(cx))
+    }
+
+    fn validate(&self) -> Vec<FieldIssue> {
+        match Template::parse(&self.path) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![FieldIssue::new("path", e.to_string())],
+        }
+    }
+}
+
+enum Writer {
+    Plain(File),
+    Gzip(GzEncoder<File>),
+}
+
+struct OpenFile {
+    writer: Writer,
+    pending: Vec<u8>,
+    pending_events: u64,
+    last_write: Instant,
+}
+
+impl OpenFile {
+    fn write_pending(&mut self) -> std::io::Result<usize> {
+        let n = self.pending.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let res = match &mut self.writer {
+            Writer::Plain(f) => f.write_all(&self.pending),
+            Writer::Gzip(g) => g.write_all(&self.pending),
+        };
+        self.pending.clear();
+        self.last_write = Instant::now();
+        res.map(|_| n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.writer {
+            Writer::Plain(f) => f.flush(),
+            Writer::Gzip(g) => g.flush(),
+        }
+    }
+
+    fn close(self) -> std::io::Result<()> {
+        match self.writer {
+            Writer::Plain(f) => f.sync_data(),
+            Writer::Gzip(g) => g.finish()?.sync_data(),
+        }
+    }
+}
+
+struct FileSink {
+    template: Template,
+    codec: super::util::encoding::Codec,
+    compression: Compression,
+    idle_timeout: Duration,
+    files: HashMap<String, OpenFile>,
+    io_errors: ErrorReporter,
+    template_errors: ErrorReporter,
+    open_gauge: Gauge,
+    metrics: ComponentMetrics,
+    path_buf: String,
+    /// The last rendered path of a time-only template and the second it is valid for.
+    cached: Option<(i64, String)>,
+}
+
+/// Stop gathering queued batches once this much waits to be written.
+const MAX_PENDING_BYTES: usize = 1 << 20;
+
+impl FileSink {
+    async fn run(mut self, mut cx: SinkContext) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                batch = cx.input.recv() => match batch {
+                    Some(batch) => {
+                        let mut finalizers = Vec::new();
+                        let mut pending = self.encode(batch, &mut finalizers);
+                        // Gather what else is queued so a busy sink writes big chunks.
+                        while pending < MAX_PENDING_BYTES {
+                            let Some(more) = cx.input.try_recv_now() else { break };
+                            pending += self.encode(more, &mut finalizers);
+                        }
+                        let status = self.write_all();
+                        for f in finalizers {
+                            f.update_status(status);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => self.maintain(),
+            }
+        }
+        self.close_all();
+    }
+
+    /// Encodes a batch into the pending buffers of its files; returns bytes added.
+    fn encode(&mut self, mut batch: Batch, finalizers: &mut Vec<EventFinalizers>) -> usize {
+        let n = batch.len() as u64;
+        self.metrics.received_events.increment(n);
+        let mut added = 0;
+        let mut dropped = 0u64;
+        for event in batch.iter_mut() {
+            let f = event.take_finalizers();
+            if !f.is_empty() {
+                finalizers.push(f);
+            }
+            let time: DateTime<Utc> = Template::event_time(event);
+            let path: &str = if self.template.is_static() {
+                self.template.as_str()
+            } else if self.template.is_time_only() {
+                let sec = time.timestamp();
+                if self.cached.as_ref().is_none_or(|(s, _)| *s != sec) {
+                    let mut p = String::new();
+                    let _ = self.template.render(event, time, &mut p);
+                    self.cached = Some((sec, p));
+                }
+                self.cached
+                    .as_ref()
+                    .map(|(_, p)| p.as_str())
+                    .unwrap_or_default()
+            } else {
+                match self.template.render(event, time, &mut self.path_buf) {
+                    Ok(()) => &self.path_buf,
+                    Err(e) => {
+                        dropped += 1;
+                        self.template_errors.report(1, || {
+                            format!(
+                                "Event dropped: cannot render path `{}`: {e}",
+                                self.template.as_str()
+                            )
+                        });
+                        continue;
+                    }
+                }
+            };
+            let file = match self.files.get_mut(path) {
+                Some(f) => f,
+                None => match open(path, self.compression) {
+                    Ok(w) => {
+                        self.open_gauge.increment(1.0);
+                        self.files.entry(path.to_string()).or_insert(OpenFile {
+                            writer: w,
+                            pending: Vec::with_capacity(64 * 1024),
+                            pending_events: 0,
+                            last_write: Instant::now(),
+                        })
+                    }
+                    Err(e) => {
+                        dropped += 1;
+                        self.io_errors
+                            .report(1, || format!("Event dropped: cannot open `{path}`: {e}"));
+                        continue;
+                    }
+                },
+            };
+            let before = file.pending.len();
+            self.codec.encode_line(event, &mut file.pending);
+            file.pending_events += 1;
+            added += file.pending.len() - before;
+        }
+        if dropped > 0 {
+            self.metrics.discarded_unintentional.increment(dropped);
+        }
+        added
+    }
+
+    /// Writes every pending buffer; the worst outcome decides the batch status.
+    fn write_all(&mut self) -> BatchStatus {
+        let mut status = BatchStatus::Delivered;
+        for (path, file) in self.files.iter_mut() {
+            let lines = std::mem::take(&mut file.pending_events);
+            match file.write_pending() {
+                Ok(0) => {}
+                Ok(n) => {
+                    self.metrics.sent_bytes.increment(n as u64);
+                    self.metrics.sent_events.increment(lines);
+                }
+                Err(e) => {
+                    status = BatchStatus::Errored;
+                    self.metrics.discarded_unintentional.increment(lines);
+                    self.io_errors
+                        .report(1, || format!("Writing to `{path}` failed: {e}"));
+                }
+            }
+        }
+        status
+    }
+
+    /// Once a second: flush gzip streams and close idle files.
+    fn maintain(&mut self) {
+        let idle = self.idle_timeout;
+        let stale: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.last_write.elapsed() >= idle)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in stale {
+            if let Some(f) = self.files.remove(&path) {
+                self.open_gauge.decrement(1.0);
+                if let Err(e) = f.close() {
+                    self.io_errors
+                        .report(1, || format!("Closing `{path}` failed: {e}"));
+                }
+            }
+        }
+        for (path, f) in self.files.iter_mut() {
+            if let Err(e) = f.flush() {
+                self.io_errors
+                    .report(1, || format!("Flushing `{path}` failed: {e}"));
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        self.write_all();
+        for (path, f) in self.files.drain() {
+            self.open_gauge.decrement(1.0);
+            if let Err(e) = f.close() {
+                self.io_errors
+                    .report(1, || format!("Closing `{path}` failed: {e}"));
+            }
+        }
+    }
+}
+
+fn open(path: &str, compression: Compression) -> std::io::Result<Writer> {
+    if let Some(parent) = Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    let f = OpenOptions::new().create(true).append(true).open(path)?;
+    Ok(match compression {
+        Compression::None => Writer::Plain(f),
+        Compression::Gzip => Writer::Gzip(GzEncoder::new(f, flate2::Compression::fast())),
+    })
+}

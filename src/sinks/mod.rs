@@ -1,0 +1,15 @@
+//! Sinks: where events leave the graph. Register a new one with one line below.
+
+pub mod blackhole;
+pub mod console;
+pub mod file;
+pub mod util;
+
+use crate::topology::component::{sink, Registration, SinkConfig};
+
+/// Every sink type by its `type` name.
+pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
+    sink::<file::FileSinkConfig>("file"),
+    sink::<console::ConsoleConfig>("console"),
+    sink::<blackhole::BlackholeConfig>("blackhole"),
+];

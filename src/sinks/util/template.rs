@@ -1,0 +1,199 @@
+//! Templates such as `/var/log/{{ appname }}-%Y-%m-%d.jsonl`: `{{ field }}` (dotted paths
+//! allowed) from the event, strftime specifiers from the event's `timestamp` (ingest
+//! time when it has none), as in Vector. Parsed once at start; rendering reuses the
+//! caller's buffer.
+
+use crate::event::{Event, Value};
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Utc};
+use std::fmt::Write;
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Time(Vec<Item<'static>>),
+    Field(String),
+}
+
+/// A parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+    source: String,
+}
+
+/// Why a template could not be parsed or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `{{` without `}}`, or an empty field name.
+    #[error("`{0}` is not a valid template: {1}")]
+    Syntax(String, &'static str),
+    /// A strftime specifier chrono does not know.
+    #[error("`{0}` has an invalid strftime specifier")]
+    Strftime(String),
+    /// The event lacks a field the template needs.
+    #[error("the event has no field `{0}`")]
+    MissingField(String),
+}
+
+impl Template {
+    /// Parses a template.
+    pub fn parse(s: &str) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            match rest.find("{{") {
+                Some(start) => {
+                    push_literal(&mut parts, &rest[..start], s)?;
+                    let after = &rest[start + 2..];
+                    let end = after
+                        .find("}}")
+                        .ok_or(TemplateError::Syntax(s.to_string(), "`{{` without `}}`"))?;
+                    let name = after[..end].trim();
+                    if name.is_empty() {
+                        return Err(TemplateError::Syntax(s.to_string(), "empty `{{ }}`"));
+                    }
+                    parts.push(Part::Field(name.to_string()));
+                    rest = &after[end + 2..];
+                }
+                None => {
+                    push_literal(&mut parts, rest, s)?;
+                    rest = "";
+                }
+            }
+        }
+        Ok(Self {
+            parts,
+            source: s.to_string(),
+        })
+    }
+
+    /// Whether rendering depends on nothing but time (so a cache keyed by second works).
+    pub fn is_time_only(&self) -> bool {
+        !self.parts.iter().any(|p| matches!(p, Part::Field(_)))
+    }
+
+    /// Whether rendering depends on the event at all.
+    pub fn is_static(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The time a template renders with: the event's `timestamp`, else its ingest time.
+    pub fn event_time(event: &Event) -> DateTime<Utc> {
+        match event {
+            Event::Log(l) => match l.get("timestamp") {
+                Some(Value::Timestamp(t)) => *t,
+                _ => l.metadata.ingest_time,
+            },
+            Event::Metric(m) => m.timestamp.unwrap_or(m.metadata.ingest_time),
+        }
+    }
+
+    /// Renders into `out` (cleared first). Field values have `/` and NUL replaced and a
+    /// bare `.` or `..` replaced, so an event cannot steer a path outside its directory.
+    pub fn render(
+        &self,
+        event: &Event,
+        time: DateTime<Utc>,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        out.clear();
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => out.push_str(l),
+                Part::Time(items) => {
+                    let _ = write!(out, "{}", time.format_with_items(items.iter()));
+                }
+                Part::Field(name) => {
+                    let v = event
+                        .as_log()
+                        .and_then(|l| l.get_path(name))
+                        .filter(|v| !matches!(v, Value::Null))
+                        .ok_or_else(|| TemplateError::MissingField(name.clone()))?;
+                    let start = out.len();
+                    match v {
+                        Value::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
+                        other => out.push_str(&other.to_string_lossy()),
+                    }
+                    let rendered = &out[start..];
+                    if rendered == "." || rendered == ".." || rendered.contains(['/', '\0']) {
+                        let safe: String = if rendered == "." || rendered == ".." {
+                            "_".repeat(rendered.len())
+                        } else {
+                            rendered.replace(['/', '\0'], "_")
+                        };
+                        out.truncate(start);
+                        out.push_str(&safe);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_literal(parts: &mut Vec<Part>, lit: &str, whole: &str) -> Result<(), TemplateError> {
+    if lit.is_empty() {
+        return Ok(());
+    }
+    if lit.contains('%') {
+        let items: Vec<Item<'static>> = StrftimeItems::new(lit)
+            .parse_to_owned()
+            .map_err(|_| TemplateError::Strftime(whole.to_string()))?;
+        parts.push(Part::Time(items));
+    } else {
+        parts.push(Part::Literal(lit.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventMetadata, LogEvent, ObjectMap};
+    use chrono::TimeZone;
+
+    fn event(app: &str) -> Event {
+        let mut f = ObjectMap::new();
+        f.insert("appname".into(), Value::from(app));
+        LogEvent::from_parts(f, EventMetadata::new("s".into(), Utc::now())).into()
+    }
+
+    #[test]
+    fn renders_fields_and_time() {
+        let t = Template::parse("/logs/{{ appname }}-%Y-%m-%d.jsonl").ok();
+        let t = t.as_ref();
+        let time = Utc
+            .with_ymd_and_hms(2026, 11, 22, 1, 2, 3)
+            .single()
+            .unwrap_or_default();
+        let mut out = String::new();
+        assert_eq!(
+            t.map(|t| t.render(&event("sshd"), time, &mut out)),
+            Some(Ok(()))
+        );
+        assert_eq!(out, "/logs/sshd-2026-11-22.jsonl");
+    }
+
+    #[test]
+    fn event_fields_cannot_escape_the_directory() {
+        let t = Template::parse("/logs/{{ appname }}/x.log").ok();
+        let mut out = String::new();
+        let _ = t.map(|t| t.render(&event(".."), Utc::now(), &mut out));
+        assert_eq!(out, "/logs/__/x.log");
+        let t = Template::parse("/logs/{{ appname }}.log").ok();
+        let _ = t.map(|t| t.render(&event("../../etc/passwd"), Utc::now(), &mut out));
+        assert_eq!(out, "/logs/.._.._etc_passwd.log");
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        assert!(Template::parse("/x/{{ a").is_err());
+        assert!(Template::parse("/x/%Q").is_err());
+    }
+}

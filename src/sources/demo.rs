@@ -1,0 +1,102 @@
+//! `demo` source: generates syslog-like lines, paced or as fast as possible, for trying
+//! pipelines and for benchmarks (Vector's `demo_logs`, trimmed to what we use).
+
+use crate::event::{EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS};
+use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// `[sources.ID] type = "demo"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// `syslog` (RFC 5424, default) or `bsd_syslog` (RFC 3164) lines in `message`.
+    #[serde(default)]
+    pub format: DemoFormat,
+    /// Seconds between events; 0 generates as fast as the pipeline takes them. Default 1.
+    #[serde(default = "default_interval")]
+    pub interval: f64,
+    /// Stop after this many events; unlimited when absent.
+    pub count: Option<u64>,
+}
+
+fn default_interval() -> f64 {
+    1.0
+}
+
+/// The kind of line generated.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DemoFormat {
+    /// RFC 5424 with structured data.
+    #[default]
+    Syslog,
+    /// RFC 3164.
+    BsdSyslog,
+}
+
+const APPS: [&str; 4] = ["sshd", "nginx", "cron", "kernel"];
+
+impl SourceConfig for DemoConfig {
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+        let cfg = self.clone();
+        Ok(Box::pin(async move {
+            let host = Value::Bytes(Bytes::from(crate::hostname()));
+            let interval = Duration::from_secs_f64(cfg.interval.max(0.0));
+            let limit = cfg.count.unwrap_or(u64::MAX);
+            let mut seq: u64 = 0;
+            let mut batch = Vec::with_capacity(MAX_BATCH_EVENTS);
+            while seq < limit && !cx.shutdown.is_cancelled() {
+                let now = Utc::now();
+                let per_batch = if interval.is_zero() {
+                    MAX_BATCH_EVENTS as u64
+                } else {
+                    1
+                };
+                let mut bytes = 0;
+                for _ in 0..per_batch.min(limit - seq) {
+                    let mut line = String::with_capacity(160);
+                    let app = APPS[(seq % 4) as usize];
+                    let _ = match cfg.format {
+                        DemoFormat::Syslog => write!(
+                            line,
+                            "<165>1 {} demo.example.com {app} {} ID{} [meta seq=\"{seq}\"] demo event number {seq}",
+                            now.to_rfc3339_opts(SecondsFormat::Millis, true),
+                            1000 + seq % 100,
+                            seq % 50
+                        ),
+                        DemoFormat::BsdSyslog => write!(
+                            line,
+                            "<34>{} demo {app}[{}]: demo event number {seq}",
+                            now.format("%b %e %H:%M:%S"),
+                            1000 + seq % 100
+                        ),
+                    };
+                    bytes += line.len();
+                    let mut fields = ObjectMap::new();
+                    fields.insert("message".into(), Value::Bytes(Bytes::from(line)));
+                    fields.insert("host".into(), host.clone());
+                    fields.insert("timestamp".into(), Value::Timestamp(now));
+                    fields.insert("source_type".into(), Value::from("demo"));
+                    batch.push(
+                        LogEvent::from_parts(fields, EventMetadata::new(cx.id.clone(), now)).into(),
+                    );
+                    seq += 1;
+                }
+                cx.metrics.received_bytes.increment(bytes as u64);
+                if !super::send_batch(&mut batch, &cx.metrics, &cx.out).await {
+                    return;
+                }
+                if !interval.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = cx.shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }))
+    }
+}

@@ -1,0 +1,166 @@
+//! `syslog` source: RFC 5424 and RFC 3164 over UDP (one datagram, one message) or TCP
+//! (RFC 6587 octet counting or newline framing, detected per connection).
+
+mod framing;
+mod parse;
+mod tcp;
+mod udp;
+
+pub use framing::{char_boundary, Decoded, Framer, FramingError, Mode};
+pub use parse::{parse_into, resolve_year, Parsed};
+
+use crate::config::field::FieldIssue;
+use crate::event::{Batch, EventMetadata, LogEvent, ObjectMap};
+use crate::internal_events::ErrorReporter;
+use crate::topology::component::{BuildError, Resource, SourceConfig, SourceContext, Task};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// `[sources.ID] type = "syslog"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `udp` or `tcp`.
+    pub mode: SyslogMode,
+    /// Where to listen, e.g. `0.0.0.0:514`.
+    pub address: SocketAddr,
+    /// Longest message kept whole, in bytes; longer ones are truncated to it (on a
+    /// character boundary) and counted as `error_type="truncated"`. Default 102400.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// TCP only: most connections served at once; further clients wait in the backlog.
+    pub connection_limit: Option<usize>,
+    /// Kernel receive buffer (`SO_RCVBUF`) to ask for; a larger one rides out bursts on UDP.
+    pub receive_buffer_bytes: Option<usize>,
+}
+
+fn default_max_length() -> usize {
+    102_400
+}
+
+/// Transport of a syslog source.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogMode {
+    /// Datagrams; cannot push back, so what the kernel drops is lost.
+    Udp,
+    /// Streams with backpressure.
+    Tcp,
+}
+
+impl SourceConfig for SyslogConfig {
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+        match self.mode {
+            SyslogMode::Tcp => tcp::build(self.clone(), cx),
+            SyslogMode::Udp => udp::build(self.clone(), cx),
+        }
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![match self.mode {
+            SyslogMode::Tcp => Resource::Tcp(self.address),
+            SyslogMode::Udp => Resource::Udp(self.address),
+        }]
+    }
+
+    fn validate(&self) -> Vec<FieldIssue> {
+        let mut issues = Vec::new();
+        if self.max_length == 0 {
+            issues.push(FieldIssue::new("max_length", "must be at least 1"));
+        }
+        if self.mode == SyslogMode::Udp && self.connection_limit.is_some() {
+            issues.push(FieldIssue::new(
+                "connection_limit",
+                "only applies to mode = \"tcp\"",
+            ));
+        }
+        if self.connection_limit == Some(0) {
+            issues.push(FieldIssue::new("connection_limit", "must be at least 1"));
+        }
+        issues
+    }
+}
+
+/// Turns frames into events and keeps the counters; one per connection or socket.
+pub(crate) struct EventBuilder {
+    source_id: Arc<str>,
+    parse_errors: ErrorReporter,
+    truncated: ErrorReporter,
+    max_length: usize,
+}
+
+impl EventBuilder {
+    pub(crate) fn new(cx: &SourceContext, max_length: usize) -> Self {
+        Self {
+            source_id: cx.id.clone(),
+            parse_errors: cx.metrics.error_reporter("parse"),
+            truncated: cx.metrics.error_reporter("truncated"),
+            max_length,
+        }
+    }
+
+    /// Adds the event for one frame to `batch`.
+    pub(crate) fn push(
+        &self,
+        frame: &Bytes,
+        truncated: bool,
+        peer: Option<IpAddr>,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+    ) {
+        let mut fields = ObjectMap::new();
+        match parse_into(frame, peer, now, &mut fields) {
+            Parsed::Empty => return,
+            Parsed::Raw => self.parse_errors.report(1, || {
+                let shown = &frame[..frame.len().min(120)];
+                format!(
+                    "Message is not RFC 5424 or RFC 3164 syslog; kept whole as `message`: {:?}",
+                    String::from_utf8_lossy(shown)
+                )
+            }),
+            Parsed::Syslog => {}
+        }
+        if truncated {
+            self.truncated.report(1, || {
+                format!(
+                    "Message longer than max_length ({} bytes) was truncated.",
+                    self.max_length
+                )
+            });
+        }
+        batch.push(
+            LogEvent::from_parts(fields, EventMetadata::new(self.source_id.clone(), now)).into(),
+        );
+    }
+}
+
+/// Opens a socket with the options every listener shares.
+pub(crate) fn socket(
+    addr: SocketAddr,
+    ty: socket2::Type,
+    receive_buffer_bytes: Option<usize>,
+) -> Result<socket2::Socket, BuildError> {
+    let proto = if ty == socket2::Type::STREAM {
+        "tcp"
+    } else {
+        "udp"
+    };
+    let io = |what: &str, source| BuildError::Io {
+        what: format!("{what} {addr}/{proto}"),
+        source,
+    };
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)
+        .map_err(|e| io("creating a socket for", e))?;
+    s.set_reuse_address(true)
+        .map_err(|e| io("configuring", e))?;
+    if let Some(n) = receive_buffer_bytes {
+        s.set_recv_buffer_size(n)
+            .map_err(|e| io("setting receive_buffer_bytes on", e))?;
+    }
+    s.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+    s.bind(&addr.into()).map_err(|e| io("binding", e))?;
+    Ok(s)
+}

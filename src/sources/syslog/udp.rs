@@ -1,0 +1,88 @@
+//! The UDP listener: one datagram is one message. It reads everything the kernel has
+//! queued before sending a batch, so a burst costs one channel send per ~1000 messages.
+//! UDP cannot push back; what the kernel drops while sluice is busy is lost, which
+//! `receive_buffer_bytes` makes rarer.
+
+use super::{socket, EventBuilder, SyslogConfig};
+use crate::event::MAX_BATCH_EVENTS;
+use crate::topology::component::{BuildError, SourceContext, Task};
+use bytes::BytesMut;
+use chrono::Utc;
+use tokio::net::UdpSocket;
+
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_536;
+
+pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, BuildError> {
+    let s = socket(
+        config.address,
+        socket2::Type::DGRAM,
+        config.receive_buffer_bytes,
+    )?;
+    let sock = UdpSocket::from_std(s.into()).map_err(|source| BuildError::Io {
+        what: format!("registering {}/udp", config.address),
+        source,
+    })?;
+    Ok(Box::pin(serve(sock, config, cx)))
+}
+
+async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
+    let builder = EventBuilder::new(&cx, config.max_length);
+    let errors = cx.metrics.error_reporter("io");
+    let mut buf = BytesMut::with_capacity(4 * MAX_DATAGRAM);
+    let mut batch = Vec::with_capacity(64);
+    tracing::info!(component_id = %cx.id, address = %config.address, "Listening for syslog over UDP.");
+    let mut stopping = false;
+    loop {
+        if buf.capacity() - buf.len() < MAX_DATAGRAM {
+            buf.reserve(4 * MAX_DATAGRAM);
+        }
+        let first = if stopping {
+            // Take what the kernel already holds, then stop.
+            match sock.try_recv_buf_from(&mut buf) {
+                Ok(r) => Ok(r),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => Err(e),
+            }
+        } else {
+            tokio::select! {
+                r = sock.recv_buf_from(&mut buf) => r,
+                _ = cx.shutdown.cancelled() => { stopping = true; continue; }
+            }
+        };
+        let now = Utc::now();
+        let mut next = Some(first);
+        while let Some(r) = next.take() {
+            match r {
+                Ok((n, peer)) => {
+                    cx.metrics.received_bytes.increment(n as u64);
+                    let mut datagram = buf.split_to(n).freeze();
+                    // Many senders end a datagram with LF or NUL; it is not message text.
+                    while let Some(b'\n' | b'\0' | b'\r') = datagram.last() {
+                        datagram.truncate(datagram.len() - 1);
+                    }
+                    let truncated = datagram.len() > config.max_length;
+                    if truncated {
+                        datagram.truncate(super::char_boundary(&datagram, config.max_length));
+                    }
+                    builder.push(&datagram, truncated, Some(peer.ip()), now, &mut batch);
+                }
+                Err(e) => errors.report(1, || format!("Receiving a datagram failed: {e}")),
+            }
+            if batch.len() < MAX_BATCH_EVENTS {
+                if buf.capacity() - buf.len() < MAX_DATAGRAM {
+                    buf.reserve(4 * MAX_DATAGRAM);
+                }
+                match sock.try_recv_buf_from(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    r => next = Some(r),
+                }
+            }
+        }
+        if !crate::sources::send_batch(&mut batch, &cx.metrics, &cx.out).await {
+            return;
+        }
+    }
+    crate::sources::send_batch(&mut batch, &cx.metrics, &cx.out).await;
+    tracing::info!(component_id = %cx.id, "Syslog UDP listener stopped.");
+}

@@ -1,0 +1,255 @@
+//! The input buffer in front of every sink (and transform): a queue bounded in *events*,
+//! not batches, so `buffer.max_events` means what it says whatever the batch sizes are.
+//! A semaphore holds the room; the queue itself never grows past it.
+
+use crate::event::Batch;
+use crate::internal_events::ComponentMetrics;
+use metrics::Gauge;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
+
+/// Room in a sink's buffer unless the config says otherwise. Larger than Vector's 500
+/// because a single source batch holds up to 1000 events.
+pub const DEFAULT_MAX_EVENTS: usize = 5000;
+
+/// `buffer` of a sink: how much may wait in front of it and what happens when it is full.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Where the buffer lives. Only `memory` exists so far.
+    #[serde(default, rename = "type")]
+    pub kind: BufferType,
+    /// Events that may wait before the buffer counts as full.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// `block` pushes back on the sources; `drop_newest` drops what does not fit and counts it.
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+fn default_max_events() -> usize {
+    DEFAULT_MAX_EVENTS
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self {
+            kind: BufferType::Memory,
+            max_events: DEFAULT_MAX_EVENTS,
+            when_full: WhenFull::Block,
+        }
+    }
+}
+
+/// Buffer storage.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferType {
+    /// In memory: fast, lost on a crash.
+    #[default]
+    Memory,
+}
+
+/// What a full buffer does with new events.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room: pressure reaches the sources.
+    #[default]
+    Block,
+    /// Drop the events that do not fit, counted as discarded; siblings never wait.
+    DropNewest,
+}
+
+/// The writing end, cloned into every upstream fanout.
+#[derive(Clone, Debug)]
+pub struct BufferSender {
+    tx: mpsc::UnboundedSender<(Batch, u32)>,
+    room: Arc<Semaphore>,
+    max_events: u32,
+    when_full: WhenFull,
+    depth: Gauge,
+    metrics: ComponentMetrics,
+}
+
+/// The reading end, owned by the sink's task.
+#[derive(Debug)]
+pub struct BufferReceiver {
+    rx: mpsc::UnboundedReceiver<(Batch, u32)>,
+    room: Arc<Semaphore>,
+    max: u32,
+    depth: Gauge,
+}
+
+/// The outcome of a send that did not wait.
+pub enum TrySend {
+    /// Accepted whole (or the part that fit, the rest counted as dropped).
+    Done,
+    /// The buffer is full and blocks; the batch comes back for an awaited send.
+    Full(Batch),
+    /// The sink is gone.
+    Closed,
+}
+
+/// Makes a buffer for the component whose `metrics` are given.
+pub fn buffer(config: &BufferConfig, metrics: ComponentMetrics) -> (BufferSender, BufferReceiver) {
+    let max = config
+        .max_events
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let room = Arc::new(Semaphore::new(max as usize));
+    let depth = metrics.gauge("sluice_buffer_events");
+    metrics.gauge("sluice_buffer_max_events").set(max as f64);
+    (
+        BufferSender {
+            tx,
+            room: room.clone(),
+            max_events: max,
+            when_full: config.when_full,
+            depth: depth.clone(),
+            metrics,
+        },
+        BufferReceiver {
+            rx,
+            room,
+            max,
+            depth,
+        },
+    )
+}
+
+impl BufferSender {
+    /// Permits a batch takes: its length, but never more than the whole buffer, so a
+    /// batch larger than `max_events` still fits into an empty buffer.
+    fn cost(&self, batch: &Batch) -> u32 {
+        (batch.len().min(u32::MAX as usize) as u32).min(self.max_events)
+    }
+
+    /// Sends without waiting. With `drop_newest` this never returns `Full`.
+    pub fn try_send(&self, mut batch: Batch) -> TrySend {
+        if batch.is_empty() {
+            return TrySend::Done;
+        }
+        let cost = self.cost(&batch);
+        match self.room.clone().try_acquire_many_owned(cost) {
+            Ok(p) => {
+                p.forget();
+                self.enqueue(batch, cost)
+            }
+            Err(TryAcquireError::Closed) => TrySend::Closed,
+            Err(TryAcquireError::NoPermits) => match self.when_full {
+                WhenFull::Block => TrySend::Full(batch),
+                WhenFull::DropNewest => {
+                    // Keep what fits, count the rest: never wait on a full buffer.
+                    let available = self.room.available_permits().min(cost as usize) as u32;
+                    let fit = match self.room.clone().try_acquire_many_owned(available) {
+                        Ok(p) if available > 0 => {
+                            p.forget();
+                            available
+                        }
+                        _ => 0,
+                    };
+                    let dropped = batch.len() - fit as usize;
+                    batch.truncate(fit as usize);
+                    self.metrics
+                        .discarded_unintentional
+                        .increment(dropped as u64);
+                    if fit == 0 {
+                        TrySend::Done
+                    } else {
+                        self.enqueue(batch, fit)
+                    }
+                }
+            },
+        }
+    }
+
+    /// Sends, waiting for room when the buffer blocks. Errors only when the sink is gone.
+    pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
+        match self.try_send(batch) {
+            TrySend::Done => Ok(()),
+            TrySend::Closed => Err(Closed),
+            TrySend::Full(batch) => {
+                let cost = self.cost(&batch);
+                let permit = self
+                    .room
+                    .clone()
+                    .acquire_many_owned(cost)
+                    .await
+                    .map_err(|_| Closed)?;
+                permit.forget();
+                match self.enqueue(batch, cost) {
+                    TrySend::Closed => Err(Closed),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn enqueue(&self, batch: Batch, cost: u32) -> TrySend {
+        let n = batch.len();
+        match self.tx.send((batch, cost)) {
+            Ok(()) => {
+                self.depth.increment(n as f64);
+                TrySend::Done
+            }
+            Err(_) => TrySend::Closed,
+        }
+    }
+}
+
+/// The receiving component has stopped.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the downstream component has stopped")]
+pub struct Closed;
+
+/// Tells how many events wait in a buffer without holding it open.
+#[derive(Debug)]
+pub struct BufferProbe {
+    room: Arc<Semaphore>,
+    max: u32,
+}
+
+impl BufferProbe {
+    /// Events queued (as counted against `max_events`).
+    pub fn queued(&self) -> u64 {
+        (self.max as u64).saturating_sub(self.room.available_permits() as u64)
+    }
+}
+
+impl BufferReceiver {
+    /// A probe for shutdown reports.
+    pub fn probe(&self) -> BufferProbe {
+        BufferProbe {
+            room: self.room.clone(),
+            max: self.max,
+        }
+    }
+
+    /// The next batch, or `None` once every sender is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Batch> {
+        let (batch, cost) = self.rx.recv().await?;
+        self.release(&batch, cost);
+        Some(batch)
+    }
+
+    /// The next batch if one is queued, without waiting: lets a sink gather what piled up.
+    pub fn try_recv_now(&mut self) -> Option<Batch> {
+        let (batch, cost) = self.rx.try_recv().ok()?;
+        self.release(&batch, cost);
+        Some(batch)
+    }
+
+    fn release(&self, batch: &Batch, cost: u32) {
+        self.depth.decrement(batch.len() as f64);
+        self.room.add_permits(cost as usize);
+    }
+}
+
+impl Drop for BufferReceiver {
+    fn drop(&mut self) {
+        // Wake senders waiting for room so they see the sink is gone instead of hanging.
+        self.room.close();
+    }
+}

@@ -1,0 +1,179 @@
+//! What every component type provides, and the registry that maps a config `type` to the
+//! code for it. Adding a component is one module plus one `register::<Config>("name")`
+//! line in its kind's `mod.rs`.
+
+use super::buffer::BufferReceiver;
+use super::fanout::Fanout;
+use crate::config::field::{from_toml, FieldIssue};
+use crate::event::Batch;
+use crate::internal_events::ComponentMetrics;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A running component: a future that ends when the component is done.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Why a component could not start (address in use, unwritable directory, ...).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An I/O step failed; `what` says which.
+    #[error("{what}: {source}")]
+    Io {
+        /// The step, e.g. "binding 127.0.0.1:514/tcp".
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Any other reason.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Something only one component may hold, used to refuse two listeners on one address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// A TCP listening address.
+    Tcp(SocketAddr),
+    /// A UDP listening address.
+    Udp(SocketAddr),
+}
+
+impl Resource {
+    /// Whether two listeners would fight over the same port.
+    pub fn conflicts_with(&self, other: &Resource) -> bool {
+        let same = |a: &SocketAddr, b: &SocketAddr| {
+            a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        };
+        match (self, other) {
+            (Resource::Tcp(a), Resource::Tcp(b)) | (Resource::Udp(a), Resource::Udp(b)) => {
+                same(a, b)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Tcp(a) => write!(f, "{a}/tcp"),
+            Resource::Udp(a) => write!(f, "{a}/udp"),
+        }
+    }
+}
+
+/// What a source gets to run with.
+pub struct SourceContext {
+    /// The source's ID.
+    pub id: Arc<str>,
+    /// Where its batches go.
+    pub out: Fanout,
+    /// Cancelled on SIGTERM: stop accepting, drain what was already sent, return.
+    pub shutdown: CancellationToken,
+    /// Its contract metrics.
+    pub metrics: ComponentMetrics,
+    /// The global `data_dir`, for state such as checkpoints.
+    pub data_dir: PathBuf,
+}
+
+/// A `[sources.ID]` config.
+pub trait SourceConfig: Debug + Send + Sync {
+    /// Binds sockets and opens what it needs, so start-up fails before anything runs.
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError>;
+    /// Addresses it will listen on.
+    fn resources(&self) -> Vec<Resource> {
+        Vec::new()
+    }
+    /// Checks that go beyond the types (ranges, combinations).
+    fn validate(&self) -> Vec<FieldIssue> {
+        Vec::new()
+    }
+}
+
+/// What a sink gets to run with.
+pub struct SinkContext {
+    /// The sink's ID.
+    pub id: Arc<str>,
+    /// Its input buffer; the sink ends when this closes and is drained.
+    pub input: BufferReceiver,
+    /// Its contract metrics.
+    pub metrics: ComponentMetrics,
+    /// The global `data_dir`.
+    pub data_dir: PathBuf,
+}
+
+/// A `[sinks.ID]` config.
+pub trait SinkConfig: Debug + Send + Sync {
+    /// Prepares the sink; the task delivers until the input closes, then flushes.
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError>;
+    /// Addresses it will listen on.
+    fn resources(&self) -> Vec<Resource> {
+        Vec::new()
+    }
+    /// Checks that go beyond the types.
+    fn validate(&self) -> Vec<FieldIssue> {
+        Vec::new()
+    }
+}
+
+/// What a transform gets to build with.
+pub struct TransformContext {
+    /// The transform's ID.
+    pub id: Arc<str>,
+    /// Its contract metrics.
+    pub metrics: ComponentMetrics,
+}
+
+/// A function from one batch to the events it passes on; the topology runs the loop.
+pub trait Transform: Send {
+    /// Moves the events to pass on from `input` into `output`.
+    fn transform(&mut self, input: Batch, output: &mut Batch);
+}
+
+/// A `[transforms.ID]` config.
+pub trait TransformConfig: Debug + Send + Sync {
+    /// Builds the transform.
+    fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError>;
+    /// Checks that go beyond the types.
+    fn validate(&self) -> Vec<FieldIssue> {
+        Vec::new()
+    }
+}
+
+/// One entry of a registry: a `type` name and how to parse its table.
+pub struct Registration<T: ?Sized> {
+    /// The `type` value.
+    pub name: &'static str,
+    /// Parses the component's table (without `type`, `inputs`, `buffer`).
+    pub parse: fn(toml::Value) -> Result<Box<T>, FieldIssue>,
+}
+
+macro_rules! registration_fn {
+    ($fn_name:ident, $trait:ident) => {
+        /// Registers a config type under its `type` name.
+        pub const fn $fn_name<C: $trait + DeserializeOwned + 'static>(
+            name: &'static str,
+        ) -> Registration<dyn $trait> {
+            fn parse<C: $trait + DeserializeOwned + 'static>(
+                v: toml::Value,
+            ) -> Result<Box<dyn $trait>, FieldIssue> {
+                Ok(Box::new(from_toml::<C>(v)?))
+            }
+            Registration {
+                name,
+                parse: parse::<C>,
+            }
+        }
+    };
+}
+
+registration_fn!(source, SourceConfig);
+registration_fn!(sink, SinkConfig);
+registration_fn!(transform, TransformConfig);

@@ -1,0 +1,217 @@
+//! Builds the running graph from a validated config and runs it: one task per component,
+//! bounded event-counted buffers on every edge, and a shutdown that stops the sources
+//! and lets everything already inside drain through to the sinks.
+
+pub mod buffer;
+pub mod component;
+pub mod fanout;
+
+use crate::api::Health;
+use crate::config::Config;
+use crate::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
+use buffer::{BufferConfig, BufferReceiver, BufferSender};
+use component::{SinkContext, SourceContext, Task, TransformContext};
+use fanout::Fanout;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Why the pipeline could not start: one line per component that failed to build.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct StartError(pub Vec<String>);
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Everything drained in time.
+    Drained,
+    /// The deadline passed with this many events still buffered.
+    TimedOut {
+        /// Events left in sink buffers.
+        undelivered: u64,
+    },
+}
+
+/// A graph whose tasks are running.
+pub struct RunningTopology {
+    sources: JoinSet<()>,
+    others: JoinSet<(ComponentKind, Arc<str>)>,
+    shutdown: CancellationToken,
+    buffers: Vec<(Arc<str>, buffer::BufferProbe)>,
+    health: Arc<Health>,
+}
+
+fn labels(kind: ComponentKind, id: &str, type_name: &'static str) -> ComponentMetrics {
+    ComponentMetrics::new(ComponentLabels {
+        id: Arc::from(id),
+        kind,
+        type_name,
+    })
+}
+
+impl RunningTopology {
+    /// Builds every component and starts them.
+    pub fn start(config: &Config, health: Arc<Health>) -> Result<Self, StartError> {
+        let shutdown = CancellationToken::new();
+        let mut errors = Vec::new();
+        // Inputs of every consumer, with the sender feeding its buffer.
+        let mut senders: BTreeMap<String, Vec<BufferSender>> = BTreeMap::new();
+        let mut sink_inputs: BTreeMap<String, (BufferReceiver, ComponentMetrics)> = BTreeMap::new();
+        let mut transform_inputs: BTreeMap<String, (BufferReceiver, ComponentMetrics)> =
+            BTreeMap::new();
+        let mut buffers = Vec::new();
+
+        for (id, sink) in &config.sinks {
+            let m = labels(ComponentKind::Sink, id, sink.type_name);
+            let (tx, rx) = buffer::buffer(&sink.buffer, m.clone());
+            for input in &sink.resolved_inputs {
+                senders.entry(input.clone()).or_default().push(tx.clone());
+            }
+            buffers.push((Arc::from(id.as_str()), rx.probe()));
+            sink_inputs.insert(id.clone(), (rx, m));
+        }
+        for (id, t) in &config.transforms {
+            let m = labels(ComponentKind::Transform, id, t.type_name);
+            let (tx, rx) = buffer::buffer(&BufferConfig::default(), m.clone());
+            for input in &t.resolved_inputs {
+                senders.entry(input.clone()).or_default().push(tx.clone());
+            }
+            transform_inputs.insert(id.clone(), (rx, m));
+        }
+
+        let mut others = JoinSet::new();
+        let mut sources = JoinSet::new();
+        let mut pending_tasks: Vec<(ComponentKind, Arc<str>, Task)> = Vec::new();
+
+        for (id, t) in &config.transforms {
+            let Some((mut rx, m)) = transform_inputs.remove(id) else {
+                continue;
+            };
+            let out = Fanout::new(
+                senders.remove(id).unwrap_or_default(),
+                m.sent_events.clone(),
+            );
+            let cx = TransformContext {
+                id: Arc::from(id.as_str()),
+                metrics: m.clone(),
+            };
+            match t.inner.build(cx) {
+                Ok(mut tf) => pending_tasks.push((
+                    ComponentKind::Transform,
+                    Arc::from(id.as_str()),
+                    Box::pin(async move {
+                        while let Some(batch) = rx.recv().await {
+                            m.received_events.increment(batch.len() as u64);
+                            let mut output = Vec::with_capacity(batch.len());
+                            tf.transform(batch, &mut output);
+                            if out.send(output).await.is_err() {
+                                break;
+                            }
+                        }
+                    }),
+                )),
+                Err(e) => errors.push(format!("[transforms.{id}] failed to start: {e}")),
+            }
+        }
+        for (id, s) in &config.sinks {
+            let Some((rx, m)) = sink_inputs.remove(id) else {
+                continue;
+            };
+            let cx = SinkContext {
+                id: Arc::from(id.as_str()),
+                input: rx,
+                metrics: m,
+                data_dir: config.data_dir.clone(),
+            };
+            match s.inner.build(cx) {
+                Ok(task) => pending_tasks.push((ComponentKind::Sink, Arc::from(id.as_str()), task)),
+                Err(e) => errors.push(format!("[sinks.{id}] failed to start: {e}")),
+            }
+        }
+        let mut source_tasks = Vec::new();
+        for (id, s) in &config.sources {
+            let m = labels(ComponentKind::Source, id, s.type_name);
+            let outputs = senders.remove(id).unwrap_or_default();
+            if outputs.is_empty() {
+                tracing::warn!(component_id = %id, "Source feeds no transform or sink; its events go nowhere.");
+            }
+            let cx = SourceContext {
+                id: Arc::from(id.as_str()),
+                out: Fanout::new(outputs, m.sent_events.clone()),
+                shutdown: shutdown.child_token(),
+                metrics: m,
+                data_dir: config.data_dir.clone(),
+            };
+            match s.inner.build(cx) {
+                Ok(task) => source_tasks.push((Arc::<str>::from(id.as_str()), task)),
+                Err(e) => errors.push(format!("[sources.{id}] failed to start: {e}")),
+            }
+        }
+        drop(senders);
+        if !errors.is_empty() {
+            return Err(StartError(errors));
+        }
+        for (kind, id, task) in pending_tasks {
+            health.set(&id, kind, true);
+            others.spawn(async move {
+                task.await;
+                (kind, id)
+            });
+        }
+        for (id, task) in source_tasks {
+            health.set(&id, ComponentKind::Source, true);
+            let h = health.clone();
+            sources.spawn(async move {
+                task.await;
+                h.set(&id, ComponentKind::Source, false);
+            });
+        }
+        health.set_running(true);
+        Ok(Self {
+            sources,
+            others,
+            shutdown,
+            buffers,
+            health,
+        })
+    }
+
+    /// Waits until every source has finished on its own (stdin closed, demo count reached).
+    pub async fn sources_finished(&mut self) {
+        while self.sources.join_next().await.is_some() {}
+    }
+
+    /// Stops the sources and waits, up to `timeout`, for everything in flight to drain.
+    pub async fn stop(mut self, timeout: Duration) -> Stopped {
+        self.health.set_running(false);
+        self.shutdown.cancel();
+        let health = self.health.clone();
+        let drain = async {
+            while self.sources.join_next().await.is_some() {}
+            while let Some(r) = self.others.join_next().await {
+                if let Ok((kind, id)) = r {
+                    health.set(&id, kind, false);
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, drain).await {
+            Ok(()) => Stopped::Drained,
+            Err(_) => {
+                let mut undelivered = 0;
+                for (id, probe) in &self.buffers {
+                    let queued = probe.queued();
+                    undelivered += queued;
+                    if queued > 0 {
+                        tracing::error!(component_id = %id, undelivered = queued, "Sink did not drain before shutdown_timeout_secs; these events are lost.");
+                    }
+                }
+                self.sources.abort_all();
+                self.others.abort_all();
+                Stopped::TimedOut { undelivered }
+            }
+        }
+    }
+}
