@@ -109,7 +109,17 @@ pub fn parse_into(
         }
     };
 
-    let body = msg.msg.strip_prefix(UTF8_BOM).unwrap_or(msg.msg);
+    let mut appname = msg.appname;
+    let mut body = msg.msg.strip_prefix(UTF8_BOM).unwrap_or(msg.msg);
+    if let (Protocol::RFC3164, Some(a), None) = (&msg.protocol, appname, &msg.procid) {
+        // RFC 3164 §5.3: a TAG ends at `:` or `[`. `syslog_loose` also takes a first word
+        // followed by a space as the tag ("<13>Feb 5 17:32:18 host Use the BFG!"); that
+        // word is message text, so it goes back into the message.
+        if let Some(rejoined) = rejoin_untagged(trimmed, a) {
+            appname = None;
+            body = rejoined;
+        }
+    }
     put(fields, "message", sub(base, body));
     put(
         fields,
@@ -122,7 +132,7 @@ pub fn parse_into(
     } else if let Some(ip) = ip_value {
         put(fields, "host", ip);
     }
-    if let Some(a) = msg.appname {
+    if let Some(a) = appname {
         put(fields, "appname", sub(base, a));
     }
     match msg.procid {
@@ -162,6 +172,20 @@ pub fn parse_into(
         }
     }
     Parsed::Syslog
+}
+
+/// When `tag` sits in `text` without `:` or `[` right after it, the rest of `text` from
+/// the tag on, which is the message the sender wrote.
+fn rejoin_untagged<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+    let start = (tag.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start + tag.len();
+    if end > text.len() {
+        return None;
+    }
+    match text.as_bytes().get(end) {
+        Some(b':') | Some(b'[') => None,
+        _ => Some(&text[start..]),
+    }
 }
 
 /// `syslog_loose` accepts nearly anything as RFC 3164; a message with no PRI, no
