@@ -1,0 +1,320 @@
+//! Shared test harness: starts the real `sluice` binary on a temporary config with free
+//! ports, talks to its API over real sockets, and checks the metric contract that every
+//! component must honour (DESIGN.md §3).
+#![allow(dead_code)]
+
+use serde_json::Value as Json;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// A port nothing listens on right now (TCP and UDP).
+pub fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    cond()
+}
+
+/// Fails the test with a clear message when an external program the suite relies on is
+/// missing (the README's test command installs them).
+pub fn require_tool(name: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(found, "`{name}` is not installed; run the README's test command (scripts/test.sh), which installs it");
+}
+
+/// A running sluice process.
+pub struct Sluice {
+    child: Option<Child>,
+    /// Where the API listens.
+    pub api: SocketAddr,
+    /// The temporary directory holding its config and outputs.
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Sluice {
+    /// Starts sluice on `config`, where `{DIR}` stands for the temp dir and `{API}` for a
+    /// free API address (an `[api]` table is added when the config has none). Waits until
+    /// `/health` says the pipeline runs.
+    pub fn start(config: &str) -> Sluice {
+        Self::start_with(config, |_| {})
+    }
+
+    /// Like [`Sluice::start`], letting the caller adjust the command (stdin, env).
+    pub fn start_with(config: &str, adjust: impl FnOnce(&mut Command)) -> Sluice {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut text = config
+            .replace("{DIR}", &dir.path().display().to_string())
+            .replace("{API}", &api.to_string());
+        if !text.contains("[api]") {
+            text = format!(
+                "data_dir = \"{}\"\n[api]\naddress = \"{api}\"\n{text}",
+                dir.path().display()
+            );
+        }
+        let cfg = dir.path().join("sluice.toml");
+        std::fs::write(&cfg, text).expect("write config");
+        let log = dir.path().join("sluice.log");
+        let mut cmd = Command::new(bin());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        adjust(&mut cmd);
+        let child = cmd.spawn().expect("spawn sluice");
+        let mut s = Sluice {
+            child: Some(child),
+            api,
+            dir,
+            log,
+        };
+        let up = wait_for(Duration::from_secs(20), || {
+            s.exited().is_none()
+                && http_get(api, "/health")
+                    .map(|(c, _)| c == 200)
+                    .unwrap_or(false)
+        });
+        assert!(
+            up,
+            "sluice did not become healthy; its log:\n{}",
+            s.log_text()
+        );
+        s
+    }
+
+    /// A path inside the temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// What sluice logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        http_get(self.api, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for exit (at most `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = self.child.as_ref().map(|c| c.id()).expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        self.wait(timeout)
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let mut status = None;
+        wait_for(timeout, || {
+            status = self.exited();
+            status.is_some()
+        });
+        match status {
+            Some(s) => s,
+            None => {
+                let log = self.log_text();
+                if let Some(c) = self.child.as_mut() {
+                    let _ = c.kill();
+                }
+                panic!("sluice did not exit within {timeout:?}; its log:\n{log}");
+            }
+        }
+    }
+
+    /// Takes the child, e.g. to read its stdout.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("running")
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            if c.try_wait().ok().flatten().is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET: status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// Every complete JSON line in the files matching `prefix*` in `dir`.
+pub fn read_jsonl(dir: &Path, prefix: &str) -> Vec<Json> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            out.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad JSON line in {}: {e}: {line}", f.display())),
+            );
+        }
+    }
+    out
+}
+
+/// Counts complete lines of the files matching `prefix*` in `dir` without parsing them.
+pub fn count_lines(dir: &Path, prefix: &str) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .map(|f| {
+            std::fs::read(f)
+                .map(|b| b.iter().filter(|c| **c == b'\n').count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The value of one sample in Prometheus text, matched by name and a subset of labels.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let n = l.split(['{', ' ']).next().unwrap_or_default();
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+/// The contract of DESIGN.md §3: every component exports these series with its
+/// `component_id`, `component_kind` and `component_type`; returns the samples so the
+/// caller can assert on values.
+pub fn assert_component_metrics(text: &str, id: &str, kind: &str, ty: &str) -> ComponentSample {
+    let l = [
+        ("component_id", id),
+        ("component_kind", kind),
+        ("component_type", ty),
+    ];
+    let get = |name: &str| {
+        metric(text, name, &l)
+            .unwrap_or_else(|| panic!("{name} missing for {kind} {id} ({ty}) in:\n{text}"))
+    };
+    let s = ComponentSample {
+        received_events: get("sluice_component_received_events_total"),
+        sent_events: get("sluice_component_sent_events_total"),
+        received_bytes: get("sluice_component_received_bytes_total"),
+        sent_bytes: get("sluice_component_sent_bytes_total"),
+        discarded: get("sluice_component_discarded_events_total"),
+    };
+    if kind == "sink" {
+        get("sluice_buffer_events");
+        get("sluice_buffer_max_events");
+    }
+    s
+}
+
+/// One component's contract counters.
+#[derive(Debug)]
+pub struct ComponentSample {
+    pub received_events: f64,
+    pub sent_events: f64,
+    pub received_bytes: f64,
+    pub sent_bytes: f64,
+    pub discarded: f64,
+}
+
+/// Runs `promtool check metrics` on an exposition and fails with its output if it objects.
+pub fn promtool_check(text: &str) {
+    require_tool("promtool");
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
