@@ -31,9 +31,9 @@ fn send(tcp: u16, conn: usize, n: usize) {
     let mut c = TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
     let mut buf = Vec::with_capacity(n * 120);
     for i in 0..n {
-        write!(
+        writeln!(
             buf,
-            "<134>1 2026-11-22T10:00:00.000Z web-01 app 77 ID1 [m@1 k=\"v\"] conn={conn} seq={i}\n"
+            "<134>1 2026-11-22T10:00:00.000Z web-01 app 77 ID1 [m@1 k=\"v\"] conn={conn} seq={i}"
         )
         .expect("fmt");
     }

@@ -246,7 +246,7 @@ fn hostile_clients_do_not_hurt_anyone_else() {
             std::thread::spawn(move || {
                 let mut c = TcpStream::connect(addr).expect("connect");
                 for j in 0..4 {
-                    write!(c, "<13>1 - host app - - - good-{i}-{j}\n").expect("send");
+                    writeln!(c, "<13>1 - host app - - - good-{i}-{j}").expect("send");
                 }
             })
         })

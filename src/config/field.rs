@@ -25,6 +25,40 @@ impl FieldIssue {
     }
 }
 
+/// Deserializes `T`, reporting every bad key rather than only the first: after each
+/// error on a top-level key, that key is set aside and the table tried again.
+pub fn from_toml_all<T: DeserializeOwned>(value: toml::Value) -> Result<T, Vec<FieldIssue>> {
+    let toml::Value::Table(mut table) = value else {
+        return from_toml(value).map_err(|e| vec![e]);
+    };
+    let mut issues: Vec<FieldIssue> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..64 {
+        match from_toml::<T>(toml::Value::Table(table.clone())) {
+            Ok(v) if issues.is_empty() => return Ok(v),
+            Ok(_) => return Err(issues),
+            Err(issue) => {
+                let top = issue
+                    .key
+                    .as_deref()
+                    .and_then(|k| k.split('.').next())
+                    .map(str::to_string);
+                // A required key we set aside ourselves is not a new problem.
+                let is_echo = issue.message == "missing required key"
+                    && top.as_ref().is_some_and(|t| removed.contains(t));
+                if !is_echo {
+                    issues.push(issue);
+                }
+                match top {
+                    Some(t) if table.remove(&t).is_some() => removed.push(t),
+                    _ => return Err(issues),
+                }
+            }
+        }
+    }
+    Err(issues)
+}
+
 /// Deserializes `T` from a TOML value with a structured error.
 pub fn from_toml<T: DeserializeOwned>(value: toml::Value) -> Result<T, FieldIssue> {
     let v = serde_value::to_value(value).map_err(|e| FieldIssue {

@@ -35,6 +35,7 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let producers: Vec<String> = config.producers().map(str::to_string).collect();
     let sink_ids: BTreeSet<String> = config.sinks.keys().cloned().collect();
+    let broken = config.broken.clone();
 
     let resolve = |file: &Path,
                    name: &str,
@@ -45,12 +46,20 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
         let err =
             |msg: String| ConfigError::at(file, Some(name.to_string()), Some("inputs".into()), msg);
         if inputs.is_empty() {
-            errors.push(err(format!(
-                "has no inputs: list the sources or transforms it reads from (known: {})",
-                producers.join(", ")
-            )));
+            errors.push(err(if producers.is_empty() {
+                "has no inputs, and no source or transform is declared to feed it".to_string()
+            } else {
+                format!(
+                    "has no inputs: list the sources or transforms it reads from (known: {})",
+                    producers.join(", ")
+                )
+            }));
         }
         for input in inputs {
+            if broken.contains(input.split('.').next().unwrap_or(input)) {
+                // Its own errors were reported; a second message here would mislead.
+                continue;
+            }
             if input.contains('*') {
                 let matched: Vec<&String> = producers
                     .iter()

@@ -130,6 +130,8 @@ pub struct Config {
     pub transforms: BTreeMap<String, TransformOuter>,
     /// `[sinks.ID]`
     pub sinks: BTreeMap<String, SinkOuter>,
+    /// IDs declared but not loadable: already reported, so inputs naming them are not.
+    broken: std::collections::BTreeSet<String>,
 }
 
 impl Config {
@@ -202,6 +204,7 @@ struct Loader {
     sources: BTreeMap<String, SourceOuter>,
     transforms: BTreeMap<String, TransformOuter>,
     sinks: BTreeMap<String, SinkOuter>,
+    broken: std::collections::BTreeSet<String>,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -230,6 +233,7 @@ impl Loader {
             sources: std::mem::take(&mut self.sources),
             transforms: std::mem::take(&mut self.transforms),
             sinks: std::mem::take(&mut self.sinks),
+            broken: std::mem::take(&mut self.broken),
         };
         self.errors.extend(graph::validate(&mut config));
         if self.errors.is_empty() {
@@ -344,6 +348,24 @@ impl Loader {
     }
 
     fn load_component(&mut self, file: &Path, kind: ComponentKind, id: String, body: toml::Value) {
+        let errors_before = self.errors.len();
+        self.load_component_inner(file, kind, &id, body);
+        let loaded = self.sources.contains_key(&id)
+            || self.transforms.contains_key(&id)
+            || self.sinks.contains_key(&id);
+        if !loaded && self.errors.len() > errors_before {
+            self.broken.insert(id);
+        }
+    }
+
+    fn load_component_inner(
+        &mut self,
+        file: &Path,
+        kind: ComponentKind,
+        id: &str,
+        body: toml::Value,
+    ) {
+        let id = id.to_string();
         let name = format!("{}s.{}", kind.as_str(), id);
         let err = |key: Option<&str>, msg: String| {
             ConfigError::at(file, Some(name.clone()), key.map(str::to_string), msg)
@@ -537,13 +559,15 @@ impl Loader {
                 }
                 ok.then_some((reg.name, inner))
             }
-            Err(issue) => {
-                self.errors.push(ConfigError::at(
-                    file,
-                    Some(name.to_string()),
-                    issue.key,
-                    issue.message,
-                ));
+            Err(issues) => {
+                for issue in issues {
+                    self.errors.push(ConfigError::at(
+                        file,
+                        Some(name.to_string()),
+                        issue.key,
+                        issue.message,
+                    ));
+                }
                 None
             }
         }

@@ -4,7 +4,7 @@
 
 use super::buffer::BufferReceiver;
 use super::fanout::Fanout;
-use crate::config::field::{from_toml, FieldIssue};
+use crate::config::field::{from_toml_all, FieldIssue};
 use crate::event::Batch;
 use crate::internal_events::ComponentMetrics;
 use serde::de::DeserializeOwned;
@@ -152,7 +152,7 @@ pub struct Registration<T: ?Sized> {
     /// The `type` value.
     pub name: &'static str,
     /// Parses the component's table (without `type`, `inputs`, `buffer`).
-    pub parse: fn(toml::Value) -> Result<Box<T>, FieldIssue>,
+    pub parse: fn(toml::Value) -> Result<Box<T>, Vec<FieldIssue>>,
 }
 
 macro_rules! registration_fn {
@@ -163,8 +163,8 @@ macro_rules! registration_fn {
         ) -> Registration<dyn $trait> {
             fn parse<C: $trait + DeserializeOwned + 'static>(
                 v: toml::Value,
-            ) -> Result<Box<dyn $trait>, FieldIssue> {
-                Ok(Box::new(from_toml::<C>(v)?))
+            ) -> Result<Box<dyn $trait>, Vec<FieldIssue>> {
+                Ok(Box::new(from_toml_all::<C>(v)?))
             }
             Registration {
                 name,

@@ -1,0 +1,231 @@
+//! `sluice validate` and `sluice graph` on good and broken configs: every kind of problem
+//! is reported at once, each line naming the file, the component and the key.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+fn validate(files: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    let out = Command::new(support::bin())
+        .arg("validate")
+        .arg("--config")
+        .arg(dir.path())
+        .env("SLUICE_TEST_SET", "set")
+        .output()
+        .expect("run");
+    let norm =
+        |b: &[u8]| String::from_utf8_lossy(b).replace(&dir.path().display().to_string(), "DIR");
+    (
+        out.status.code().unwrap_or(-1),
+        norm(&out.stdout),
+        norm(&out.stderr),
+    )
+}
+
+const SRC: &str = "[sources.in]\ntype = \"syslog\"\nmode = \"tcp\"\naddress = \"127.0.0.1:6514\"\n";
+const SINK: &str = "[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n";
+
+fn assert_invalid(files: &[(&str, &str)], expected: &[&str]) {
+    let (code, _, err) = validate(files);
+    assert_eq!(code, 78, "expected EX_CONFIG; stderr:\n{err}");
+    for e in expected {
+        assert!(err.contains(e), "missing {e:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_valid_config_prints_a_summary() {
+    let (code, out, err) = validate(&[("a.toml", &format!("{SRC}{SINK}"))]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Config OK: 1 source, 0 transforms, 1 sink.");
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    let text = format!("{}{SINK}", SRC.replace("address", "adress"));
+    assert_invalid(
+        &[("a.toml", &text)],
+        &["DIR/a.toml: [sources.in] key `adress`: unknown key; did you mean `address`?"],
+    );
+}
+
+#[test]
+fn unknown_nested_key_and_top_level_key() {
+    let text = format!("data_dri = \"/x\"\n{SRC}{SINK}buffer.max_event = 5\n");
+    assert_invalid(
+        &[("a.toml", &text)],
+        &[
+            "DIR/a.toml key `data_dri`: unknown top-level key; did you mean `data_dir`?",
+            "DIR/a.toml: [sinks.out] key `buffer.max_event`: unknown key; did you mean `max_events`?",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let text = format!("{SRC}max_length = \"big\"\n{SINK}");
+    assert_invalid(
+        &[("a.toml", &text)],
+        &["DIR/a.toml: [sources.in] key `max_length`: wrong type: found string \"big\", expected usize"],
+    );
+}
+
+#[test]
+fn bad_enum_value_lists_the_choices() {
+    let text = SRC.replace("\"tcp\"", "\"tpc\"") + SINK;
+    assert_invalid(
+        &[("a.toml", &text)],
+        &["[sources.in] key `mode`: unknown value `tpc`; did you mean `tcp`? (expected one of: udp, tcp)"],
+    );
+}
+
+#[test]
+fn unknown_component_type_suggests_the_nearest() {
+    let text = SRC.replace("\"syslog\"", "\"sislog\"") + SINK;
+    assert_invalid(
+        &[("a.toml", &text)],
+        &["DIR/a.toml: [sources.in] key `type`: unknown source type `sislog`; did you mean `syslog`?"],
+    );
+}
+
+#[test]
+fn dangling_input_and_sink_without_inputs() {
+    let text = format!(
+        "{SRC}{}[sinks.lonely]\ntype = \"blackhole\"\n",
+        SINK.replace("[\"in\"]", "[\"inn\", \"x_*\"]")
+    );
+    assert_invalid(
+        &[("a.toml", &text)],
+        &[
+            "[sinks.out] key `inputs`: `inn` is not a source or transform; did you mean `in`?",
+            "[sinks.out] key `inputs`: `x_*` matches no source or transform",
+            "[sinks.lonely] key `inputs`: has no inputs",
+        ],
+    );
+}
+
+#[test]
+fn cyclic_inputs_are_refused() {
+    let text = format!(
+        "{SRC}[transforms.a]\ntype = \"sample\"\nrate = 2\ninputs = [\"in\", \"b\"]\n[transforms.b]\ntype = \"sample\"\nrate = 2\ninputs = [\"a\"]\n{SINK}"
+    );
+    assert_invalid(
+        &[("a.toml", &text)],
+        &["key `inputs`: inputs form a cycle: a -> b -> a"],
+    );
+}
+
+#[test]
+fn duplicate_ids_across_files() {
+    assert_invalid(
+        &[("a.toml", &format!("{SRC}{SINK}")), ("b.toml", &SRC.replace("6514", "6515"))],
+        &["DIR/b.toml: [sources.in]: duplicate component ID `in` (already declared in DIR/a.toml)"],
+    );
+}
+
+#[test]
+fn two_listeners_on_one_address() {
+    let text = format!("{SRC}{}{SINK}", SRC.replace("sources.in]", "sources.in2]"));
+    assert_invalid(
+        &[("a.toml", &text)],
+        &["[sources.in2] key `address`: 127.0.0.1:6514/tcp is already used by [sources.in]"],
+    );
+    let api = format!("[api]\naddress = \"0.0.0.0:6514\"\n{SRC}{SINK}");
+    assert_invalid(
+        &[("a.toml", &api)],
+        &["[sources.in] key `address`: 127.0.0.1:6514/tcp is already used by [api]"],
+    );
+}
+
+#[test]
+fn environment_variables_are_interpolated_and_missing_ones_named() {
+    let ok = SRC.replace("6514", "${SLUICE_TEST_PORT:-6514}") + "# ${NOT_IN_COMMENTS}\n" + SINK;
+    assert_eq!(validate(&[("a.toml", &ok)]).0, 0);
+    let bad = SRC.replace("6514", "${SLUICE_TEST_UNSET_PORT}") + SINK;
+    assert_invalid(
+        &[("a.toml", &bad)],
+        &["DIR/a.toml: line 4: environment variable `SLUICE_TEST_UNSET_PORT` is not set and has no default"],
+    );
+}
+
+#[test]
+fn broken_toml_names_the_file_and_line() {
+    assert_invalid(
+        &[("a.toml", "[sources.in\ntype = 1\n")],
+        &["DIR/a.toml: invalid TOML: TOML parse error at line 1"],
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = format!(
+        "{}max_length = \"x\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"nope\"]\n[sinks.f]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"/x/{{{{ a\"\n",
+        SRC.replace("address", "adress")
+    );
+    let (code, _, err) = validate(&[("a.toml", &text)]);
+    assert_eq!(code, 78);
+    assert!(err.contains("Config invalid: 5 problems"), "{err}");
+    assert!(
+        err.contains("key `adress`")
+            && err.contains("key `address`: missing required key")
+            && err.contains("key `max_length`")
+            && err.contains("`nope`"),
+        "{err}"
+    );
+    assert!(err.contains("[sinks.f] key `path`"), "{err}");
+}
+
+#[test]
+fn graph_prints_dot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.toml"), format!("{SRC}{SINK}")).expect("write");
+    let out = Command::new(support::bin())
+        .arg("graph")
+        .arg("--config")
+        .arg(dir.path().join("a.toml"))
+        .output()
+        .expect("run");
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(dot.starts_with("digraph sluice {"), "{dot}");
+    assert!(dot.contains("\"in\" -> \"out\";"), "{dot}");
+}
+
+#[test]
+fn embedded_default_and_every_example_validate() {
+    let out = Command::new(support::bin())
+        .arg("validate")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&examples).expect("examples/") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let out = Command::new(support::bin())
+                .arg("validate")
+                .arg("--config")
+                .arg(&p)
+                .output()
+                .expect("run");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 6, "one example per component expected, found {n}");
+}
