@@ -228,4 +228,44 @@ fn embedded_default_and_every_example_validate() {
         }
     }
     assert!(n >= 6, "one example per component expected, found {n}");
+    let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sluice.toml");
+    let out = Command::new(support::bin())
+        .arg("validate")
+        .arg("--config")
+        .arg(&packaged)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn systemd_unit_passes_systemd_analyze() {
+    support::require_tool("systemd-analyze");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sluice.service"),
+    )
+    .expect("unit");
+    // systemd-analyze checks that ExecStart exists; point it at the binary under test.
+    let unit = unit.replace("/usr/bin/sluice", support::bin());
+    let path = dir.path().join("sluice.service");
+    std::fs::write(&path, unit).expect("write");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("sluice.service:"),
+        "{text}"
+    );
 }

@@ -253,3 +253,89 @@ impl Drop for BufferReceiver {
         self.room.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventMetadata, LogEvent, ObjectMap};
+    use crate::internal_events::{ComponentKind, ComponentLabels};
+    use std::time::Duration;
+
+    fn batch(n: usize) -> Batch {
+        (0..n)
+            .map(|_| {
+                LogEvent::from_parts(
+                    ObjectMap::new(),
+                    EventMetadata::new("t".into(), chrono::Utc::now()),
+                )
+                .into()
+            })
+            .collect()
+    }
+
+    fn make(max: usize, when_full: WhenFull) -> (BufferSender, BufferReceiver) {
+        let m = ComponentMetrics::new(ComponentLabels {
+            id: "t".into(),
+            kind: ComponentKind::Sink,
+            type_name: "test",
+        });
+        buffer(
+            &BufferConfig {
+                kind: BufferType::Memory,
+                max_events: max,
+                when_full,
+            },
+            m,
+        )
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room_then_delivers() {
+        let (tx, mut rx) = make(10, WhenFull::Block);
+        assert!(tx.send(batch(8)).await.is_ok());
+        let pending = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(batch(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !pending.is_finished(),
+            "a full blocking buffer must make the sender wait"
+        );
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(8));
+        assert!(matches!(pending.await, Ok(Ok(()))));
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(5));
+        assert_eq!(rx.probe().queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_keeps_what_fits_and_never_waits() {
+        let (tx, mut rx) = make(10, WhenFull::DropNewest);
+        assert!(matches!(tx.try_send(batch(7)), TrySend::Done));
+        assert!(matches!(tx.try_send(batch(7)), TrySend::Done));
+        assert!(matches!(tx.try_send(batch(7)), TrySend::Done));
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(7));
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(3));
+        assert!(rx.try_recv_now().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_the_buffer_still_fits_an_empty_one() {
+        let (tx, mut rx) = make(10, WhenFull::Block);
+        assert!(tx.send(batch(25)).await.is_ok());
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(25));
+    }
+
+    #[tokio::test]
+    async fn senders_waiting_on_a_dropped_sink_are_released() {
+        let (tx, rx) = make(1, WhenFull::Block);
+        assert!(tx.send(batch(1)).await.is_ok());
+        let pending = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(batch(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(rx);
+        assert!(matches!(pending.await, Ok(Err(Closed))));
+    }
+}

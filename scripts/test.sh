@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs the real programs the integration
+# tests drive (util-linux `logger`, Prometheus' `promtool`), quickly skipping what is
+# already there, then runs every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v logger >/dev/null 2>&1 || need+=(bsdutils)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "Installing test dependencies: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d ../shared/corpus ]; then
+  echo "The shared test corpus is expected at ../shared/corpus (beside this checkout)." >&2
+  exit 1
+fi
+
+# Integration tests open many sockets at once.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast "$@"
+  # nextest does not run doc tests.
+  cargo test --locked --doc "$@"
+else
+  cargo test --locked --no-fail-fast "$@"
+fi

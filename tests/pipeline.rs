@@ -1,0 +1,245 @@
+//! Whole pipelines through the real binary: generated and piped input, gzip and templated
+//! file output, console output, sibling isolation under a stuck sink, and the drop and
+//! error counters an operator relies on.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::Duration;
+use support::*;
+
+#[test]
+fn demo_into_gzip_files_per_app_then_exit_when_done() {
+    let mut s = Sluice::start(
+        r#"
+[sources.gen]
+type = "demo"
+interval = 0.0
+count = 20000
+
+[sinks.out]
+type = "file"
+inputs = ["gen"]
+path = "{DIR}/logs/{{ host }}/app-%Y.jsonl.gz"
+compression = "gzip"
+"#,
+    );
+    let status = s.wait(Duration::from_secs(30));
+    assert!(status.success(), "log:\n{}", s.log_text());
+    let host = sluice::hostname();
+    let dir = s.path(&format!("logs/{host}"));
+    let mut lines = 0;
+    for f in std::fs::read_dir(&dir).expect("dir created").flatten() {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(f.path()).expect("open"))
+            .read_to_string(&mut text)
+            .expect("valid gzip");
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            assert_eq!(v["source_type"], "demo");
+            lines += 1;
+        }
+    }
+    assert_eq!(lines, 20000);
+    assert!(s.log_text().contains("all sources finished"));
+}
+
+#[test]
+fn stdin_to_console_as_a_filter() {
+    let mut s = Sluice::start_with(
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\n",
+        |c| {
+            c.stdin(Stdio::piped()).stdout(Stdio::piped());
+        },
+    );
+    {
+        let mut stdin = s.child().stdin.take().expect("stdin");
+        stdin
+            .write_all(b"first line\r\nsecond \"quoted\" line\n\nlast without newline")
+            .expect("write");
+    }
+    let mut out = String::new();
+    s.child()
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert!(s.wait(Duration::from_secs(10)).success());
+    let msgs: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "first line",
+            "second \"quoted\" line",
+            "last without newline"
+        ]
+    );
+}
+
+#[test]
+fn a_stuck_drop_newest_sink_does_not_stall_its_sibling() {
+    let tcp = free_port();
+    // `stuck` writes to a pipe nobody reads: it blocks once the pipe is full.
+    let s = Sluice::start_with(
+        &format!(
+            r#"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[sinks.stuck]
+type = "console"
+inputs = ["in"]
+buffer.max_events = 100
+buffer.when_full = "drop_newest"
+
+[sinks.archive]
+type = "file"
+inputs = ["in"]
+path = "{{DIR}}/archive.jsonl"
+"#
+        ),
+        |c| {
+            c.stdout(Stdio::piped());
+        },
+    );
+    let n = 30_000;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
+    let mut buf = Vec::new();
+    for i in 0..n {
+        writeln!(buf, "<13>1 - host app - - - event {i} {}", "p".repeat(100)).expect("fmt");
+    }
+    c.write_all(&buf).expect("send");
+    drop(c);
+    let dir = s.dir.path().to_path_buf();
+    assert!(
+        wait_for(Duration::from_secs(20), || count_lines(&dir, "archive")
+            >= n),
+        "archive got {} of {n}: the stuck sibling stalled it",
+        count_lines(&dir, "archive")
+    );
+    let m = s.metrics();
+    let stuck = assert_component_metrics(&m, "stuck", "sink", "console");
+    assert!(stuck.discarded > 0.0, "drops must be counted: {m}");
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_component_discarded_events_total",
+            &[("component_id", "stuck"), ("intentional", "false")]
+        ),
+        Some(stuck.discarded)
+    );
+    assert_eq!(
+        metric(&m, "sluice_buffer_max_events", &[("component_id", "stuck")]),
+        Some(100.0)
+    );
+    let archive = assert_component_metrics(&m, "archive", "sink", "file");
+    assert_eq!(archive.sent_events, n as f64);
+    assert_eq!(archive.discarded, 0.0);
+}
+
+#[test]
+fn events_missing_a_template_field_are_counted_and_the_rest_flow() {
+    let tcp = free_port();
+    let s = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[sinks.out]
+type = "file"
+inputs = ["in"]
+path = "{{DIR}}/by-app/{{{{ appname }}}}.jsonl"
+encoding.codec = "text"
+idle_timeout_secs = 1
+"#
+    ));
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
+    c.write_all(b"<13>1 - host alpha - - - one\n<13>1 - host - - - - no app\n<13>1 - host beta - - - two\n<13>1 - host ../../etc - - - sneaky\n").expect("send");
+    drop(c);
+    let dir = s.path("by-app");
+    assert!(wait_for(Duration::from_secs(5), || count_lines(&dir, "") >= 3));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("alpha.jsonl"))
+            .ok()
+            .as_deref(),
+        Some("one\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("beta.jsonl"))
+            .ok()
+            .as_deref(),
+        Some("two\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".._.._etc.jsonl"))
+            .ok()
+            .as_deref(),
+        Some("sneaky\n")
+    );
+    let m = s.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_component_errors_total",
+            &[("component_id", "out"), ("error_type", "template")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_component_discarded_events_total",
+            &[("component_id", "out"), ("intentional", "false")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        s.log_text().contains("no field `appname`"),
+        "{}",
+        s.log_text()
+    );
+    // Idle files are closed after idle_timeout_secs.
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        &s.metrics(),
+        "sluice_files_open",
+        &[("component_id", "out")]
+    ) == Some(0.0)));
+}
+
+#[test]
+fn sample_transform_passes_one_in_n_and_counts_the_rest() {
+    let mut s = Sluice::start(
+        r#"
+[sources.gen]
+type = "demo"
+interval = 0.0
+count = 1000
+
+[transforms.tenth]
+type = "sample"
+inputs = ["gen"]
+rate = 10
+
+[sinks.out]
+type = "file"
+inputs = ["tenth"]
+path = "{DIR}/out.jsonl"
+"#,
+    );
+    assert!(s.wait(Duration::from_secs(20)).success());
+    assert_eq!(count_lines(s.dir.path(), "out.jsonl"), 100);
+}
