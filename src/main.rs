@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Events are built on one worker and freed on another; mimalloc handles that
+/// cross-thread pattern far better than glibc's malloc (measured in the closing note).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for an invalid config (sysexits' EX_CONFIG, as Vector uses).
 const EXIT_CONFIG: u8 = 78;
 

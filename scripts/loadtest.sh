@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# End-to-end load test: starts the release `sluice` with syslog TCP -> blackhole and then
+# syslog TCP -> file, pushes MESSAGES RFC 5424 messages over CONNECTIONS connections with
+# the `loadgen` example, and prints events/s, MiB/s and the peak and idle RSS of sluice.
+# The clock runs from the first byte sent until the sink's sent-events counter reaches
+# MESSAGES, so it measures delivery, not just acceptance.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MESSAGES=${MESSAGES:-2000000}
+CONNECTIONS=${CONNECTIONS:-4}
+FRAMING=${FRAMING:-newline}   # or "octet"
+PORT=${PORT:-15514}
+API=${API:-127.0.0.1:19598}
+
+cargo build --release --quiet --bin sluice --example loadgen
+BIN=target/release/sluice
+GEN=target/release/examples/loadgen
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+metric() { # metric NAME COMPONENT -> value or 0
+  curl -s "http://$API/metrics" | awk -v n="$1" -v c="component_id=\"$2\"" \
+    'index($0, n"{")==1 && index($0, c) { v=$NF } END { print v+0 }'
+}
+
+run_case() { # run_case NAME SINK_TOML
+  local name=$1 sink=$2
+  cat > "$work/$name.toml" <<TOML
+data_dir = "$work"
+[api]
+address = "$API"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:$PORT"
+[sinks.out]
+inputs = ["in"]
+$sink
+TOML
+  "$BIN" run --config "$work/$name.toml" --log-level warn &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://$API/health" >/dev/null && break; sleep 0.05; done
+  sleep 1
+  local idle_rss
+  idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+  local start end
+  LOADGEN_START_FILE="$work/start" "$GEN" "127.0.0.1:$PORT" "$MESSAGES" "$CONNECTIONS" "$FRAMING" > "$work/gen.out"
+  local want=$(( MESSAGES / CONNECTIONS * CONNECTIONS ))
+  while [ "$(metric sluice_component_sent_events_total out)" -lt "$want" ]; do sleep 0.02; done
+  end=$(date +%s.%N)
+  start=$(cat "$work/start")
+  local bytes peak
+  bytes=$(metric sluice_component_received_bytes_total in)
+  peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  kill -TERM $pid; wait $pid || true
+  awk -v n="$want" -v b="$bytes" -v s="$start" -v e="$end" -v p="$peak" -v i="$idle_rss" -v name="$name" -v c="$CONNECTIONS" -v f="$FRAMING" 'BEGIN {
+    t = e - s
+    printf "%-28s %9d events in %6.2fs  %10.0f events/s  %7.1f MiB/s  peak RSS %6.1f MiB  idle RSS %5.1f MiB  (%d conns, %s)\n",
+      name, n, t, n / t, b / t / 1048576, p / 1024, i / 1024, c, f }'
+}
+
+echo "sluice load test: $MESSAGES messages, $(nproc) cores"
+run_case "syslog_tcp->blackhole" 'type = "blackhole"
+print_interval_secs = 0'
+run_case "syslog_tcp->file" "type = \"file\"
+path = \"$work/out.jsonl\""
+ls -la "$work/out.jsonl" | awk '{ printf "file sink wrote %.1f MiB of JSON lines\n", $5 / 1048576 }'
