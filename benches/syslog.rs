@@ -15,7 +15,7 @@ fn event(raw: &[u8]) -> Event {
     let mut fields = ObjectMap::new();
     parse_into(
         &Bytes::copy_from_slice(raw),
-        Some([10, 0, 0, 1].into()),
+        Some(&sluice::sources::syslog::ip_value([10, 0, 0, 1].into())),
         Utc::now(),
         &mut fields,
     );
@@ -33,7 +33,7 @@ fn benches(c: &mut Criterion) {
                 let mut fields = ObjectMap::new();
                 parse_into(
                     black_box(&frame),
-                    Some([10, 0, 0, 1].into()),
+                    Some(&sluice::sources::syslog::ip_value([10, 0, 0, 1].into())),
                     now,
                     &mut fields,
                 );

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 MESSAGES=${MESSAGES:-2000000}
 CONNECTIONS=${CONNECTIONS:-4}
 FRAMING=${FRAMING:-newline}   # or "octet"
+REPEAT=${REPEAT:-3}           # runs per case; the median run is reported
 PORT=${PORT:-15514}
 API=${API:-127.0.0.1:19598}
 
@@ -23,7 +24,17 @@ metric() { # metric NAME COMPONENT -> value or 0
     'index($0, n"{")==1 && index($0, c) { v=$NF } END { print v+0 }'
 }
 
-run_case() { # run_case NAME SINK_TOML
+run_case() { # run_case NAME SINK_TOML: REPEAT runs, prints each and the median
+  local name=$1 sink=$2 i
+  : > "$work/results"
+  for i in $(seq "$REPEAT"); do
+    rm -f "$work/out.jsonl"
+    run_once "$name" "$sink" | tee -a "$work/results" | sed 's/^/  run: /'
+  done
+  sort -t'|' -k2 -n "$work/results" | awk -v m=$(( (REPEAT + 1) / 2 )) 'NR == m' | cut -d'|' -f1
+}
+
+run_once() {
   local name=$1 sink=$2
   cat > "$work/$name.toml" <<TOML
 data_dir = "$work"
@@ -55,11 +66,11 @@ TOML
   kill -TERM $pid; wait $pid || true
   awk -v n="$want" -v b="$bytes" -v s="$start" -v e="$end" -v p="$peak" -v i="$idle_rss" -v name="$name" -v c="$CONNECTIONS" -v f="$FRAMING" 'BEGIN {
     t = e - s
-    printf "%-28s %9d events in %6.2fs  %10.0f events/s  %7.1f MiB/s  peak RSS %6.1f MiB  idle RSS %5.1f MiB  (%d conns, %s)\n",
-      name, n, t, n / t, b / t / 1048576, p / 1024, i / 1024, c, f }'
+    printf "%-24s %8d events in %5.2fs %9.0f events/s %6.1f MiB/s  peak RSS %5.1f MiB  idle RSS %4.1f MiB  (%d conns, %s)|%f\n",
+      name, n, t, n / t, b / t / 1048576, p / 1024, i / 1024, c, f, n / t }'
 }
 
-echo "sluice load test: $MESSAGES messages, $(nproc) cores"
+echo "sluice load test: $MESSAGES messages, $(nproc) cores, median of $REPEAT runs"
 run_case "syslog_tcp->blackhole" 'type = "blackhole"
 print_interval_secs = 0'
 run_case "syslog_tcp->file" "type = \"file\"

@@ -71,6 +71,7 @@ impl SinkConfig for FileSinkConfig {
             metrics: cx.metrics.clone(),
             path_buf: String::new(),
             cached: None,
+            last: None,
         };
         on_own_thread(&name, sink.run(cx))
     }
@@ -138,6 +139,8 @@ struct FileSink {
     path_buf: String,
     /// The last rendered path of a time-only template and the second it is valid for.
     cached: Option<(i64, String)>,
+    /// The file written last, kept out of `files` so the next event finds it without hashing.
+    last: Option<(String, OpenFile)>,
 }
 
 /// Stop gathering queued batches once this much waits to be written.
@@ -211,17 +214,31 @@ impl FileSink {
                     }
                 }
             };
-            let file = match self.files.get_mut(path) {
-                Some(f) => f,
-                None => match open(path, self.compression) {
-                    Ok(w) => {
+            // Consecutive events nearly always go to the same file: compare with the
+            // last one before hashing the path.
+            let same_as_last = self.last.as_ref().is_some_and(|(p, _)| p == path);
+            let file = if same_as_last {
+                self.last.as_mut().map(|(_, f)| f)
+            } else {
+                if let Some((p, f)) = self.last.take() {
+                    self.files.insert(p, f);
+                }
+                let entry = match self.files.remove(path) {
+                    Some(f) => Ok(f),
+                    None => open(path, self.compression).map(|w| {
                         self.open_gauge.increment(1.0);
-                        self.files.entry(path.to_string()).or_insert(OpenFile {
+                        OpenFile {
                             writer: w,
                             pending: Vec::with_capacity(64 * 1024),
                             pending_events: 0,
                             last_write: Instant::now(),
-                        })
+                        }
+                    }),
+                };
+                match entry {
+                    Ok(f) => {
+                        self.last = Some((path.to_string(), f));
+                        self.last.as_mut().map(|(_, f)| f)
                     }
                     Err(e) => {
                         dropped += 1;
@@ -229,8 +246,9 @@ impl FileSink {
                             .report(1, || format!("Event dropped: cannot open `{path}`: {e}"));
                         continue;
                     }
-                },
+                }
             };
+            let Some(file) = file else { continue };
             let before = file.pending.len();
             self.codec.encode_line(event, &mut file.pending);
             file.pending_events += 1;
@@ -245,7 +263,8 @@ impl FileSink {
     /// Writes every pending buffer; the worst outcome decides the batch status.
     fn write_all(&mut self) -> BatchStatus {
         let mut status = BatchStatus::Delivered;
-        for (path, file) in self.files.iter_mut() {
+        let last = self.last.as_mut().map(|(p, f)| (&*p, f));
+        for (path, file) in self.files.iter_mut().chain(last) {
             let lines = std::mem::take(&mut file.pending_events);
             match file.write_pending() {
                 Ok(0) => {}
@@ -266,6 +285,9 @@ impl FileSink {
 
     /// Once a second: flush gzip streams and close idle files.
     fn maintain(&mut self) {
+        if let Some((p, f)) = self.last.take() {
+            self.files.insert(p, f);
+        }
         let idle = self.idle_timeout;
         let stale: Vec<String> = self
             .files
@@ -292,6 +314,9 @@ impl FileSink {
 
     fn close_all(&mut self) {
         self.write_all();
+        if let Some((p, f)) = self.last.take() {
+            self.files.insert(p, f);
+        }
         for (path, f) in self.files.drain() {
             self.open_gauge.decrement(1.0);
             if let Err(e) = f.close() {

@@ -166,44 +166,84 @@ fn write_f64(v: f64, out: &mut Vec<u8>) {
 }
 
 /// Bytes as a JSON string; invalid UTF-8 is replaced so the output is always valid JSON.
+/// ASCII text (the common case) is checked and escaped in one pass; only text with
+/// non-ASCII bytes pays for a UTF-8 validation.
 fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
-    match std::str::from_utf8(b) {
-        Ok(s) => write_str(s, out),
-        Err(_) => write_str(&String::from_utf8_lossy(b), out),
+    let start = out.len();
+    if write_escaped(b, out) && std::str::from_utf8(b).is_err() {
+        out.truncate(start);
+        write_escaped(String::from_utf8_lossy(b).as_bytes(), out);
     }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// A JSON string literal: copies runs of plain bytes, escapes quotes, backslashes and
-/// control characters.
+/// Whether any byte of `w` needs a closer look: below 0x20, `"`, `\\` (escaped in
+/// JSON) or 0x80 and above (not ASCII). Exact, using the classic word tricks.
+#[inline]
+fn word_is_special(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let q = w ^ (ONES * b'"' as u64);
+    let quote = q.wrapping_sub(ONES) & !q & HIGH;
+    let b = w ^ (ONES * b'\\' as u64);
+    let backslash = b.wrapping_sub(ONES) & !b & HIGH;
+    (below_space | quote | backslash | (w & HIGH)) != 0
+}
+
+/// A JSON string literal.
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    write_escaped(s.as_bytes(), out);
+}
+
+/// Writes `bytes` as a JSON string literal: skips plain ASCII eight bytes at a time,
+/// copies runs in one go, escapes quotes, backslashes and control characters. Returns
+/// whether any byte was not ASCII (so the caller knows whether to validate UTF-8).
+fn write_escaped(bytes: &[u8], out: &mut Vec<u8>) -> bool {
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let (mut start, mut i, mut non_ascii) = (0, 0, false);
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            if !word_is_special(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
             0..=0x1f => {
                 out.extend_from_slice(&bytes[start..i]);
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 0xf) as usize]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                non_ascii |= b >= 0x80;
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+    non_ascii
 }
 
 fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
@@ -281,5 +321,28 @@ mod tests {
         write_str(s, &mut out);
         let back: String = serde_json::from_slice(&out).unwrap_or_default();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn invalid_utf8_bytes_become_replacement_characters() {
+        let mut out = Vec::new();
+        write_bytes(b"caf\xe9 \"ok\"", &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "\"caf\u{fffd} \\\"ok\\\"\"");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bytes_escaping_matches_serde_json(b in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let mut out = Vec::new();
+            write_bytes(&b, &mut out);
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&out).into_owned(), serde_json::to_string(&String::from_utf8_lossy(&b)).unwrap_or_default());
+        }
+
+        #[test]
+        fn escaping_matches_serde_json(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
+            let mut out = Vec::new();
+            write_str(&s, &mut out);
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&out).into_owned(), serde_json::to_string(&s).unwrap_or_default());
+        }
     }
 }

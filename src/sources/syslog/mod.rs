@@ -7,7 +7,7 @@ mod tcp;
 mod udp;
 
 pub use framing::{char_boundary, Decoded, Framer, FramingError, Mode};
-pub use parse::{parse_into, resolve_year, Parsed};
+pub use parse::{ip_value, parse_into, resolve_year, Parsed};
 
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, EventMetadata, LogEvent, ObjectMap};
@@ -16,7 +16,7 @@ use crate::topology::component::{BuildError, Resource, SourceConfig, SourceConte
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// `[sources.ID] type = "syslog"`.
@@ -107,7 +107,7 @@ impl EventBuilder {
         &self,
         frame: &Bytes,
         truncated: bool,
-        peer: Option<IpAddr>,
+        peer: Option<&crate::event::Value>,
         now: DateTime<Utc>,
         batch: &mut Batch,
     ) {

@@ -53,44 +53,40 @@ pub fn resolve_year((month, day, hour, min, sec): IncompleteDate, now: DateTime<
     best.1
 }
 
+/// The `source_ip` value of a peer, made once per connection rather than per event.
+pub fn ip_value(ip: IpAddr) -> Value {
+    Value::Bytes(Bytes::from(ip.to_string()))
+}
+
 /// Fills `fields` from `frame`. `now` stands in for a missing timestamp and resolves
-/// year-less dates; `source_ip` becomes `source_ip` and the fallback for `host`.
+/// year-less dates; `source_ip` (from [`ip_value`]) becomes `source_ip` and the fallback
+/// for `host`.
 pub fn parse_into(
     frame: &Bytes,
-    source_ip: Option<IpAddr>,
+    source_ip: Option<&Value>,
     now: DateTime<Utc>,
     fields: &mut ObjectMap,
 ) -> Parsed {
     // Invalid UTF-8 is replaced, not rejected; only then is the text copied.
-    let owned;
-    let base: &Bytes = match std::str::from_utf8(frame) {
-        Ok(_) => frame,
+    let owned: Bytes;
+    let lossy: String;
+    let (base, text): (&Bytes, &str) = match std::str::from_utf8(frame) {
+        Ok(t) => (frame, t),
         Err(_) => {
-            owned = Bytes::from(String::from_utf8_lossy(frame).into_owned());
-            &owned
+            lossy = String::from_utf8_lossy(frame).into_owned();
+            owned = Bytes::copy_from_slice(lossy.as_bytes());
+            (&owned, lossy.as_str())
         }
-    };
-    // Safe: `base` was just validated or built from a String.
-    let text = match std::str::from_utf8(base) {
-        Ok(t) => t,
-        Err(_) => return Parsed::Empty,
     };
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Parsed::Empty;
     }
-    let ip_value = source_ip.map(|ip| Value::Bytes(Bytes::from(ip.to_string())));
-    let put = |fields: &mut ObjectMap, k: &str, v: Value| {
-        fields.insert(KeyString::from(k), v);
-    };
-    put(
-        fields,
-        "source_type",
-        Value::Bytes(Bytes::from_static(b"syslog")),
-    );
-    if let Some(ip) = &ip_value {
-        put(fields, "source_ip", ip.clone());
-    }
+    let ip_value = source_ip;
+    // Fields are gathered in key order and the map is built in one bulk step: cheaper
+    // than a dozen searching inserts, and this runs for every message.
+    let mut pairs: Vec<(KeyString, Value)> = Vec::with_capacity(16);
+    let mut put = |k: &str, v: Value| pairs.push((KeyString::from(k), v));
 
     let parsed = syslog_loose::parse_message_with_year_exact(
         trimmed,
@@ -100,11 +96,16 @@ pub fn parse_into(
     let msg = match parsed {
         Ok(m) if looks_like_syslog(&m) => m,
         _ => {
-            put(fields, "message", sub(base, trimmed));
-            put(fields, "timestamp", Value::Timestamp(now));
             if let Some(ip) = ip_value {
-                put(fields, "host", ip);
+                put("host", ip.clone());
             }
+            put("message", sub(base, trimmed));
+            if let Some(ip) = ip_value {
+                put("source_ip", ip.clone());
+            }
+            put("source_type", Value::Bytes(Bytes::from_static(b"syslog")));
+            put("timestamp", Value::Timestamp(now));
+            fill(fields, pairs);
             return Parsed::Raw;
         }
     };
@@ -120,58 +121,104 @@ pub fn parse_into(
             body = rejoined;
         }
     }
-    put(fields, "message", sub(base, body));
-    put(
-        fields,
-        "timestamp",
-        Value::Timestamp(msg.timestamp.map(|t| t.with_timezone(&Utc)).unwrap_or(now)),
-    );
-    if let Some(h) = msg.hostname {
-        put(fields, "hostname", sub(base, h));
-        put(fields, "host", sub(base, h));
-    } else if let Some(ip) = ip_value {
-        put(fields, "host", ip);
-    }
+    // Standard fields, in key order.
     if let Some(a) = appname {
-        put(fields, "appname", sub(base, a));
-    }
-    match msg.procid {
-        Some(ProcId::PID(p)) => put(fields, "procid", Value::Integer(p as i64)),
-        Some(ProcId::Name(n)) => put(fields, "procid", sub(base, n)),
-        None => {}
-    }
-    if let Some(m) = msg.msgid {
-        put(fields, "msgid", sub(base, m));
-    }
-    if let Some(s) = msg.severity {
-        put(
-            fields,
-            "severity",
-            Value::Bytes(Bytes::from_static(s.as_str().as_bytes())),
-        );
+        put("appname", sub(base, a));
     }
     if let Some(f) = msg.facility {
         put(
-            fields,
             "facility",
             Value::Bytes(Bytes::from_static(f.as_str().as_bytes())),
         );
     }
+    match (msg.hostname, ip_value) {
+        (Some(h), _) => put("host", sub(base, h)),
+        (None, Some(ip)) => put("host", ip.clone()),
+        (None, None) => {}
+    }
+    if let Some(h) = msg.hostname {
+        put("hostname", sub(base, h));
+    }
+    put("message", sub(base, body));
+    if let Some(m) = msg.msgid {
+        put("msgid", sub(base, m));
+    }
+    match msg.procid {
+        Some(ProcId::PID(p)) => put("procid", Value::Integer(p as i64)),
+        Some(ProcId::Name(n)) => put("procid", sub(base, n)),
+        None => {}
+    }
+    if let Some(s) = msg.severity {
+        put(
+            "severity",
+            Value::Bytes(Bytes::from_static(s.as_str().as_bytes())),
+        );
+    }
+    if let Some(ip) = ip_value {
+        put("source_ip", ip.clone());
+    }
+    put("source_type", Value::Bytes(Bytes::from_static(b"syslog")));
+    put(
+        "timestamp",
+        Value::Timestamp(msg.timestamp.map(|t| t.with_timezone(&Utc)).unwrap_or(now)),
+    );
     if let Protocol::RFC5424(v) = msg.protocol {
-        put(fields, "version", Value::Integer(v as i64));
+        put("version", Value::Integer(v as i64));
     }
+    // Structured data, each element inserted at its place. A repeated SD-ID merges
+    // into the first (later values winning); an SD-ID equal to a standard field name
+    // is dropped in favour of the field.
     for element in &msg.structured_data {
-        let mut params = ObjectMap::new();
-        for (name, value) in element.params() {
-            params.insert(KeyString::from(*name), Value::Bytes(Bytes::from(value)));
-        }
-        match fields.get_mut(element.id) {
-            // A repeated SD-ID merges into the first, later values winning.
-            Some(Value::Object(existing)) => existing.extend(params),
-            _ => put(fields, element.id, Value::Object(params)),
+        let params = element.params.iter().map(|(name, raw)| {
+            let v = if raw.contains('\\') {
+                Value::Bytes(Bytes::from(unescape_sd(raw)))
+            } else {
+                sub(base, raw)
+            };
+            (KeyString::from(*name), v)
+        });
+        match pairs.binary_search_by(|(k, _)| k.as_str().cmp(element.id)) {
+            Ok(i) => {
+                if let Value::Object(existing) = &mut pairs[i].1 {
+                    existing.extend(params);
+                }
+            }
+            Err(i) => pairs.insert(
+                i,
+                (KeyString::from(element.id), Value::Object(params.collect())),
+            ),
         }
     }
+    fill(fields, pairs);
     Parsed::Syslog
+}
+
+/// Moves `pairs` into `fields`, in one bulk build when `fields` is empty (always, on
+/// the source's path).
+fn fill(fields: &mut ObjectMap, pairs: Vec<(KeyString, Value)>) {
+    if fields.is_empty() {
+        *fields = pairs.into_iter().collect();
+    } else {
+        fields.extend(pairs);
+    }
+}
+
+/// RFC 5424 §6.3.3: inside PARAM-VALUE, `\"`, `\\` and `\]` stand for the character;
+/// a backslash before anything else is kept.
+fn unescape_sd(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&next @ ('"' | '\\' | ']')) = chars.peek() {
+                out.push(next);
+                chars.next();
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// When `tag` sits in `text` without `:` or `[` right after it, the rest of `text` from
@@ -236,11 +283,25 @@ mod tests {
     }
 
     #[test]
+    fn sd_values_are_unescaped_and_repeated_ids_merge() {
+        let frame =
+            Bytes::from_static(b"<34>1 - h a - - [x@1 a=\"q\\\"uote\\\\ \\]b\\n\"][x@1 b=\"2\"] m");
+        let mut f = ObjectMap::new();
+        parse_into(&frame, None, now(), &mut f);
+        let sd = f.get("x@1").and_then(|v| v.as_object());
+        assert_eq!(
+            sd.and_then(|o| o.get("a")),
+            Some(&Value::from("q\"uote\\ ]b\\n"))
+        );
+        assert_eq!(sd.and_then(|o| o.get("b")), Some(&Value::from("2")));
+    }
+
+    #[test]
     fn non_syslog_text_is_kept_raw() {
         let frame = Bytes::from_static(b"just some text");
         let mut f = ObjectMap::new();
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        assert_eq!(parse_into(&frame, Some(ip), now(), &mut f), Parsed::Raw);
+        let ip = ip_value([10, 0, 0, 1].into());
+        assert_eq!(parse_into(&frame, Some(&ip), now(), &mut f), Parsed::Raw);
         assert_eq!(f.get("message"), Some(&Value::from("just some text")));
         assert_eq!(f.get("host"), Some(&Value::from("10.0.0.1")));
     }

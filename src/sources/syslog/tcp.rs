@@ -117,7 +117,7 @@ async fn connection(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut batch = Vec::with_capacity(64);
     let mut draining = cx.shutdown.is_cancelled();
-    let ip = Some(peer.ip());
+    let ip = super::ip_value(peer.ip());
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
@@ -161,7 +161,7 @@ async fn connection(
                 });
             }
             if let Some(frame) = &d.frame {
-                builder.push(frame, d.truncated, ip, now, &mut batch);
+                builder.push(frame, d.truncated, Some(&ip), now, &mut batch);
                 if batch.len() >= MAX_BATCH_EVENTS
                     && !crate::sources::send_batch(&mut batch, &cx.metrics, &cx.out).await
                 {

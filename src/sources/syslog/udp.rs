@@ -33,6 +33,7 @@ async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
     let mut batch = Vec::with_capacity(64);
     tracing::info!(component_id = %cx.id, address = %config.address, "Listening for syslog over UDP.");
     let mut stopping = false;
+    let mut last_peer: Option<(std::net::IpAddr, crate::event::Value)> = None;
     loop {
         if buf.capacity() - buf.len() < MAX_DATAGRAM {
             buf.reserve(4 * MAX_DATAGRAM);
@@ -65,7 +66,12 @@ async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
                     if truncated {
                         datagram.truncate(super::char_boundary(&datagram, config.max_length));
                     }
-                    builder.push(&datagram, truncated, Some(peer.ip()), now, &mut batch);
+                    // Senders rarely change between datagrams: reuse the formatted IP.
+                    if last_peer.as_ref().map(|(ip, _)| *ip) != Some(peer.ip()) {
+                        last_peer = Some((peer.ip(), super::ip_value(peer.ip())));
+                    }
+                    let ip = last_peer.as_ref().map(|(_, v)| v);
+                    builder.push(&datagram, truncated, ip, now, &mut batch);
                 }
                 Err(e) => errors.report(1, || format!("Receiving a datagram failed: {e}")),
             }
