@@ -19,7 +19,7 @@ fn event(raw: &[u8]) -> Event {
         Utc::now(),
         &mut fields,
     );
-    LogEvent::from_parts(fields, EventMetadata::new("bench".into(), Utc::now())).into()
+    LogEvent::from_parts(fields, EventMetadata::new("bench", Utc::now())).into()
 }
 
 fn benches(c: &mut Criterion) {

@@ -54,7 +54,8 @@ TOML
   sleep 1
   local idle_rss
   idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-  local start end
+  local start end cpu0 cpu1
+  cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
   LOADGEN_START_FILE="$work/start" "$GEN" "127.0.0.1:$PORT" "$MESSAGES" "$CONNECTIONS" "$FRAMING" > "$work/gen.out"
   local want=$(( MESSAGES / CONNECTIONS * CONNECTIONS ))
   while [ "$(metric sluice_component_sent_events_total out)" -lt "$want" ]; do sleep 0.02; done
@@ -63,16 +64,18 @@ TOML
   local bytes peak
   bytes=$(metric sluice_component_received_bytes_total in)
   peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat)
   kill -TERM $pid; wait $pid || true
-  awk -v n="$want" -v b="$bytes" -v s="$start" -v e="$end" -v p="$peak" -v i="$idle_rss" -v name="$name" -v c="$CONNECTIONS" -v f="$FRAMING" 'BEGIN {
+  awk -v n="$want" -v b="$bytes" -v s="$start" -v e="$end" -v p="$peak" -v i="$idle_rss" -v name="$name" -v c="$CONNECTIONS" -v f="$FRAMING" -v cpu=$(( cpu1 - cpu0 )) -v hz="$(getconf CLK_TCK)" 'BEGIN {
     t = e - s
-    printf "%-24s %8d events in %5.2fs %9.0f events/s %6.1f MiB/s  peak RSS %5.1f MiB  idle RSS %4.1f MiB  (%d conns, %s)|%f\n",
-      name, n, t, n / t, b / t / 1048576, p / 1024, i / 1024, c, f, n / t }'
+    printf "%-22s %8d ev in %5.2fs %8.0f ev/s %6.1f MiB/s  CPU %4.2f us/ev  peak RSS %5.1f MiB  idle %4.1f MiB  (%d conns, %s)|%f\n",
+      name, n, t, n / t, b / t / 1048576, cpu / hz / n * 1e6, p / 1024, i / 1024, c, f, n / t }'
 }
 
 echo "sluice load test: $MESSAGES messages, $(nproc) cores, median of $REPEAT runs"
 run_case "syslog_tcp->blackhole" 'type = "blackhole"
 print_interval_secs = 0'
 run_case "syslog_tcp->file" "type = \"file\"
+${FILE_EXTRA:-}
 path = \"$work/out.jsonl\""
 ls -la "$work/out.jsonl" | awk '{ printf "file sink wrote %.1f MiB of JSON lines\n", $5 / 1048576 }'

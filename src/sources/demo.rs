@@ -44,6 +44,7 @@ impl SourceConfig for DemoConfig {
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
         let cfg = self.clone();
         Ok(Box::pin(async move {
+            let source_id = crate::event::intern(&cx.id);
             let host = Value::Bytes(Bytes::from(crate::hostname()));
             let interval = Duration::from_secs_f64(cfg.interval.max(0.0));
             let limit = cfg.count.unwrap_or(u64::MAX);
@@ -82,7 +83,7 @@ impl SourceConfig for DemoConfig {
                     fields.insert("timestamp".into(), Value::Timestamp(now));
                     fields.insert("source_type".into(), Value::from("demo"));
                     batch.push(
-                        LogEvent::from_parts(fields, EventMetadata::new(cx.id.clone(), now)).into(),
+                        LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
                     );
                     seq += 1;
                 }

@@ -27,6 +27,7 @@ impl SourceConfig for StdinConfig {
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
         let max_length = self.max_length.max(1);
         Ok(Box::pin(async move {
+            let source_id = crate::event::intern(&cx.id);
             let host = Value::Bytes(Bytes::from(crate::hostname()));
             let truncated = cx.metrics.error_reporter("truncated");
             let io = cx.metrics.error_reporter("io");
@@ -69,7 +70,7 @@ impl SourceConfig for StdinConfig {
                     fields.insert("timestamp".into(), Value::Timestamp(now));
                     fields.insert("source_type".into(), Value::from("stdin"));
                     batch.push(
-                        LogEvent::from_parts(fields, EventMetadata::new(cx.id.clone(), now)).into(),
+                        LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
                     );
                     if batch.len() >= MAX_BATCH_EVENTS
                         && !super::send_batch(&mut batch, &cx.metrics, &cx.out).await

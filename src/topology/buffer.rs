@@ -266,7 +266,7 @@ mod tests {
             .map(|_| {
                 LogEvent::from_parts(
                     ObjectMap::new(),
-                    EventMetadata::new("t".into(), chrono::Utc::now()),
+                    EventMetadata::new("t", chrono::Utc::now()),
                 )
                 .into()
             })

@@ -197,49 +197,56 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     write_escaped(s.as_bytes(), out);
 }
 
-/// Writes `bytes` as a JSON string literal: skips plain ASCII eight bytes at a time,
-/// copies runs in one go, escapes quotes, backslashes and control characters. Returns
-/// whether any byte was not ASCII (so the caller knows whether to validate UTF-8).
+/// Writes `bytes` as a JSON string literal: checks eight bytes at a time (a short tail
+/// as one word padded with a plain letter), looks at single bytes only inside a word that
+/// needs it, copies runs in one go. Returns whether any byte was not ASCII (so the
+/// caller knows whether UTF-8 still needs validating).
 fn write_escaped(bytes: &[u8], out: &mut Vec<u8>) -> bool {
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
+    let n = bytes.len();
     let (mut start, mut i, mut non_ascii) = (0, 0, false);
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            if !word_is_special(u64::from_le_bytes(w)) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                non_ascii |= b >= 0x80;
-                i += 1;
-                continue;
+    while i < n {
+        let word = match bytes[i..].first_chunk::<8>() {
+            Some(w) => *w,
+            None => {
+                let mut w = [b'A'; 8];
+                w[..n - i].copy_from_slice(&bytes[i..]);
+                w
             }
         };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        i += 1;
-        start = i;
+        if !word_is_special(u64::from_le_bytes(word)) {
+            i += 8;
+            continue;
+        }
+        for _ in 0..8 {
+            let Some(&b) = bytes.get(i) else { break };
+            i += 1;
+            let esc: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..=0x1f => {
+                    out.extend_from_slice(&bytes[start..i - 1]);
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[(b >> 4) as usize]);
+                    out.push(HEX[(b & 0xf) as usize]);
+                    start = i;
+                    continue;
+                }
+                _ => {
+                    non_ascii |= b >= 0x80;
+                    continue;
+                }
+            };
+            out.extend_from_slice(&bytes[start..i - 1]);
+            out.extend_from_slice(esc);
+            start = i;
+        }
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');

@@ -161,7 +161,7 @@ mod tests {
     fn event(app: &str) -> Event {
         let mut f = ObjectMap::new();
         f.insert("appname".into(), Value::from(app));
-        LogEvent::from_parts(f, EventMetadata::new("s".into(), Utc::now())).into()
+        LogEvent::from_parts(f, EventMetadata::new("s", Utc::now())).into()
     }
 
     #[test]

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// `[sources.ID] type = "syslog"`.
 #[derive(Clone, Debug, Deserialize)]
@@ -86,7 +85,7 @@ impl SourceConfig for SyslogConfig {
 
 /// Turns frames into events and keeps the counters; one per connection or socket.
 pub(crate) struct EventBuilder {
-    source_id: Arc<str>,
+    source_id: &'static str,
     parse_errors: ErrorReporter,
     truncated: ErrorReporter,
     max_length: usize,
@@ -95,7 +94,7 @@ pub(crate) struct EventBuilder {
 impl EventBuilder {
     pub(crate) fn new(cx: &SourceContext, max_length: usize) -> Self {
         Self {
-            source_id: cx.id.clone(),
+            source_id: crate::event::intern(&cx.id),
             parse_errors: cx.metrics.error_reporter("parse"),
             truncated: cx.metrics.error_reporter("truncated"),
             max_length,
@@ -131,9 +130,7 @@ impl EventBuilder {
                 )
             });
         }
-        batch.push(
-            LogEvent::from_parts(fields, EventMetadata::new(self.source_id.clone(), now)).into(),
-        );
+        batch.push(LogEvent::from_parts(fields, EventMetadata::new(self.source_id, now)).into());
     }
 }
 
