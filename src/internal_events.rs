@@ -221,4 +221,8 @@ pub fn describe_all() {
         "TCP connections closed at once because connection_limit was reached."
     );
     describe_gauge!("sluice_files_open", "Files a file sink keeps open.");
+    describe_counter!(
+        "sluice_udp_kernel_drops_total",
+        "Datagrams the kernel dropped for a UDP source because its receive buffer was full."
+    );
 }

@@ -243,3 +243,34 @@ path = "{DIR}/out.jsonl"
     assert!(s.wait(Duration::from_secs(20)).success());
     assert_eq!(count_lines(s.dir.path(), "out.jsonl"), 100);
 }
+
+#[test]
+fn own_logs_are_json_on_request_and_filtered_by_sluice_log() {
+    let mut s = Sluice::start_with(
+        "[sources.gen]\ntype = \"demo\"\ninterval = 0.0\ncount = 10\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"gen\"]\n",
+        |c| {
+            c.arg("--log-format").arg("json").env("SLUICE_LOG", "info");
+        },
+    );
+    assert!(s.wait(Duration::from_secs(10)).success());
+    let log = s.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "INFO" && l["fields"]["message"] == "sluice started."),
+        "{log}"
+    );
+
+    let mut quiet = Sluice::start_with(
+        "[sources.gen]\ntype = \"demo\"\ninterval = 0.0\ncount = 10\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"gen\"]\n",
+        |c| {
+            c.env("SLUICE_LOG", "warn");
+        },
+    );
+    assert!(quiet.wait(Duration::from_secs(10)).success());
+    assert!(!quiet.log_text().contains("INFO"), "{}", quiet.log_text());
+}

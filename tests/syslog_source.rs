@@ -240,20 +240,29 @@ fn hostile_clients_do_not_hurt_anyone_else() {
         let mut c = TcpStream::connect(addr).expect("connect");
         c.write_all(half).expect("half");
     }
-    // Many well-behaved clients at once.
-    let clients: Vec<_> = (0..500)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let mut c = TcpStream::connect(addr).expect("connect");
-                for j in 0..4 {
-                    writeln!(c, "<13>1 - host app - - - good-{i}-{j}").expect("send");
-                }
-            })
-        })
+    // Thousands of well-behaved clients, all connected at the same time.
+    let mut clients: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
-    for c in clients {
-        c.join().expect("client");
+    assert!(
+        wait_for(Duration::from_secs(10), || metric(
+            &s.metrics(),
+            "sluice_tcp_connections",
+            &[("component_id", "in_tcp")]
+        )
+        .unwrap_or(0.0)
+            >= 2001.0),
+        "not all connections were accepted: {:?}",
+        metric(
+            &s.metrics(),
+            "sluice_tcp_connections",
+            &[("component_id", "in_tcp")]
+        )
+    );
+    for (i, c) in clients.iter_mut().enumerate() {
+        writeln!(c, "<13>1 - host app - - - good-{i}").expect("send");
     }
+    drop(clients);
     drop(big);
     let dir = s.dir.path().to_path_buf();
     let want = 2000 + 3;
@@ -345,5 +354,72 @@ fn udp_datagrams_longer_than_max_length_are_truncated_and_counted() {
             &[("component_id", "in_udp"), ("error_type", "truncated")]
         ),
         Some(1.0)
+    );
+}
+
+#[test]
+fn udp_datagrams_the_kernel_drops_are_counted() {
+    let udp = free_port();
+    // A sink that never drains (stdout is a pipe nobody reads) with a tiny buffer, and a
+    // tiny kernel receive buffer: the source blocks, the kernel must drop.
+    let s = Sluice::start_with(
+        &format!(
+            r#"
+[sources.in_udp]
+type = "syslog"
+mode = "udp"
+address = "127.0.0.1:{udp}"
+receive_buffer_bytes = 4096
+
+[sinks.stuck]
+type = "console"
+inputs = ["in_udp"]
+buffer.max_events = 10
+"#
+        ),
+        |c| {
+            c.stdout(std::process::Stdio::piped());
+        },
+    );
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let line = format!("<13>1 - host app - - - {}", "z".repeat(200));
+    for _ in 0..20_000 {
+        let _ = sock.send_to(line.as_bytes(), ("127.0.0.1", udp));
+    }
+    let label = [("component_id", "in_udp")];
+    assert!(
+        wait_for(Duration::from_secs(5), || metric(
+            &s.metrics(),
+            "sluice_udp_kernel_drops_total",
+            &label
+        )
+        .unwrap_or(0.0)
+            > 0.0),
+        "kernel drops not counted:\n{}",
+        s.metrics()
+    );
+    let m = s.metrics();
+    let drops = metric(&m, "sluice_udp_kernel_drops_total", &label).unwrap_or(0.0);
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_component_discarded_events_total",
+            &[("component_id", "in_udp"), ("intentional", "false")]
+        ),
+        Some(drops)
+    );
+    assert!(
+        metric(
+            &m,
+            "sluice_component_errors_total",
+            &[("component_id", "in_udp"), ("error_type", "udp_overflow")]
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    );
+    assert!(
+        s.log_text().contains("receive buffer was full"),
+        "{}",
+        s.log_text()
     );
 }

@@ -8,6 +8,8 @@ use crate::event::MAX_BATCH_EVENTS;
 use crate::topology::component::{BuildError, SourceContext, Task};
 use bytes::BytesMut;
 use chrono::Utc;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
 use tokio::net::UdpSocket;
 
 /// The largest UDP payload.
@@ -26,9 +28,87 @@ pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, Bui
     Ok(Box::pin(serve(sock, config, cx)))
 }
 
+/// The kernel's count of datagrams it dropped for the socket with this inode (its
+/// receive buffer was full), from the `drops` column of /proc/net/udp and udp6.
+fn kernel_drops(inode: u64) -> Option<u64> {
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.get(9)?.parse::<u64>().ok()? == inode {
+                    cols.get(12)?.parse().ok()
+                } else {
+                    None
+                }
+            })
+        })
+}
+
+/// The inode of a socket, which names it in /proc/net/udp.
+fn socket_inode(sock: &UdpSocket) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", sock.as_raw_fd())).ok()?;
+    let s = link.to_str()?;
+    s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Publishes what the kernel dropped since the last look: UDP cannot push back, so a
+/// full receive buffer loses datagrams before sluice sees them. They are counted in
+/// `sluice_udp_kernel_drops_total` and as unintentional discards.
+struct DropWatch {
+    inode: Option<u64>,
+    seen: u64,
+    total: metrics::Counter,
+    reporter: crate::internal_events::ErrorReporter,
+    discarded: metrics::Counter,
+}
+
+impl DropWatch {
+    fn check(&mut self) {
+        let Some(now) = self.inode.and_then(kernel_drops) else {
+            return;
+        };
+        if now > self.seen {
+            let n = now - self.seen;
+            self.seen = now;
+            self.total.absolute(now);
+            self.discarded.increment(n);
+            self.reporter.report(n, || {
+                format!("The kernel dropped {n} datagrams because the receive buffer was full; raise receive_buffer_bytes or relieve the sinks.")
+            });
+        }
+    }
+}
+
+/// Stops a helper task when its owner ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
     let builder = EventBuilder::new(&cx, config.max_length);
     let errors = cx.metrics.error_reporter("io");
+    let mut drops = DropWatch {
+        inode: socket_inode(&sock),
+        seen: 0,
+        total: cx.metrics.counter("sluice_udp_kernel_drops_total"),
+        reporter: cx.metrics.error_reporter("udp_overflow"),
+        discarded: cx.metrics.discarded_unintentional.clone(),
+    };
+    // Its own task: the kernel drops exactly while this loop is blocked on a full sink.
+    let watch = AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            drops.check();
+        }
+    }));
     let mut buf = BytesMut::with_capacity(4 * MAX_DATAGRAM);
     let mut batch = Vec::with_capacity(64);
     tracing::info!(component_id = %cx.id, address = %config.address, "Listening for syslog over UDP.");
@@ -90,5 +170,6 @@ async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
         }
     }
     crate::sources::send_batch(&mut batch, &cx.metrics, &cx.out).await;
+    drop(watch);
     tracing::info!(component_id = %cx.id, "Syslog UDP listener stopped.");
 }
