@@ -31,7 +31,7 @@ fn main() {
                 use std::fmt::Write as _;
                 let _ = write!(
                     line,
-                    "<134>1 2026-11-22T14:20:{:02}.{:03}Z web-{c:02}.example.com nginx {} ACCESS [req@32473 id=\"{:08x}\" status=\"200\"] GET /api/v1/items/{} HTTP/1.1 200 512 seq={i}",
+                    "<134>1 2026-11-22T14:20:{:02}.{:03}Z web-{c:02}.example.com nginx {} ACCESS [req@32473 id=\"{:08x}\" status=\"200\" ua=\"curl/8.4\"] GET /api/v1/items/{} HTTP/1.1 200 512 seq={i}",
                     i % 60,
                     i % 1000,
                     1000 + i % 5000,

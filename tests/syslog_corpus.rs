@@ -223,3 +223,107 @@ fn strict_valid_cases_give_exactly_the_expected_fields() {
         failures.join("\n")
     );
 }
+
+fn loose(t: &str) -> Option<syslog_loose::Message<&str>> {
+    syslog_loose::parse_message_with_year_exact(t, |_| 2026, syslog_loose::Variant::Either).ok()
+}
+
+#[test]
+fn fast_rfc5424_path_agrees_with_syslog_loose_on_the_corpus() {
+    let mut taken = 0;
+    for case in cases() {
+        let raw = bytes_of(&case);
+        let Ok(text) = std::str::from_utf8(&raw) else {
+            continue;
+        };
+        let t = text.trim();
+        if let Some(fast) = sluice::sources::syslog::parse_strict(t) {
+            taken += 1;
+            let slow = loose(t);
+            assert_eq!(
+                Some(format!("{fast:?}")),
+                slow.map(|m| format!("{m:?}")),
+                "{}: {t:?}",
+                case["id"]
+            );
+        }
+    }
+    assert!(
+        taken >= 100,
+        "the fast path took only {taken} corpus messages"
+    );
+}
+
+mod generated {
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![Just("-".to_string()), "[A-Za-z0-9._@:-]{1,12}"]
+    }
+
+    fn sd_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9 =.:/-]{0,12}",
+            r#"[a-z]{0,3}(\\"|\\\\|\\\]|\\n)[a-z ]{0,3}"#
+        ]
+    }
+
+    fn sd() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("-".to_string()),
+            proptest::collection::vec(
+                (
+                    "[a-zA-Z]{1,8}(@[0-9]{1,5})?",
+                    proptest::collection::vec(("[a-zA-Z]{1,6}", sd_value()), 0..3)
+                ),
+                1..3
+            )
+            .prop_map(|els| els
+                .into_iter()
+                .map(|(id, ps)| format!(
+                    "[{id}{}]",
+                    ps.iter()
+                        .map(|(k, v)| format!(" {k}=\"{v}\""))
+                        .collect::<String>()
+                ))
+                .collect::<String>()),
+        ]
+    }
+
+    fn timestamp() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("-".to_string()),
+            (
+                2000u32..2030,
+                1u32..13,
+                1u32..29,
+                0u32..24,
+                0u32..60,
+                0u32..60,
+                prop_oneof![Just(String::new()), "\\.[0-9]{1,9}"],
+                prop_oneof![Just("Z".to_string()), "[+-](0[0-9]|1[0-2]):[0-5][0-9]"]
+            )
+                .prop_map(|(y, mo, d, h, mi, s, f, z)| format!(
+                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{f}{z}"
+                )),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn fast_path_takes_well_formed_messages_and_agrees(
+            pri in 0u8..192, version in 1u32..4, ts in timestamp(), host in field(), app in field(),
+            procid in prop_oneof![Just("-".to_string()), "[0-9]{1,6}", "[a-z]{1,6}"], msgid in field(),
+            sd in sd(), msg in prop_oneof![Just(String::new()), "[ -~]{0,40}"],
+        ) {
+            let line = format!("<{pri}>{version} {ts} {host} {app} {procid} {msgid} {sd} {msg}");
+            let t = line.trim();
+            let fast = sluice::sources::syslog::parse_strict(t);
+            let slow = super::loose(t);
+            if let Some(f) = &fast {
+                prop_assert_eq!(Some(format!("{f:?}")), slow.map(|m| format!("{m:?}")), "{}", t);
+            }
+        }
+    }
+}

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 
-/// Room in a sink's buffer unless the config says otherwise. Larger than Vector's 500
-/// because a single source batch holds up to 1000 events.
-pub const DEFAULT_MAX_EVENTS: usize = 5000;
+/// Room in a sink's buffer unless the config says otherwise: two full source batches.
+/// Larger than Vector's 500 because one batch holds up to 1000 events; not larger,
+/// because measured on syslog TCP -> file, 5000 gave lower throughput (487k vs 606k
+/// events/s) at nearly twice the peak RSS (92 vs 54 MiB).
+pub const DEFAULT_MAX_EVENTS: usize = 2000;
 
 /// `buffer` of a sink: how much may wait in front of it and what happens when it is full.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -3,11 +3,13 @@
 
 mod framing;
 mod parse;
+mod rfc5424;
 mod tcp;
 mod udp;
 
 pub use framing::{char_boundary, Decoded, Framer, FramingError, Mode};
 pub use parse::{ip_value, parse_into, resolve_year, Parsed};
+pub use rfc5424::parse_strict;
 
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, EventMetadata, LogEvent, ObjectMap};

@@ -88,11 +88,15 @@ pub fn parse_into(
     let mut pairs: Vec<(KeyString, Value)> = Vec::with_capacity(16);
     let mut put = |k: &str, v: Value| pairs.push((KeyString::from(k), v));
 
-    let parsed = syslog_loose::parse_message_with_year_exact(
-        trimmed,
-        |d| resolve_year(d, now),
-        Variant::Either,
-    );
+    // Well-formed RFC 5424 takes the fast path; everything else goes to syslog_loose.
+    let parsed = match super::rfc5424::parse_strict(trimmed) {
+        Some(m) => Ok(m),
+        None => syslog_loose::parse_message_with_year_exact(
+            trimmed,
+            |d| resolve_year(d, now),
+            Variant::Either,
+        ),
+    };
     let msg = match parsed {
         Ok(m) if looks_like_syslog(&m) => m,
         _ => {
