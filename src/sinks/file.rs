@@ -4,8 +4,8 @@
 //! Runs on its own thread because file I/O blocks.
 
 use super::util::encoding::EncodingConfig;
-use super::util::on_own_thread;
 use super::util::template::Template;
+use super::util::{on_own_thread, Dropper};
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, BatchStatus, EventFinalizers};
 use crate::internal_events::{ComponentMetrics, ErrorReporter};
@@ -72,6 +72,8 @@ impl SinkConfig for FileSinkConfig {
             path_buf: String::new(),
             cached: None,
             last: None,
+            dropper: Dropper::new(&name),
+            spent: Vec::new(),
         };
         on_own_thread(&name, sink.run(cx))
     }
@@ -141,10 +143,14 @@ struct FileSink {
     cached: Option<(i64, String)>,
     /// The file written last, kept out of `files` so the next event finds it without hashing.
     last: Option<(String, OpenFile)>,
+    /// Frees encoded batches beside this thread.
+    dropper: Dropper,
+    spent: Vec<Batch>,
 }
 
-/// Stop gathering queued batches once this much waits to be written.
-const MAX_PENDING_BYTES: usize = 1 << 20;
+/// Stop gathering queued batches once this much waits to be written: big enough for few
+/// large writes, small enough that what the dropper holds stays a few MiB.
+const MAX_PENDING_BYTES: usize = 256 << 10;
 
 impl FileSink {
     async fn run(mut self, mut cx: SinkContext) {
@@ -161,6 +167,7 @@ impl FileSink {
                             let Some(more) = cx.input.try_recv_now() else { break };
                             pending += self.encode(more, &mut finalizers);
                         }
+                        self.dropper.drop_batches(std::mem::take(&mut self.spent));
                         let status = self.write_all();
                         for f in finalizers {
                             f.update_status(status);
@@ -257,6 +264,7 @@ impl FileSink {
         if dropped > 0 {
             self.metrics.discarded_unintentional.increment(dropped);
         }
+        self.spent.push(batch);
         added
     }
 
