@@ -545,32 +545,24 @@ impl Loader {
             ));
             return None;
         };
-        match (reg.parse)(rest) {
+        // Parse errors and semantic checks are reported the same way.
+        let (inner, issues) = match (reg.parse)(rest) {
             Ok(inner) => {
                 let issues = validate(&inner);
-                let ok = issues.is_empty();
-                for i in issues {
-                    self.errors.push(ConfigError::at(
-                        file,
-                        Some(name.to_string()),
-                        i.key,
-                        i.message,
-                    ));
-                }
-                ok.then_some((reg.name, inner))
+                (Some(inner), issues)
             }
-            Err(issues) => {
-                for issue in issues {
-                    self.errors.push(ConfigError::at(
-                        file,
-                        Some(name.to_string()),
-                        issue.key,
-                        issue.message,
-                    ));
-                }
-                None
-            }
+            Err(issues) => (None, issues),
+        };
+        let ok = issues.is_empty();
+        for issue in issues {
+            self.errors.push(ConfigError::at(
+                file,
+                Some(name.to_string()),
+                issue.key,
+                issue.message,
+            ));
         }
+        inner.filter(|_| ok).map(|inner| (reg.name, inner))
     }
 }
 
