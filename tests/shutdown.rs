@@ -104,3 +104,49 @@ fn health_reports_the_pipeline_and_its_components() {
     assert_eq!(http_get(s.api, "/nope").map(|r| r.0), Some(404));
     assert!(s.terminate(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn embedded_default_config_takes_logger_tcp_into_todays_file() {
+    require_tool("logger");
+    // The embedded default listens on fixed ports (5514, API 9598) and writes under the
+    // working directory, exactly as a new user runs it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(bin())
+        .arg("run")
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let api: std::net::SocketAddr = "127.0.0.1:9598".parse().expect("addr");
+    assert!(wait_for(Duration::from_secs(10), || http_get(
+        api, "/health"
+    )
+    .is_some_and(|(c, _)| c == 200)));
+    let status = std::process::Command::new("logger")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            "5514",
+            "--tcp",
+            "hello from the default config",
+        ])
+        .status()
+        .expect("logger");
+    assert!(status.success());
+    let file = dir.path().join(format!(
+        "sluice-data/syslog-{}.jsonl",
+        chrono::Utc::now().format("%Y-%m-%d")
+    ));
+    let arrived = wait_for(Duration::from_secs(3), || {
+        std::fs::read_to_string(&file)
+            .is_ok_and(|t| t.contains("\"message\":\"hello from the default config\""))
+    });
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let exit = child.wait().expect("wait");
+    assert!(arrived, "nothing in {}", file.display());
+    assert!(exit.success());
+}
