@@ -26,9 +26,9 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast "$@"
-  # nextest does not run doc tests.
+  # nextest does not run doc tests; run them first so the suite's summary comes last.
   cargo test --locked --doc "$@"
+  cargo nextest run --locked --no-fail-fast "$@"
 else
   cargo test --locked --no-fail-fast "$@"
 fi
