@@ -220,7 +220,26 @@ pub fn describe_all() {
         "sluice_tcp_connections_refused_total",
         "TCP connections closed at once because connection_limit was reached."
     );
-    describe_gauge!("sluice_files_open", "Files a file sink keeps open.");
+    describe_gauge!(
+        "sluice_files_open",
+        "Files a file source follows or a file sink keeps open."
+    );
+    describe_counter!(
+        "sluice_files_added_total",
+        "Files a file source started following."
+    );
+    describe_counter!(
+        "sluice_files_rotated_total",
+        "Followed files that were renamed away or deleted."
+    );
+    describe_counter!(
+        "sluice_files_truncated_total",
+        "Followed files that were truncated (copytruncate) and read again from the start."
+    );
+    describe_counter!(
+        "sluice_checkpoint_writes_total",
+        "Checkpoint files written."
+    );
     describe_counter!(
         "sluice_udp_kernel_drops_total",
         "Datagrams the kernel dropped for a UDP source because its receive buffer was full."

@@ -36,7 +36,7 @@ impl SinkConfig for ConsoleConfig {
         let codec = self.encoding.codec;
         let target = self.target;
         let name = cx.id.to_string();
-        on_own_thread(&name, async move {
+        on_own_thread(&format!("sink-{name}"), async move {
             let errors = cx.metrics.error_reporter("io");
             let mut buf = Vec::with_capacity(64 * 1024);
             while let Some(mut batch) = cx.input.recv().await {

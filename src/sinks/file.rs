@@ -75,7 +75,7 @@ impl SinkConfig for FileSinkConfig {
             dropper: Dropper::new(&name),
             spent: Vec::new(),
         };
-        on_own_thread(&name, sink.run(cx))
+        on_own_thread(&format!("sink-{name}"), sink.run(cx))
     }
 
     fn validate(&self) -> Vec<FieldIssue> {
@@ -189,9 +189,6 @@ impl FileSink {
         let mut dropped = 0u64;
         for event in batch.iter_mut() {
             let f = event.take_finalizers();
-            if !f.is_empty() {
-                finalizers.push(f);
-            }
             let time: DateTime<Utc> = Template::event_time(event);
             let path: &str = if self.template.is_static() {
                 self.template.as_str()
@@ -211,6 +208,8 @@ impl FileSink {
                     Ok(()) => &self.path_buf,
                     Err(e) => {
                         dropped += 1;
+                        // Permanent for this event: its source must not wait for it.
+                        f.update_status(BatchStatus::Rejected);
                         self.template_errors.report(1, || {
                             format!(
                                 "Event dropped: cannot render path `{}`: {e}",
@@ -249,6 +248,8 @@ impl FileSink {
                     }
                     Err(e) => {
                         dropped += 1;
+                        // Not delivered: a source that waits (file tail) keeps it.
+                        f.update_status(BatchStatus::Errored);
                         self.io_errors
                             .report(1, || format!("Event dropped: cannot open `{path}`: {e}"));
                         continue;
@@ -256,6 +257,9 @@ impl FileSink {
                 }
             };
             let Some(file) = file else { continue };
+            if !f.is_empty() {
+                finalizers.push(f);
+            }
             let before = file.pending.len();
             self.codec.encode_line(event, &mut file.pending);
             file.pending_events += 1;

@@ -1,6 +1,7 @@
 //! Sources: where events enter the graph. Register a new one with one line below.
 
 pub mod demo;
+pub mod file;
 pub mod stdin;
 pub mod syslog;
 
@@ -11,6 +12,7 @@ pub static REGISTRY: &[Registration<dyn SourceConfig>] = &[
     source::<syslog::SyslogConfig>("syslog"),
     source::<stdin::StdinConfig>("stdin"),
     source::<demo::DemoConfig>("demo"),
+    source::<file::FileConfig>("file"),
 ];
 
 use crate::event::Batch;

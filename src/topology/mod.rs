@@ -18,6 +18,39 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use component::BuildError;
+use std::future::Future;
+
+/// Runs a component whose I/O blocks (file sources and sinks, stdout) on a thread of its
+/// own with a single-threaded runtime, so blocking I/O never stalls the async workers
+/// while the component still awaits its channels and timers as usual.
+pub fn on_own_thread<F>(name: &str, fut: F) -> Result<Task, BuildError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|source| BuildError::Io {
+            what: "starting the sink's runtime".into(),
+            source,
+        })?;
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            rt.block_on(fut);
+            let _ = tx.send(());
+        })
+        .map_err(|source| BuildError::Io {
+            what: "starting the sink's thread".into(),
+            source,
+        })?;
+    Ok(Box::pin(async move {
+        let _ = rx.await;
+    }))
+}
+
 /// Why the pipeline could not start: one line per component that failed to build.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .0.join("\n"))]

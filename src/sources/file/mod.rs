@@ -1,0 +1,661 @@
+//! `file` source: follows files matched by globs through rotation and restarts. Each
+//! file is known by a fingerprint of its first bytes, never by its path, so renames and
+//! inode reuse cannot hand one file's position to another. Checkpoints only move past
+//! lines whose events the sinks reported delivered, so a sink outage followed by a crash
+//! re-sends instead of losing. Runs on its own thread: file I/O blocks.
+
+mod checkpoint;
+mod tail;
+
+pub use checkpoint::Checkpoints;
+pub use tail::checksum;
+
+use crate::config::field::FieldIssue;
+use crate::event::{
+    BatchNotifier, BatchStatus, EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS,
+};
+use crate::internal_events::ErrorReporter;
+use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+use tail::{FileId, Line, Progress, Tailed};
+use tokio::sync::mpsc;
+
+/// `[sources.ID] type = "file"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Globs of files to follow; `**` matches any depth.
+    pub include: Vec<String>,
+    /// Globs of files to leave alone, applied after `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where to start in a file never seen before that exists at start-up: `beginning`
+    /// (default) or `end`. Files that appear later are always read from the beginning.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Skip files not modified for this long.
+    pub ignore_older_secs: Option<u64>,
+    /// Longest line kept whole; longer lines are truncated and counted
+    /// (`error_type="truncated"`), never dropped. Default 102400.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// What ends a line. Default `"\n"` (a CR before it is dropped too).
+    #[serde(default = "default_delimiter")]
+    pub line_delimiter: String,
+    /// How often to look for new files, in milliseconds. Default 1000.
+    #[serde(default = "default_cooldown")]
+    pub glob_minimum_cooldown_ms: u64,
+    /// Field for the file's path. Default `file`.
+    #[serde(default = "default_file_key")]
+    pub file_key: String,
+    /// Field for the host name. Default `host`.
+    #[serde(default = "default_host_key")]
+    pub host_key: String,
+    /// How a file is identified.
+    #[serde(default)]
+    pub fingerprint: FingerprintConfig,
+    /// How long a rotated or deleted file is kept open once read to its end. Default 10.
+    #[serde(default = "default_rotate_wait")]
+    pub rotate_wait_secs: u64,
+}
+
+fn default_max_line_bytes() -> usize {
+    102_400
+}
+fn default_delimiter() -> String {
+    "\n".into()
+}
+fn default_cooldown() -> u64 {
+    1000
+}
+fn default_file_key() -> String {
+    "file".into()
+}
+fn default_host_key() -> String {
+    "host".into()
+}
+fn default_rotate_wait() -> u64 {
+    10
+}
+
+/// Where to start reading a file first seen at start-up.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    /// From its first byte.
+    #[default]
+    Beginning,
+    /// From its current end: only what is written from now on.
+    End,
+}
+
+/// `fingerprint`: how files are told apart.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintConfig {
+    /// `checksum` (default): of the first `bytes` bytes; a shorter file waits until it
+    /// grows. `device_and_inode`: immediate, but inode reuse can confuse it.
+    #[serde(default)]
+    pub strategy: FingerprintStrategy,
+    /// How many leading bytes the checksum covers. Default 256.
+    #[serde(default = "default_fingerprint_bytes")]
+    pub bytes: usize,
+}
+
+fn default_fingerprint_bytes() -> usize {
+    256
+}
+
+impl Default for FingerprintConfig {
+    fn default() -> Self {
+        Self {
+            strategy: FingerprintStrategy::Checksum,
+            bytes: default_fingerprint_bytes(),
+        }
+    }
+}
+
+/// Identity strategy.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FingerprintStrategy {
+    /// Checksum of the first bytes.
+    #[default]
+    Checksum,
+    /// Device and inode numbers.
+    DeviceAndInode,
+}
+
+impl SourceConfig for FileConfig {
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+        let dir = cx.data_dir.join(cx.id.as_ref());
+        std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
+            what: format!("creating the checkpoint directory {}", dir.display()),
+            source,
+        })?;
+        let include = compile(&self.include)?;
+        let exclude = compile(&self.exclude)?;
+        let name = format!("source-{}", cx.id);
+        let config = self.clone();
+        crate::topology::on_own_thread(&name, async move {
+            Follower::new(config, include, exclude, dir, cx).run().await;
+        })
+    }
+
+    fn validate(&self) -> Vec<FieldIssue> {
+        let mut issues = Vec::new();
+        if self.include.is_empty() {
+            issues.push(FieldIssue::new("include", "needs at least one glob"));
+        }
+        for (key, globs) in [("include", &self.include), ("exclude", &self.exclude)] {
+            for g in globs {
+                if let Err(e) = glob::Pattern::new(g) {
+                    issues.push(FieldIssue::new(
+                        key,
+                        format!("`{g}` is not a valid glob: {e}"),
+                    ));
+                }
+            }
+        }
+        if self.line_delimiter.is_empty() {
+            issues.push(FieldIssue::new("line_delimiter", "must not be empty"));
+        }
+        if self.max_line_bytes == 0 {
+            issues.push(FieldIssue::new("max_line_bytes", "must be at least 1"));
+        }
+        if self.fingerprint.bytes == 0 {
+            issues.push(FieldIssue::new("fingerprint.bytes", "must be at least 1"));
+        }
+        issues
+    }
+}
+
+fn compile(globs: &[String]) -> Result<Vec<glob::Pattern>, BuildError> {
+    globs
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| BuildError::Other(format!("`{g}`: {e}"))))
+        .collect()
+}
+
+/// Prefix of the identity a truncated file has until it is long enough to fingerprint;
+/// never written to checkpoints.
+const PROVISIONAL: &str = "provisional-";
+
+/// Batches sent and not yet acknowledged, in order, with the file offsets they reach.
+struct Pending {
+    seq: u64,
+    offsets: Vec<(FileId, u64, PathBuf)>,
+    status: Option<BatchStatus>,
+}
+
+struct Follower {
+    config: FileConfig,
+    include: Vec<glob::Pattern>,
+    exclude: Vec<glob::Pattern>,
+    cx: SourceContext,
+    files: HashMap<FileId, Tailed>,
+    checkpoints: Checkpoints,
+    /// Files whose delivery failed: their checkpoint stays where it is until restart.
+    pinned: std::collections::HashSet<FileId>,
+    pending: VecDeque<Pending>,
+    /// Where reading stopped in files that were then truncated (copytruncate): the copy
+    /// logrotate made has that identity and continues from exactly there.
+    retired: HashMap<FileId, u64>,
+    acks_tx: mpsc::UnboundedSender<(u64, BatchStatus)>,
+    acks_rx: mpsc::UnboundedReceiver<(u64, BatchStatus)>,
+    next_seq: u64,
+    started: bool,
+    host: Value,
+    source_id: &'static str,
+    truncated: ErrorReporter,
+    io: ErrorReporter,
+    checkpoint_errors: ErrorReporter,
+    open_gauge: metrics::Gauge,
+    added: metrics::Counter,
+    rotated: metrics::Counter,
+    truncations: metrics::Counter,
+    checkpoint_writes: metrics::Counter,
+}
+
+impl Follower {
+    fn new(
+        config: FileConfig,
+        include: Vec<glob::Pattern>,
+        exclude: Vec<glob::Pattern>,
+        dir: PathBuf,
+        cx: SourceContext,
+    ) -> Self {
+        let (checkpoints, problem) = Checkpoints::load(&dir);
+        let checkpoint_errors = cx.metrics.error_reporter("checkpoint");
+        if let Some(p) = problem {
+            checkpoint_errors.report(1, || p);
+        }
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        Self {
+            include,
+            exclude,
+            files: HashMap::new(),
+            checkpoints,
+            pinned: Default::default(),
+            pending: VecDeque::new(),
+            retired: HashMap::new(),
+            acks_tx,
+            acks_rx,
+            next_seq: 0,
+            started: false,
+            host: Value::Bytes(Bytes::from(crate::hostname())),
+            source_id: crate::event::intern(&cx.id),
+            truncated: cx.metrics.error_reporter("truncated"),
+            io: cx.metrics.error_reporter("io"),
+            checkpoint_errors,
+            open_gauge: cx.metrics.gauge("sluice_files_open"),
+            added: cx.metrics.counter("sluice_files_added_total"),
+            rotated: cx.metrics.counter("sluice_files_rotated_total"),
+            truncations: cx.metrics.counter("sluice_files_truncated_total"),
+            checkpoint_writes: cx.metrics.counter("sluice_checkpoint_writes_total"),
+            config,
+            cx,
+        }
+    }
+
+    async fn run(mut self) {
+        let cooldown = Duration::from_millis(self.config.glob_minimum_cooldown_ms.max(10));
+        let mut last_scan: Option<Instant> = None;
+        let mut last_checkpoint = Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut idle = Duration::from_millis(1);
+        loop {
+            if self.cx.shutdown.is_cancelled() {
+                break;
+            }
+            if last_scan.is_none_or(|t| t.elapsed() >= cooldown) {
+                self.discover();
+                last_scan = Some(Instant::now());
+            }
+            let read = match self.read_pass(&mut buf).await {
+                Some(n) => n,
+                None => return, // nothing downstream any more
+            };
+            self.collect_acks();
+            if last_checkpoint.elapsed() >= Duration::from_secs(1) {
+                self.write_checkpoints();
+                last_checkpoint = Instant::now();
+            }
+            self.release_detached();
+            if read == 0 {
+                // Idle: back off up to 250 ms, waking early for shutdown.
+                idle = (idle * 2).min(Duration::from_millis(250));
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = self.cx.shutdown.cancelled() => {}
+                }
+            } else {
+                idle = Duration::from_millis(1);
+            }
+        }
+        // Shutdown: what was sent drains through the sinks; wait for their answers so
+        // the final checkpoint covers everything delivered.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.pending.is_empty() && Instant::now() < deadline {
+            tokio::select! {
+                Some((seq, status)) = self.acks_rx.recv() => self.ack(seq, status),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            self.advance();
+        }
+        self.write_checkpoints();
+        self.open_gauge.set(0.0);
+    }
+
+    fn matches(&self, path: &std::path::Path) -> bool {
+        !self.exclude.iter().any(|p| p.matches_path(path))
+    }
+
+    /// Finds files matching the globs and starts following new ones.
+    fn discover(&mut self) {
+        let first = !self.started;
+        self.started = true;
+        let mut seen_ino: HashMap<(u64, u64), FileId> = self
+            .files
+            .values()
+            .map(|t| (t.dev_ino, t.id.clone()))
+            .collect();
+        let patterns: Vec<String> = self
+            .include
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
+        for pattern in patterns {
+            let Ok(paths) = glob::glob(&pattern) else {
+                continue;
+            };
+            for path in paths.flatten() {
+                if !self.matches(&path) {
+                    continue;
+                }
+                let Ok(md) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !md.is_file() {
+                    continue;
+                }
+                let key = (md.dev(), md.ino());
+                if let Some(id) = seen_ino.get(&key) {
+                    // A file we follow, perhaps under a new name after rotation.
+                    if let Some(t) = self.files.get_mut(id) {
+                        if t.path != path && t.detached_since.is_none() {
+                            // Renamed (rotation by rename): followed under its new name.
+                            t.path = path.clone();
+                            self.rotated.increment(1);
+                        }
+                    }
+                    continue;
+                }
+                if let Some(secs) = self.config.ignore_older_secs {
+                    let old = md
+                        .modified()
+                        .ok()
+                        .and_then(|m| SystemTime::now().duration_since(m).ok())
+                        .is_some_and(|age| age.as_secs() > secs);
+                    if old {
+                        continue;
+                    }
+                }
+                let Ok(file) = std::fs::File::open(&path) else {
+                    continue;
+                };
+                let Some(id) = self.identify(&file, &md) else {
+                    continue;
+                };
+                if self.files.contains_key(&id) {
+                    // Same content under another inode (a copy, e.g. by copytruncate):
+                    // already followed through the original.
+                    continue;
+                }
+                let start = match (self.retired.remove(&id), self.checkpoints.entries.get(&id)) {
+                    (Some(read_up_to), _) => read_up_to,
+                    (None, Some(e)) => e.offset,
+                    (None, None) if first && self.config.read_from == ReadFrom::End => md.len(),
+                    (None, None) => 0,
+                };
+                match Tailed::open(
+                    id.clone(),
+                    path.clone(),
+                    file,
+                    start,
+                    self.config.fingerprint.bytes,
+                ) {
+                    Ok(t) => {
+                        seen_ino.insert(t.dev_ino, id.clone());
+                        self.files.insert(id, t);
+                        self.added.increment(1);
+                        self.open_gauge.set(self.files.len() as f64);
+                    }
+                    Err(e) => self
+                        .io
+                        .report(1, || format!("Cannot follow {}: {e}", path.display())),
+                }
+            }
+        }
+        // Files whose path now leads elsewhere (renamed away, or deleted) are read to
+        // their end and released after rotate_wait_secs.
+        for t in self.files.values_mut() {
+            if t.detached_since.is_some() {
+                continue;
+            }
+            let here = std::fs::metadata(&t.path).ok().map(|m| (m.dev(), m.ino()));
+            if here != Some(t.dev_ino) {
+                t.detached_since = Some(Instant::now());
+                self.rotated.increment(1);
+            }
+        }
+    }
+
+    fn identify(&self, file: &std::fs::File, md: &std::fs::Metadata) -> Option<FileId> {
+        match self.config.fingerprint.strategy {
+            FingerprintStrategy::DeviceAndInode => Some(format!("dev{}-ino{}", md.dev(), md.ino())),
+            FingerprintStrategy::Checksum => {
+                use std::os::unix::fs::FileExt;
+                let n = self.config.fingerprint.bytes;
+                let mut head = vec![0u8; n];
+                let got = file.read_at(&mut head, 0).ok()?;
+                // Too short to tell apart from another file yet: wait until it grows.
+                (got >= n).then(|| format!("{:016x}", checksum(&head)))
+            }
+        }
+    }
+
+    /// Reads every file once; returns the bytes read, or `None` when downstream is gone.
+    async fn read_pass(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let mut total = 0;
+        let ids: Vec<FileId> = self.files.keys().cloned().collect();
+        let delimiter = self.config.line_delimiter.clone().into_bytes();
+        let now = Utc::now();
+        let mut batch = Vec::new();
+        let mut offsets: BTreeMap<FileId, (u64, PathBuf)> = BTreeMap::new();
+        for mut id in ids {
+            id = self.reidentify(id);
+            let Some(t) = self.files.get_mut(&id) else {
+                continue;
+            };
+            let mut lines = Vec::new();
+            let mut was_truncated = false;
+            // Read a few chunks per file per pass, for fairness between files.
+            for _ in 0..16 {
+                match t.read_lines(buf, &delimiter, self.config.max_line_bytes, &mut lines) {
+                    Ok(Progress::Read(n)) => total += n,
+                    Ok(Progress::Eof) => break,
+                    Ok(Progress::Truncated) => {
+                        was_truncated = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.io
+                            .report(1, || format!("Reading {} failed: {e}", t.path.display()));
+                        break;
+                    }
+                }
+                if lines.len() >= MAX_BATCH_EVENTS {
+                    break;
+                }
+            }
+            if was_truncated {
+                self.truncations.increment(1);
+                let read_up_to = lines.last().map(|l| l.end_offset).unwrap_or(t.offset);
+                self.retired.insert(id.clone(), read_up_to);
+            }
+            if !lines.is_empty() {
+                self.emit(&id, lines, now, &mut batch, &mut offsets);
+            }
+            if was_truncated {
+                self.restart_truncated(&id);
+            }
+        }
+        self.send(batch, offsets).await.map(|()| total)
+    }
+
+    /// A truncated file starts over from its first byte under a provisional identity,
+    /// which frees its old one for the copy; its real one is taken once it has enough
+    /// bytes (see `reidentify`).
+    fn restart_truncated(&mut self, id: &FileId) {
+        let Some(mut t) = self.files.remove(id) else {
+            return;
+        };
+        if let Err(e) = t.restart(self.config.fingerprint.bytes) {
+            self.io
+                .report(1, || format!("Cannot restart {}: {e}", t.path.display()));
+        }
+        let provisional = format!("{PROVISIONAL}{}-{}", t.dev_ino.0, t.dev_ino.1);
+        t.id = provisional.clone();
+        self.files.insert(provisional, t);
+    }
+
+    /// Turns one file's lines into events.
+    fn emit(
+        &mut self,
+        id: &FileId,
+        lines: Vec<Line>,
+        now: chrono::DateTime<Utc>,
+        batch: &mut Vec<crate::event::Event>,
+        offsets: &mut BTreeMap<FileId, (u64, PathBuf)>,
+    ) {
+        let Some(t) = self.files.get(id) else { return };
+        {
+            self.cx
+                .metrics
+                .received_bytes
+                .increment(lines.iter().map(|l| l.bytes.len() as u64).sum());
+            let path_value = Value::Bytes(Bytes::from(t.path.to_string_lossy().into_owned()));
+            let last = lines.last().map(|l| l.end_offset).unwrap_or(t.offset);
+            offsets.insert(id.clone(), (last, t.path.clone()));
+            let t_path = t.path.clone();
+            for Line {
+                bytes, truncated, ..
+            } in lines
+            {
+                if truncated {
+                    let max = self.config.max_line_bytes;
+                    self.truncated.report(1, || {
+                        format!(
+                            "Line longer than max_line_bytes ({max}) in {} was truncated.",
+                            t_path.display()
+                        )
+                    });
+                }
+                let message = match String::from_utf8(bytes) {
+                    Ok(s) => Bytes::from(s),
+                    Err(e) => Bytes::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                };
+                let mut fields = ObjectMap::new();
+                fields.insert(self.config.file_key.as_str().into(), path_value.clone());
+                fields.insert(self.config.host_key.as_str().into(), self.host.clone());
+                fields.insert("message".into(), Value::Bytes(message));
+                fields.insert("source_type".into(), Value::from("file"));
+                fields.insert("timestamp".into(), Value::Timestamp(now));
+                batch.push(
+                    LogEvent::from_parts(fields, EventMetadata::new(self.source_id, now)).into(),
+                );
+            }
+        }
+    }
+
+    /// Sends a batch with a notifier whose answer moves the files' checkpoints. `None`
+    /// when nothing downstream listens any more.
+    async fn send(
+        &mut self,
+        mut batch: Vec<crate::event::Event>,
+        offsets: BTreeMap<FileId, (u64, PathBuf)>,
+    ) -> Option<()> {
+        if batch.is_empty() {
+            return Some(());
+        }
+        // One notifier per batch: its answer moves the checkpoints of these files.
+        let (notifier, rx) = BatchNotifier::new();
+        for e in batch.iter_mut() {
+            if let crate::event::Event::Log(l) = e {
+                l.metadata.finalizers.add(notifier.clone());
+            }
+        }
+        drop(notifier);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.push_back(Pending {
+            seq,
+            offsets: offsets.into_iter().map(|(id, (o, p))| (id, o, p)).collect(),
+            status: None,
+        });
+        let tx = self.acks_tx.clone();
+        tokio::spawn(async move {
+            // A dropped notifier without an answer means the events were lost.
+            let status = rx.await.unwrap_or(BatchStatus::Errored);
+            let _ = tx.send((seq, status));
+        });
+        if !crate::sources::send_batch(&mut batch, &self.cx.metrics, &self.cx.out).await {
+            return None;
+        }
+        Some(())
+    }
+
+    /// After a truncation the file is new content: once it has enough bytes, it is
+    /// known (and checkpointed) by its new fingerprint. Returns the id to use now.
+    fn reidentify(&mut self, id: FileId) -> FileId {
+        let Some(t) = self.files.get(&id) else {
+            return id;
+        };
+        if !t.needs_identity {
+            return id;
+        }
+        let Ok(md) = t.file().metadata() else {
+            return id;
+        };
+        let Some(new_id) = self.identify(t.file(), &md) else {
+            return id;
+        };
+        let Some(mut t) = self.files.remove(&id) else {
+            return id;
+        };
+        t.needs_identity = false;
+        t.id = new_id.clone();
+        self.files.insert(new_id.clone(), t);
+        new_id
+    }
+
+    fn collect_acks(&mut self) {
+        while let Ok((seq, status)) = self.acks_rx.try_recv() {
+            self.ack(seq, status);
+        }
+        self.advance();
+    }
+
+    fn ack(&mut self, seq: u64, status: BatchStatus) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
+            p.status = Some(status);
+        }
+    }
+
+    /// Moves checkpoints over the answered batches at the front, in order.
+    fn advance(&mut self) {
+        while let Some(front) = self.pending.front() {
+            let Some(status) = front.status else { break };
+            let Some(done) = self.pending.pop_front() else {
+                break;
+            };
+            for (id, offset, path) in done.offsets {
+                if status != BatchStatus::Delivered {
+                    self.pinned.insert(id);
+                } else if !self.pinned.contains(&id) && !id.starts_with(PROVISIONAL) {
+                    self.checkpoints.set(&id, offset, &path);
+                }
+            }
+        }
+    }
+
+    fn write_checkpoints(&mut self) {
+        match self.checkpoints.flush() {
+            Ok(true) => self.checkpoint_writes.increment(1),
+            Ok(false) => {}
+            Err(e) => self
+                .checkpoint_errors
+                .report(1, || format!("Writing checkpoints failed: {e}")),
+        }
+    }
+
+    /// Closes rotated or deleted files that were read to their end long enough ago.
+    fn release_detached(&mut self) {
+        let wait = Duration::from_secs(self.config.rotate_wait_secs);
+        let before = self.files.len();
+        self.files.retain(|_, t| match t.detached_since {
+            Some(since) => since.elapsed() < wait || t.last_data.elapsed() < wait,
+            None => true,
+        });
+        if self.files.len() != before {
+            self.open_gauge.set(self.files.len() as f64);
+        }
+    }
+}
