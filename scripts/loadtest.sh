@@ -79,3 +79,68 @@ run_case "syslog_tcp->file" "type = \"file\"
 ${FILE_EXTRA:-}
 path = \"$work/out.jsonl\""
 ls -la "$work/out.jsonl" | awk '{ printf "file sink wrote %.1f MiB of JSON lines\n", $5 / 1048576 }'
+rm -f "$work/out.jsonl"
+
+[ "${FILE_CASES:-1}" = "1" ] || exit 0
+# File source: one FILE_MB file of 150-byte lines, then 100 files of FILE_MB/100 each,
+# read from the beginning into blackhole and into a file.
+FILE_MB=${FILE_MB:-1024}
+gen_lines() { # gen_lines PATH MB -> number of lines written
+  python3 - "$1" "$2" <<'PY'
+import sys
+path, mb = sys.argv[1], int(sys.argv[2])
+n = mb * 1048576 // 150
+pad = "x" * 150
+with open(path, "w") as f:
+    for i in range(n):
+        f.write("2026-11-22T14:20:00Z seq=%08d %s\n" % (i, pad[: 150 - 31]))
+print(n)
+PY
+}
+run_file_case() { # run_file_case NAME GLOB LINES BYTES SINK_TOML
+  local name=$1 glob=$2 want=$3 bytes=$4 sink=$5
+  rm -rf "$work/state" "$work/out.jsonl"; mkdir -p "$work/state"
+  cat > "$work/$name.toml" <<TOML
+data_dir = "$work/state"
+[api]
+address = "$API"
+[sources.in]
+type = "file"
+include = ["$glob"]
+[sinks.out]
+inputs = ["in"]
+$sink
+TOML
+  local start end pid peak cpu
+  start=$(date +%s.%N)
+  "$BIN" run --config "$work/$name.toml" --log-level warn &
+  pid=$!
+  until [ "$(metric sluice_component_sent_events_total out)" -ge "$want" ]; do sleep 0.02; done
+  end=$(date +%s.%N)
+  peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  cpu=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  kill -TERM $pid; wait $pid || true
+  awk -v n="$want" -v b="$bytes" -v s="$start" -v e="$end" -v p="$peak" -v cpu="$cpu" -v hz="$(getconf CLK_TCK)" -v name="$name" 'BEGIN {
+    t = e - s
+    printf "%-22s %9d lines in %5.2fs %8.0f lines/s %6.1f MiB/s  CPU %4.2f us/line  peak RSS %5.1f MiB (from process start)\n",
+      name, n, t, n / t, b / t / 1048576, cpu / hz / n * 1e6, p / 1024 }'
+}
+mkdir -p "$work/one" "$work/many"
+lines=$(gen_lines "$work/one/big.log" "$FILE_MB")
+bytes=$(stat -c %s "$work/one/big.log")
+echo "file source: one file of $((bytes / 1048576)) MiB, 150-byte lines (page cache warm: $(cat "$work/one/big.log" | wc -l) lines)"
+run_file_case "file->blackhole" "$work/one/*.log" "$lines" "$bytes" 'type = "blackhole"
+print_interval_secs = 0'
+run_file_case "file->file" "$work/one/*.log" "$lines" "$bytes" "type = \"file\"
+path = \"$work/out.jsonl\""
+per=$(gen_lines "$work/many/f000.log" $(( FILE_MB / 100 > 0 ? FILE_MB / 100 : 1 )))
+# Distinct first lines: files that begin with the same 256 bytes share a fingerprint.
+mv "$work/many/f000.log" "$work/body"
+for i in $(seq -f %03g 0 99); do { echo "file $i $(printf '%0300d' 0)"; cat "$work/body"; } > "$work/many/f$i.log"; done
+rm "$work/body"
+mbytes=$(cat "$work"/many/*.log | wc -c)
+mlines=$(( (per + 1) * 100 ))
+run_file_case "100files->blackhole" "$work/many/*.log" "$mlines" "$mbytes" 'type = "blackhole"
+print_interval_secs = 0'
+t0=$(date +%s.%N); cat "$work/one/big.log" | wc -l > /dev/null; t1=$(date +%s.%N)
+awk -v b="$bytes" -v s="$t0" -v e="$t1" 'BEGIN { printf "ceiling: cat | wc -l over the same file from the page cache: %.0f MiB/s\n", b / (e - s) / 1048576 }'

@@ -476,6 +476,12 @@ impl Follower {
             if was_truncated {
                 self.restart_truncated(&id);
             }
+            // Bounded batches, however many files have data: memory stays flat and the
+            // sinks' backpressure reaches the reading.
+            if batch.len() >= MAX_BATCH_EVENTS {
+                self.send(std::mem::take(&mut batch), std::mem::take(&mut offsets))
+                    .await?;
+            }
         }
         self.send(batch, offsets).await.map(|()| total)
     }
