@@ -274,3 +274,22 @@ fn own_logs_are_json_on_request_and_filtered_by_sluice_log() {
     assert!(quiet.wait(Duration::from_secs(10)).success());
     assert!(!quiet.log_text().contains("INFO"), "{}", quiet.log_text());
 }
+
+#[test]
+fn a_torn_last_line_from_a_crash_is_ended_before_appending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&out, b"{\"message\":\"half a li").expect("torn");
+    let mut s = Sluice::start(&format!(
+        "[sources.gen]\ntype = \"demo\"\ninterval = 0.0\ncount = 10\n[sinks.out]\ntype = \"file\"\ninputs = [\"gen\"]\npath = \"{}\"\n",
+        out.display()
+    ));
+    assert!(s.wait(Duration::from_secs(10)).success());
+    let text = std::fs::read_to_string(&out).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 11);
+    assert_eq!(lines[0], "{\"message\":\"half a li");
+    for l in &lines[1..] {
+        assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "{l}");
+    }
+}

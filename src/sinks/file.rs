@@ -345,9 +345,33 @@ fn open(path: &str, compression: Compression) -> std::io::Result<Writer> {
             std::fs::create_dir_all(parent)?;
         }
     }
-    let f = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    if compression == Compression::None {
+        end_torn_line(&mut f)?;
+    }
     Ok(match compression {
         Compression::None => Writer::Plain(f),
         Compression::Gzip => Writer::Gzip(GzEncoder::new(f, flate2::Compression::fast())),
     })
+}
+
+/// A crash (SIGKILL, power loss) can leave a half-written last line. Ending it before
+/// appending keeps every later line whole and parseable; the torn line itself is
+/// resent by sources that wait for delivery.
+fn end_torn_line(f: &mut File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    f.read_at(&mut last, len - 1)?;
+    if last[0] != b'\n' {
+        f.write_all(b"\n")?;
+    }
+    Ok(())
 }

@@ -421,12 +421,11 @@ impl Follower {
         match self.config.fingerprint.strategy {
             FingerprintStrategy::DeviceAndInode => Some(format!("dev{}-ino{}", md.dev(), md.ino())),
             FingerprintStrategy::Checksum => {
-                use std::os::unix::fs::FileExt;
+                // Of the content, so a log compressed by rotation is still the same file.
                 let n = self.config.fingerprint.bytes;
-                let mut head = vec![0u8; n];
-                let got = file.read_at(&mut head, 0).ok()?;
+                let head = tail::head(file, n).ok()?;
                 // Too short to tell apart from another file yet: wait until it grows.
-                (got >= n).then(|| format!("{:016x}", checksum(&head)))
+                (head.len() >= n).then(|| format!("{:016x}", checksum(&head)))
             }
         }
     }
@@ -658,7 +657,8 @@ impl Follower {
         let before = self.files.len();
         self.files.retain(|_, t| match t.detached_since {
             Some(since) => since.elapsed() < wait || t.last_data.elapsed() < wait,
-            None => true,
+            // A compressed file read to its end is done.
+            None => !(t.finished && t.last_data.elapsed() >= wait),
         });
         if self.files.len() != before {
             self.open_gauge.set(self.files.len() as f64);

@@ -9,6 +9,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// How often a followed file's first bytes are compared with what they were.
+const HEAD_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How a file is recognised across renames and restarts.
 pub type FileId = String;
 
@@ -32,6 +35,54 @@ pub struct Line {
     pub end_offset: u64,
 }
 
+/// Where bytes come from: the file itself, or its decompressed content for a gzip file
+/// (rotated logs compressed by logrotate), which is read once from start to end.
+enum Source {
+    Plain(File),
+    Gzip(Box<flate2::read::MultiGzDecoder<File>>),
+}
+
+/// Reads a file with positioned reads, leaving the descriptor's own position (shared
+/// with its clones) untouched.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether `file` starts with the gzip magic bytes.
+pub fn is_gzip(file: &File) -> bool {
+    let mut magic = [0u8; 2];
+    matches!(file.read_at(&mut magic, 0), Ok(2)) && magic == [0x1f, 0x8b]
+}
+
+/// The first `n` bytes of a file's content (decompressed for gzip).
+pub fn head(file: &File, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    let got = if is_gzip(file) {
+        let mut d = flate2::read::MultiGzDecoder::new(At { file, pos: 0 });
+        let mut got = 0;
+        while got < n {
+            match d.read(&mut buf[got..])? {
+                0 => break,
+                k => got += k,
+            }
+        }
+        got
+    } else {
+        file.read_at(&mut buf, 0)?
+    };
+    buf.truncate(got);
+    Ok(buf)
+}
+
 /// A file being followed.
 pub struct Tailed {
     /// Its identity.
@@ -39,6 +90,9 @@ pub struct Tailed {
     /// The path it was found at (the last one, if it was renamed).
     pub path: PathBuf,
     file: File,
+    source: Source,
+    /// A gzip file read to its end: nothing more will come.
+    pub finished: bool,
     /// Device and inode of the open descriptor.
     pub dev_ino: (u64, u64),
     /// Offset just past the last complete line handed out.
@@ -53,6 +107,7 @@ pub struct Tailed {
     pub detached_since: Option<Instant>,
     /// Last time a read returned data.
     pub last_data: Instant,
+    last_head_check: Instant,
     /// Started over after a truncation: its identity must be taken again from its new
     /// first bytes once there are enough of them.
     pub needs_identity: bool,
@@ -78,14 +133,25 @@ impl Tailed {
         head_len: usize,
     ) -> std::io::Result<Self> {
         let md = file.metadata()?;
-        let offset = if offset > md.len() { 0 } else { offset };
-        file.seek(SeekFrom::Start(offset))?;
-        let mut head = vec![0u8; head_len.min(md.len() as usize)];
-        let n = file.read_at(&mut head, 0)?;
-        head.truncate(n);
+        let (source, offset, head) = if is_gzip(&file) {
+            // Offsets of a gzip file count decompressed bytes: skip what was delivered.
+            file.seek(SeekFrom::Start(0))?;
+            let mut d = flate2::read::MultiGzDecoder::new(file.try_clone()?);
+            let skipped = std::io::copy(&mut (&mut d).take(offset), &mut std::io::sink())?;
+            (Source::Gzip(Box::new(d)), skipped, Vec::new())
+        } else {
+            let offset = if offset > md.len() { 0 } else { offset };
+            file.seek(SeekFrom::Start(offset))?;
+            let mut head = vec![0u8; head_len.min(md.len() as usize)];
+            let n = file.read_at(&mut head, 0)?;
+            head.truncate(n);
+            (Source::Plain(file.try_clone()?), offset, head)
+        };
         Ok(Self {
             id,
             path,
+            source,
+            finished: false,
             dev_ino: (md.dev(), md.ino()),
             file,
             offset,
@@ -96,6 +162,7 @@ impl Tailed {
             detached_since: None,
             last_data: Instant::now(),
             needs_identity: false,
+            last_head_check: Instant::now(),
         })
     }
 
@@ -107,14 +174,47 @@ impl Tailed {
         max_line_bytes: usize,
         out: &mut Vec<Line>,
     ) -> std::io::Result<Progress> {
-        let md = self.file.metadata()?;
-        if md.len() < self.read_pos || self.head_changed()? {
-            return Ok(Progress::Truncated);
-        }
-        let n = self.file.read(buf)?;
-        if n == 0 {
-            return Ok(Progress::Eof);
-        }
+        // The first bytes are compared at most once a second (a truncated file that
+        // regrew past our position); the size is checked whenever we reach the end.
+        let n = match &mut self.source {
+            Source::Gzip(d) => {
+                if self.finished {
+                    return Ok(Progress::Eof);
+                }
+                let n = d.read(buf)?;
+                if n == 0 {
+                    // A compressed file does not grow: its last line needs no delimiter.
+                    self.finished = true;
+                    if !self.partial.is_empty() && !self.skipping {
+                        let end = self.read_pos;
+                        out.push(Line {
+                            bytes: std::mem::take(&mut self.partial),
+                            truncated: false,
+                            end_offset: end,
+                        });
+                        self.offset = end;
+                    }
+                    return Ok(Progress::Eof);
+                }
+                n
+            }
+            Source::Plain(f) => {
+                if self.last_head_check.elapsed() >= HEAD_CHECK_INTERVAL {
+                    self.last_head_check = Instant::now();
+                    if head_changed(f, &self.head)? {
+                        return Ok(Progress::Truncated);
+                    }
+                }
+                let n = f.read(buf)?;
+                if n == 0 {
+                    if f.metadata()?.len() < self.read_pos {
+                        return Ok(Progress::Truncated);
+                    }
+                    return Ok(Progress::Eof);
+                }
+                n
+            }
+        };
         self.last_data = Instant::now();
         let mut chunk = &buf[..n];
         let mut pos = self.read_pos;
@@ -170,7 +270,9 @@ impl Tailed {
 
     /// Starts over at the beginning of the (truncated) file.
     pub fn restart(&mut self, head_len: usize) -> std::io::Result<()> {
-        self.file.seek(SeekFrom::Start(0))?;
+        if let Source::Plain(f) = &mut self.source {
+            f.seek(SeekFrom::Start(0))?;
+        }
         self.offset = 0;
         self.read_pos = 0;
         self.partial.clear();
@@ -188,13 +290,14 @@ impl Tailed {
     pub fn file(&self) -> &File {
         &self.file
     }
+}
 
-    fn head_changed(&mut self) -> std::io::Result<bool> {
-        if self.head.is_empty() {
-            return Ok(false);
-        }
-        let mut now = vec![0u8; self.head.len()];
-        let n = self.file.read_at(&mut now, 0)?;
-        Ok(n < self.head.len() || now != self.head)
+/// Whether the first bytes of `file` differ from `head` (a truncated, rewritten file).
+fn head_changed(file: &File, head: &[u8]) -> std::io::Result<bool> {
+    if head.is_empty() {
+        return Ok(false);
     }
+    let mut now = vec![0u8; head.len()];
+    let n = file.read_at(&mut now, 0)?;
+    Ok(n < head.len() || now != head)
 }
