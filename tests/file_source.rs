@@ -589,3 +589,62 @@ fn rotated_and_compressed_while_stopped_is_read_from_the_gz_at_the_checkpoint() 
     std::thread::sleep(Duration::from_millis(300));
     assert_exactly_once(&delivered(&out), 6000, "gzip rotation while stopped");
 }
+
+#[test]
+fn multiline_corpus_gives_exactly_the_listed_events() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/multiline");
+    for (name, pattern, events, second_lines) in [
+        ("java.log", r"^\d{4}-\d{2}-\d{2} ", 4, 11),
+        ("python.log", r"^\d{4}-\d{2}-\d{2} ", 4, 7),
+        ("go-panic.log", r"^(\d{4}/\d{2}/\d{2} |panic: )", 3, 9),
+    ] {
+        let s = Sluice::start(&format!(
+            r#"
+[sources.tail]
+type = "file"
+include = ["{{DIR}}/logs/*.log"]
+glob_minimum_cooldown_ms = 100
+multiline.start_pattern = '{pattern}'
+multiline.condition_pattern = '{pattern}'
+multiline.mode = "halt_before"
+multiline.timeout_ms = 200
+
+[sinks.out]
+type = "file"
+inputs = ["tail"]
+path = "{{DIR}}/out.jsonl"
+"#
+        ));
+        std::fs::create_dir_all(s.path("logs")).expect("logs");
+        let text = std::fs::read_to_string(corpus.join(name)).expect("corpus");
+        std::fs::write(s.path("logs").join(name), &text).expect("copy");
+        let out = s.path("out.jsonl");
+        let msgs = || -> Vec<String> {
+            std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).expect("json")["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        };
+        assert!(
+            wait_for(Duration::from_secs(10), || msgs().len() >= events),
+            "{name}: {:?}",
+            msgs()
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        let got = msgs();
+        assert_eq!(got.len(), events, "{name}: {got:#?}");
+        assert_eq!(got[1].lines().count(), second_lines, "{name}: {}", got[1]);
+        assert_eq!(
+            got.join("\n"),
+            text.trim_end_matches('\n'),
+            "{name}: every line exactly once, in order"
+        );
+    }
+}

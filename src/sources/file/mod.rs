@@ -5,9 +5,11 @@
 //! re-sends instead of losing. Runs on its own thread: file I/O blocks.
 
 mod checkpoint;
+mod multiline;
 mod tail;
 
 pub use checkpoint::Checkpoints;
+pub use multiline::{MultilineConfig, MultilineMode};
 pub use tail::checksum;
 
 use crate::config::field::FieldIssue;
@@ -63,6 +65,8 @@ pub struct FileConfig {
     /// How long a rotated or deleted file is kept open once read to its end. Default 10.
     #[serde(default = "default_rotate_wait")]
     pub rotate_wait_secs: u64,
+    /// Join multi-line messages such as stack traces (Vector's semantics).
+    pub multiline: Option<MultilineConfig>,
 }
 
 fn default_max_line_bytes() -> usize {
@@ -172,6 +176,11 @@ impl SourceConfig for FileConfig {
         if self.fingerprint.bytes == 0 {
             issues.push(FieldIssue::new("fingerprint.bytes", "must be at least 1"));
         }
+        if let Some(m) = &self.multiline {
+            if let Err(e) = multiline::Aggregator::new(m, self.max_line_bytes) {
+                issues.push(FieldIssue::new("multiline", e));
+            }
+        }
         issues
     }
 }
@@ -204,6 +213,7 @@ struct Follower {
     /// Files whose delivery failed: their checkpoint stays where it is until restart.
     pinned: std::collections::HashSet<FileId>,
     pending: VecDeque<Pending>,
+    multiline: Option<multiline::Aggregator>,
     /// Where reading stopped in files that were then truncated (copytruncate): the copy
     /// logrotate made has that identity and continues from exactly there.
     retired: HashMap<FileId, u64>,
@@ -244,6 +254,10 @@ impl Follower {
             checkpoints,
             pinned: Default::default(),
             pending: VecDeque::new(),
+            multiline: config
+                .multiline
+                .as_ref()
+                .and_then(|m| multiline::Aggregator::new(m, config.max_line_bytes).ok()),
             retired: HashMap::new(),
             acks_tx,
             acks_rx,
@@ -299,6 +313,8 @@ impl Follower {
                 idle = Duration::from_millis(1);
             }
         }
+        // Messages still being gathered go out now rather than wait for a restart.
+        self.flush_multiline().await;
         // Shutdown: what was sent drains through the sinks; wait for their answers so
         // the final checkpoint covers everything delivered.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -469,6 +485,19 @@ impl Follower {
                 let read_up_to = lines.last().map(|l| l.end_offset).unwrap_or(t.offset);
                 self.retired.insert(id.clone(), read_up_to);
             }
+            let lines = match &mut self.multiline {
+                Some(agg) => {
+                    let mut joined = Vec::with_capacity(lines.len());
+                    for line in lines {
+                        agg.push(&id, line, &mut joined);
+                    }
+                    // The last message of a quiet file goes out after timeout_ms; a
+                    // truncated file's gathered message ends with the old content.
+                    agg.flush(&id, was_truncated, &mut joined);
+                    joined
+                }
+                None => lines,
+            };
             if !lines.is_empty() {
                 self.emit(&id, lines, now, &mut batch, &mut offsets);
             }
@@ -483,6 +512,24 @@ impl Follower {
             }
         }
         self.send(batch, offsets).await.map(|()| total)
+    }
+
+    /// Emits every message the multiline aggregator still holds.
+    async fn flush_multiline(&mut self) {
+        let Some(agg) = &mut self.multiline else {
+            return;
+        };
+        let mut per_file = Vec::new();
+        for id in agg.pending() {
+            let mut lines = Vec::new();
+            agg.flush(&id, true, &mut lines);
+            per_file.push((id, lines));
+        }
+        let (mut batch, mut offsets) = (Vec::new(), BTreeMap::new());
+        for (id, lines) in per_file {
+            self.emit(&id, lines, Utc::now(), &mut batch, &mut offsets);
+        }
+        let _ = self.send(batch, offsets).await;
     }
 
     /// A truncated file starts over from its first byte under a provisional identity,
