@@ -415,6 +415,8 @@ buffer.max_events = 10
     write_lines(&log, 20_000, 5_000, &pause);
     let stdout = s.child().stdout.take().expect("stdout");
     let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
     let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
             .lines()
@@ -429,6 +431,7 @@ buffer.max_events = 10
             {
                 *seen.entry(n).or_insert(0) += 1;
             }
+            counter.store(seen.len(), std::sync::atomic::Ordering::Relaxed);
             if seen.len() == 25_000 {
                 break;
             }
@@ -441,7 +444,13 @@ buffer.max_events = 10
     }
     assert!(
         reader.is_finished(),
-        "not all lines arrived; log:\n{}",
+        "{} of 25000 lines arrived; metrics:\n{}\nlog:\n{}",
+        count.load(std::sync::atomic::Ordering::Relaxed),
+        s.metrics()
+            .lines()
+            .filter(|l| l.contains("files_") || l.contains("received_events"))
+            .collect::<Vec<_>>()
+            .join("\n"),
         s.log_text()
     );
     let seen = reader.join().expect("reader");
@@ -647,4 +656,27 @@ path = "{{DIR}}/out.jsonl"
             "{name}: every line exactly once, in order"
         );
     }
+}
+
+#[test]
+fn poll_mode_follows_files_without_inotify() {
+    let s = Sluice::start(&config("{DIR}/logs/*.log", "{DIR}/out.jsonl").replace(
+        "glob_minimum_cooldown_ms = 100",
+        "glob_minimum_cooldown_ms = 100\nwatch = \"poll\"",
+    ));
+    std::fs::create_dir_all(s.path("logs")).expect("logs");
+    let log = s.path("logs/a.log");
+    let pause = Mutex::new(());
+    write_lines(&log, 0, 1000, &pause);
+    let out = s.path("out.jsonl");
+    wait_delivered(&out, 1000, &s);
+    write_lines(&log, 1000, 1000, &pause);
+    wait_delivered(&out, 2000, &s);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exactly_once(&delivered(&out), 2000, "poll mode");
+    assert!(
+        !s.log_text().contains("polling instead"),
+        "{}",
+        s.log_text()
+    );
 }

@@ -50,7 +50,9 @@ pub struct FileConfig {
     /// What ends a line. Default `"\n"` (a CR before it is dropped too).
     #[serde(default = "default_delimiter")]
     pub line_delimiter: String,
-    /// How often to look for new files, in milliseconds. Default 1000.
+    /// How often to look for new files, in milliseconds, when polling. Default 1000.
+    /// With inotify, new files are noticed at once and the globs are rescanned every
+    /// 10 s (or this, if longer) as a safety net.
     #[serde(default = "default_cooldown")]
     pub glob_minimum_cooldown_ms: u64,
     /// Field for the file's path. Default `file`.
@@ -67,6 +69,89 @@ pub struct FileConfig {
     pub rotate_wait_secs: u64,
     /// Join multi-line messages such as stack traces (Vector's semantics).
     pub multiline: Option<MultilineConfig>,
+    /// `inotify` (default): the kernel says which files changed, so idle files cost
+    /// nothing; a full pass every few seconds is the safety net. `poll`: every file is
+    /// checked on every pass, for filesystems where inotify sees nothing (NFS).
+    #[serde(default)]
+    pub watch: WatchMode,
+}
+
+/// How changes to files are noticed.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// inotify, with a periodic full pass as the safety net.
+    #[default]
+    Inotify,
+    /// Look at every file on every pass.
+    Poll,
+}
+
+/// With inotify, how often every file is read and the globs scanned anyway, in case an
+/// event was missed (new files are otherwise announced by inotify at once).
+const SAFETY_PASS: Duration = Duration::from_secs(10);
+
+/// What the inotify callback tells the reading loop.
+#[derive(Default)]
+struct Wake {
+    notify: tokio::sync::Notify,
+    dirty: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    rescan: std::sync::atomic::AtomicBool,
+}
+
+/// The directory a glob starts below: its components up to the first with a wildcard,
+/// or the nearest one of them that exists (so files created later are still seen).
+fn glob_base(pattern: &str) -> Option<PathBuf> {
+    let mut base = PathBuf::new();
+    for c in std::path::Path::new(pattern).components() {
+        let s = c.as_os_str().to_string_lossy();
+        if s.contains(['*', '?', '[', '{']) {
+            break;
+        }
+        base.push(c);
+    }
+    while !base.is_dir() {
+        if !base.pop() {
+            return None;
+        }
+    }
+    // Watching the whole filesystem would be worse than polling.
+    (base.parent().is_some()).then_some(base)
+}
+
+/// Starts inotify watches below every include glob; `None` means poll instead.
+fn start_watcher(
+    include: &[glob::Pattern],
+    wake: &std::sync::Arc<Wake>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let w = wake.clone();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else {
+            // Overflowed or failed: a rescan and a full pass recover.
+            w.rescan.store(true, std::sync::atomic::Ordering::Release);
+            w.notify.notify_one();
+            return;
+        };
+        if matches!(
+            ev.kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(notify::event::ModifyKind::Name(_))
+        ) {
+            w.rescan.store(true, std::sync::atomic::Ordering::Release);
+        }
+        if let Ok(mut d) = w.dirty.lock() {
+            d.extend(ev.paths);
+        }
+        w.notify.notify_one();
+    })
+    .ok()?;
+    for p in include {
+        let base = glob_base(p.as_str())?;
+        watcher.watch(&base, RecursiveMode::Recursive).ok()?;
+    }
+    Some(watcher)
 }
 
 fn default_max_line_bytes() -> usize {
@@ -214,6 +299,8 @@ struct Follower {
     pinned: std::collections::HashSet<FileId>,
     pending: VecDeque<Pending>,
     multiline: Option<multiline::Aggregator>,
+    /// Files that returned data on the last pass: read again without waiting for inotify.
+    busy: std::collections::HashSet<FileId>,
     /// Where reading stopped in files that were then truncated (copytruncate): the copy
     /// logrotate made has that identity and continues from exactly there.
     retired: HashMap<FileId, u64>,
@@ -259,6 +346,7 @@ impl Follower {
                 .as_ref()
                 .and_then(|m| multiline::Aggregator::new(m, config.max_line_bytes).ok()),
             retired: HashMap::new(),
+            busy: Default::default(),
             acks_tx,
             acks_rx,
             next_seq: 0,
@@ -280,7 +368,16 @@ impl Follower {
 
     async fn run(mut self) {
         let cooldown = Duration::from_millis(self.config.glob_minimum_cooldown_ms.max(10));
+        let wake = std::sync::Arc::new(Wake::default());
+        let watcher = match self.config.watch {
+            WatchMode::Inotify => start_watcher(&self.include, &wake),
+            WatchMode::Poll => None,
+        };
+        if self.config.watch == WatchMode::Inotify && watcher.is_none() {
+            tracing::warn!(component_id = %self.cx.id, "inotify is not available for these paths; polling instead.");
+        }
         let mut last_scan: Option<Instant> = None;
+        let mut last_full = Instant::now();
         let mut last_checkpoint = Instant::now();
         let mut buf = vec![0u8; 64 * 1024];
         let mut idle = Duration::from_millis(1);
@@ -288,11 +385,57 @@ impl Follower {
             if self.cx.shutdown.is_cancelled() {
                 break;
             }
-            if last_scan.is_none_or(|t| t.elapsed() >= cooldown) {
+            let rescan = wake.rescan.swap(false, std::sync::atomic::Ordering::AcqRel);
+            let scan_every = if watcher.is_some() {
+                SAFETY_PASS.max(cooldown)
+            } else {
+                cooldown
+            };
+            if rescan || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
                 self.discover();
                 last_scan = Some(Instant::now());
             }
-            let read = match self.read_pass(&mut buf).await {
+            // With inotify, read only what changed, what is still busy and what holds a
+            // multiline message; everything every SAFETY_PASS.
+            let targets = if watcher.is_none() || rescan || last_full.elapsed() >= SAFETY_PASS {
+                last_full = Instant::now();
+                if let Ok(mut d) = wake.dirty.lock() {
+                    d.clear();
+                }
+                None
+            } else {
+                let dirty: std::collections::HashSet<PathBuf> = match wake.dirty.lock() {
+                    Ok(mut d) => std::mem::take(&mut *d),
+                    Err(_) => Default::default(),
+                };
+                // A changed path we do not follow yet may have just grown long enough to
+                // be fingerprinted: look at the globs again now, not at the next scan.
+                let unfollowed = {
+                    let followed: std::collections::HashSet<&PathBuf> =
+                        self.files.values().map(|t| &t.path).collect();
+                    dirty.iter().any(|p| {
+                        !followed.contains(p)
+                            && self.include.iter().any(|g| g.matches_path(p))
+                            && self.matches(p)
+                    })
+                };
+                if unfollowed {
+                    self.discover();
+                    last_scan = Some(Instant::now());
+                }
+                let mut ids: std::collections::HashSet<FileId> = self.busy.clone();
+                ids.extend(
+                    self.files
+                        .values()
+                        .filter(|t| dirty.contains(&t.path))
+                        .map(|t| t.id.clone()),
+                );
+                if let Some(agg) = &self.multiline {
+                    ids.extend(agg.pending());
+                }
+                Some(ids)
+            };
+            let read = match self.read_pass(&mut buf, targets.as_ref()).await {
                 Some(n) => n,
                 None => return, // nothing downstream any more
             };
@@ -303,10 +446,17 @@ impl Follower {
             }
             self.release_detached();
             if read == 0 {
-                // Idle: back off up to 250 ms, waking early for shutdown.
+                // Idle: wait for inotify (or back off up to 250 ms when polling), waking
+                // early for shutdown.
                 idle = (idle * 2).min(Duration::from_millis(250));
+                let nap = if watcher.is_some() {
+                    Duration::from_millis(250)
+                } else {
+                    idle
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(idle) => {}
+                    _ = wake.notify.notified(), if watcher.is_some() => {}
+                    _ = tokio::time::sleep(nap) => {}
                     _ = self.cx.shutdown.cancelled() => {}
                 }
             } else {
@@ -447,9 +597,20 @@ impl Follower {
     }
 
     /// Reads every file once; returns the bytes read, or `None` when downstream is gone.
-    async fn read_pass(&mut self, buf: &mut [u8]) -> Option<usize> {
+    async fn read_pass(
+        &mut self,
+        buf: &mut [u8],
+        only: Option<&std::collections::HashSet<FileId>>,
+    ) -> Option<usize> {
         let mut total = 0;
-        let ids: Vec<FileId> = self.files.keys().cloned().collect();
+        let ids: Vec<FileId> = match only {
+            Some(set) => set
+                .iter()
+                .filter(|id| self.files.contains_key(*id))
+                .cloned()
+                .collect(),
+            None => self.files.keys().cloned().collect(),
+        };
         let delimiter = self.config.line_delimiter.clone().into_bytes();
         let now = Utc::now();
         let mut batch = Vec::new();
@@ -461,6 +622,7 @@ impl Follower {
             };
             let mut lines = Vec::new();
             let mut was_truncated = false;
+            let before = total;
             // Read a few chunks per file per pass, for fairness between files.
             for _ in 0..16 {
                 match t.read_lines(buf, &delimiter, self.config.max_line_bytes, &mut lines) {
@@ -479,6 +641,11 @@ impl Follower {
                 if lines.len() >= MAX_BATCH_EVENTS {
                     break;
                 }
+            }
+            if total > before || was_truncated {
+                self.busy.insert(id.clone());
+            } else {
+                self.busy.remove(&id);
             }
             if was_truncated {
                 self.truncations.increment(1);

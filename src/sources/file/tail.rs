@@ -9,9 +9,6 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// How often a followed file's first bytes are compared with what they were.
-const HEAD_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// How a file is recognised across renames and restarts.
 pub type FileId = String;
 
@@ -107,7 +104,6 @@ pub struct Tailed {
     pub detached_since: Option<Instant>,
     /// Last time a read returned data.
     pub last_data: Instant,
-    last_head_check: Instant,
     /// Started over after a truncation: its identity must be taken again from its new
     /// first bytes once there are enough of them.
     pub needs_identity: bool,
@@ -162,7 +158,6 @@ impl Tailed {
             detached_since: None,
             last_data: Instant::now(),
             needs_identity: false,
-            last_head_check: Instant::now(),
         })
     }
 
@@ -199,18 +194,18 @@ impl Tailed {
                 n
             }
             Source::Plain(f) => {
-                if self.last_head_check.elapsed() >= HEAD_CHECK_INTERVAL {
-                    self.last_head_check = Instant::now();
-                    if head_changed(f, &self.head)? {
-                        return Ok(Progress::Truncated);
-                    }
-                }
                 let n = f.read(buf)?;
                 if n == 0 {
                     if f.metadata()?.len() < self.read_pos {
                         return Ok(Progress::Truncated);
                     }
                     return Ok(Progress::Eof);
+                }
+                // New data, but is it still the same file? A truncated file that grew
+                // back past our position would hand us the middle of its new content;
+                // its first bytes tell. The chunk is then dropped: reading restarts at 0.
+                if head_changed(f, &self.head)? {
+                    return Ok(Progress::Truncated);
                 }
                 n
             }
