@@ -119,6 +119,14 @@ fn wait_delivered(out: &Path, total: usize, s: &Sluice) {
     );
 }
 
+/// Waits until all `total` lines arrived, gives stragglers a moment, then checks that
+/// each arrived exactly once.
+fn expect_all_once(out: &Path, total: usize, s: &Sluice, context: &str) {
+    wait_delivered(out, total, s);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exactly_once(&delivered(out), total, context);
+}
+
 fn rotate(mode: &str, log: &Path, state: &Path) {
     require_tool("logrotate");
     let conf = log.with_extension("logrotate.conf");
@@ -172,9 +180,7 @@ fn rotation_case(mode: &str) {
     }
     writer.join().expect("writer");
     let out = s.path("out.jsonl");
-    wait_delivered(&out, total, &s);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_exactly_once(&delivered(&out), total, mode);
+    expect_all_once(&out, total, &s, mode);
     let m = s.metrics();
     assert_component_metrics(&m, "tail", "source", "file");
     assert!(
@@ -250,9 +256,7 @@ fn sigterm_in_the_middle_of_a_stream_then_restart() {
         "{cp}"
     );
     let s2 = restartable(dir.path(), &out.display().to_string());
-    wait_delivered(&out, 25_000, &s2);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_exactly_once(&delivered(&out), 25_000, "restart");
+    expect_all_once(&out, 25_000, &s2, "restart");
 }
 
 #[test]
@@ -284,9 +288,7 @@ fn sigkill_while_the_sink_is_down_then_restart_resends_everything() {
     let _ = s.child().wait();
     let out = dir.path().join("out.jsonl");
     let s2 = restartable(dir.path(), &out.display().to_string());
-    wait_delivered(&out, 2000, &s2);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_exactly_once(&delivered(&out), 2000, "after a failing sink");
+    expect_all_once(&out, 2000, &s2, "after a failing sink");
 }
 
 #[test]
@@ -534,9 +536,7 @@ fn a_different_file_at_a_checkpointed_path_is_read_from_its_start() {
     std::fs::remove_file(&log).expect("rm");
     write_lines(&log, 1000, 500, &Mutex::new(()));
     let s2 = restartable(dir.path(), &out.display().to_string());
-    wait_delivered(&out, 1500, &s2);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_exactly_once(&delivered(&out), 1500, "a new file at a checkpointed path");
+    expect_all_once(&out, 1500, &s2, "a new file at a checkpointed path");
 }
 
 #[test]
@@ -552,9 +552,7 @@ fn a_thousand_files_under_one_glob() {
         }
     }
     let out = s.path("out.jsonl");
-    wait_delivered(&out, 10_000, &s);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_exactly_once(&delivered(&out), 10_000, "1000 files");
+    expect_all_once(&out, 10_000, &s, "1000 files");
     assert_eq!(
         metric(
             &s.metrics(),
@@ -596,9 +594,7 @@ fn rotated_and_compressed_while_stopped_is_read_from_the_gz_at_the_checkpoint() 
     );
     write_lines(&log, 5000, 1000, &pause);
     let s2 = Sluice::start(&cfg());
-    wait_delivered(&out, 6000, &s2);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_exactly_once(&delivered(&out), 6000, "gzip rotation while stopped");
+    expect_all_once(&out, 6000, &s2, "gzip rotation while stopped");
 }
 
 #[test]
@@ -673,9 +669,7 @@ fn poll_mode_follows_files_without_inotify() {
     let out = s.path("out.jsonl");
     wait_delivered(&out, 1000, &s);
     write_lines(&log, 1000, 1000, &pause);
-    wait_delivered(&out, 2000, &s);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_exactly_once(&delivered(&out), 2000, "poll mode");
+    expect_all_once(&out, 2000, &s, "poll mode");
     assert!(
         !s.log_text().contains("polling instead"),
         "{}",

@@ -102,7 +102,11 @@ impl Aggregator {
         };
         let matched = self.condition.is_match(&line.bytes);
         match (self.mode, matched) {
-            (MultilineMode::ContinueThrough, true) | (MultilineMode::HaltBefore, false) => {
+            // The line belongs to the message, which goes on.
+            (MultilineMode::ContinueThrough, true)
+            | (MultilineMode::HaltBefore, false)
+            | (MultilineMode::ContinuePast, true)
+            | (MultilineMode::HaltWith, false) => {
                 self.append(&mut group, line);
                 self.groups.insert(id.clone(), group);
             }
@@ -115,10 +119,7 @@ impl Aggregator {
                     out.push(line);
                 }
             }
-            (MultilineMode::ContinuePast, true) | (MultilineMode::HaltWith, false) => {
-                self.append(&mut group, line);
-                self.groups.insert(id.clone(), group);
-            }
+            // The line ends the message and belongs to it.
             (MultilineMode::ContinuePast, false) | (MultilineMode::HaltWith, true) => {
                 self.append(&mut group, line);
                 out.push(group.line);
