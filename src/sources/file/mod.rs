@@ -52,7 +52,7 @@ pub struct FileConfig {
     pub line_delimiter: String,
     /// How often to look for new files, in milliseconds, when polling. Default 1000.
     /// With inotify, new files are noticed at once and the globs are rescanned every
-    /// 10 s (or this, if longer) as a safety net.
+    /// 60 s (or this, if longer) as a safety net.
     #[serde(default = "default_cooldown")]
     pub glob_minimum_cooldown_ms: u64,
     /// Field for the file's path. Default `file`.
@@ -69,6 +69,10 @@ pub struct FileConfig {
     pub rotate_wait_secs: u64,
     /// Join multi-line messages such as stack traces (Vector's semantics).
     pub multiline: Option<MultilineConfig>,
+    /// Most files held open at once. When a new or changed file needs a descriptor, the
+    /// file quiet for longest is closed (its exact position kept) and reopened when it
+    /// changes again. Unlimited when absent.
+    pub max_open_files: Option<usize>,
     /// `inotify` (default): the kernel says which files changed, so idle files cost
     /// nothing; a full pass every few seconds is the safety net. `poll`: every file is
     /// checked on every pass, for filesystems where inotify sees nothing (NFS).
@@ -88,8 +92,9 @@ pub enum WatchMode {
 }
 
 /// With inotify, how often every file is read and the globs scanned anyway, in case an
-/// event was missed (new files are otherwise announced by inotify at once).
-const SAFETY_PASS: Duration = Duration::from_secs(10);
+/// event was missed (new files are otherwise announced by inotify at once, and a
+/// watch queue overflow forces a rescan); Fluent Bit's refresh interval is the same.
+const SAFETY_PASS: Duration = Duration::from_secs(60);
 
 /// What the inotify callback tells the reading loop.
 #[derive(Default)]
@@ -261,6 +266,9 @@ impl SourceConfig for FileConfig {
         if self.fingerprint.bytes == 0 {
             issues.push(FieldIssue::new("fingerprint.bytes", "must be at least 1"));
         }
+        if self.max_open_files == Some(0) {
+            issues.push(FieldIssue::new("max_open_files", "must be at least 1"));
+        }
         if let Some(m) = &self.multiline {
             if let Err(e) = multiline::Aggregator::new(m, self.max_line_bytes) {
                 issues.push(FieldIssue::new("multiline", e));
@@ -301,6 +309,8 @@ struct Follower {
     multiline: Option<multiline::Aggregator>,
     /// Files that returned data on the last pass: read again without waiting for inotify.
     busy: std::collections::HashSet<FileId>,
+    /// Files closed to respect `max_open_files`, with where reading stopped.
+    parked: HashMap<FileId, u64>,
     /// Where reading stopped in files that were then truncated (copytruncate): the copy
     /// logrotate made has that identity and continues from exactly there.
     retired: HashMap<FileId, u64>,
@@ -347,6 +357,7 @@ impl Follower {
                 .and_then(|m| multiline::Aggregator::new(m, config.max_line_bytes).ok()),
             retired: HashMap::new(),
             busy: Default::default(),
+            parked: HashMap::new(),
             acks_tx,
             acks_rx,
             next_seq: 0,
@@ -544,7 +555,20 @@ impl Follower {
                     // already followed through the original.
                     continue;
                 }
-                let start = match (self.retired.remove(&id), self.checkpoints.entries.get(&id)) {
+                if let Some(&parked_at) = self.parked.get(&id) {
+                    // A parked file comes back only if it grew (or a slot is free).
+                    let grew = md.len() > parked_at;
+                    if !grew && self.at_file_limit() {
+                        continue;
+                    }
+                }
+                if self.at_file_limit() && !self.park_quietest() {
+                    continue;
+                }
+                let start = match (
+                    self.retired.remove(&id).or_else(|| self.parked.remove(&id)),
+                    self.checkpoints.entries.get(&id),
+                ) {
                     (Some(read_up_to), _) => read_up_to,
                     (None, Some(e)) => e.offset,
                     (None, None) if first && self.config.read_from == ReadFrom::End => md.len(),
@@ -581,6 +605,44 @@ impl Follower {
                 self.rotated.increment(1);
             }
         }
+    }
+
+    fn at_file_limit(&self) -> bool {
+        self.config
+            .max_open_files
+            .is_some_and(|max| self.files.len() >= max)
+    }
+
+    /// Closes the followed file quiet for longest to free a descriptor, keeping where it
+    /// stopped. Only quiet files with nothing half-read, still at their path and with no
+    /// multiline message pending are candidates; `false` if there is none.
+    fn park_quietest(&mut self) -> bool {
+        let pending = self
+            .multiline
+            .as_ref()
+            .map(|a| a.pending())
+            .unwrap_or_default();
+        let candidate = self
+            .files
+            .values()
+            .filter(|t| {
+                // A rotated-away file could not be found again by its path, and a busy
+                // one would be reopened at once: neither is parked.
+                t.is_between_lines()
+                    && t.detached_since.is_none()
+                    && !self.busy.contains(&t.id)
+                    && !pending.contains(&t.id)
+                    && !t.id.starts_with(PROVISIONAL)
+            })
+            .min_by_key(|t| t.last_data)
+            .map(|t| t.id.clone());
+        let Some(id) = candidate else { return false };
+        if let Some(t) = self.files.remove(&id) {
+            self.parked.insert(id.clone(), t.offset);
+            self.busy.remove(&id);
+            self.open_gauge.set(self.files.len() as f64);
+        }
+        true
     }
 
     fn identify(&self, file: &std::fs::File, md: &std::fs::Metadata) -> Option<FileId> {

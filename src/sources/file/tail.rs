@@ -281,6 +281,12 @@ impl Tailed {
         Ok(())
     }
 
+    /// Whether everything read so far ended in complete lines, so closing the file and
+    /// reopening it at `offset` loses and repeats nothing.
+    pub fn is_between_lines(&self) -> bool {
+        self.partial.is_empty() && !self.skipping && self.read_pos == self.offset
+    }
+
     /// The underlying file, to take its fingerprint again.
     pub fn file(&self) -> &File {
         &self.file
