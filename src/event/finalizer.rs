@@ -47,6 +47,21 @@ impl BatchNotifier {
         (notifier, rx)
     }
 
+    /// Makes every event of `batch` report to one new notifier and returns where the
+    /// final status arrives: what a source that waits for delivery (file tail, HTTP with
+    /// acknowledgements) does with each batch it sends.
+    pub fn attach(batch: &mut [super::Event]) -> oneshot::Receiver<BatchStatus> {
+        let (notifier, rx) = Self::new();
+        for e in batch.iter_mut() {
+            let md = match e {
+                super::Event::Log(l) => &mut l.metadata,
+                super::Event::Metric(m) => &mut m.metadata,
+            };
+            md.finalizers.add(notifier.clone());
+        }
+        rx
+    }
+
     /// Merges a status in; the worst one wins.
     pub fn update(&self, status: BatchStatus) {
         self.status.fetch_max(status as u8, Ordering::AcqRel);
@@ -105,6 +120,30 @@ mod tests {
         a.update_status(BatchStatus::Delivered);
         b.update_status(BatchStatus::Errored);
         assert_eq!(rx.await.ok(), Some(BatchStatus::Errored));
+    }
+
+    #[tokio::test]
+    async fn attach_reports_once_every_event_of_the_batch_is_done() {
+        use crate::event::{Event, EventMetadata, LogEvent, ObjectMap};
+        let mut batch: Vec<Event> = (0..3)
+            .map(|_| {
+                LogEvent::from_parts(
+                    ObjectMap::new(),
+                    EventMetadata::new("t", chrono::Utc::now()),
+                )
+                .into()
+            })
+            .collect();
+        let mut rx = BatchNotifier::attach(&mut batch);
+        let last = batch.pop();
+        for mut e in batch {
+            e.take_finalizers().update_status(BatchStatus::Delivered);
+        }
+        assert!(rx.try_recv().is_err(), "one event is still out");
+        if let Some(mut e) = last {
+            e.take_finalizers().update_status(BatchStatus::Rejected);
+        }
+        assert_eq!(rx.await.ok(), Some(BatchStatus::Rejected));
     }
 
     #[tokio::test]

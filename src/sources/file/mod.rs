@@ -512,7 +512,21 @@ impl Follower {
             let Ok(paths) = glob::glob(&pattern) else {
                 continue;
             };
-            for path in paths.flatten() {
+            for entry in paths {
+                // A directory that cannot be listed hides files: say so, don't skip silently.
+                let path = match entry {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.io.report(1, || {
+                            format!(
+                                "Cannot look into {} for `{pattern}`: {}",
+                                e.path().display(),
+                                e.error()
+                            )
+                        });
+                        continue;
+                    }
+                };
                 if !self.matches(&path) {
                     continue;
                 }
@@ -544,8 +558,16 @@ impl Follower {
                         continue;
                     }
                 }
-                let Ok(file) = std::fs::File::open(&path) else {
-                    continue;
+                let file = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Unreadable (permissions, usually): counted, logged, retried at
+                        // the next scan.
+                        self.io.report(1, || {
+                            format!("Cannot open {} to follow it: {e}", path.display())
+                        });
+                        continue;
+                    }
                 };
                 let Some(id) = self.identify(&file, &md) else {
                     continue;
@@ -837,13 +859,7 @@ impl Follower {
             return Some(());
         }
         // One notifier per batch: its answer moves the checkpoints of these files.
-        let (notifier, rx) = BatchNotifier::new();
-        for e in batch.iter_mut() {
-            if let crate::event::Event::Log(l) = e {
-                l.metadata.finalizers.add(notifier.clone());
-            }
-        }
-        drop(notifier);
+        let rx = BatchNotifier::attach(&mut batch);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push_back(Pending {
