@@ -221,6 +221,22 @@ fn logrotate_copytruncate_while_writing_loses_and_doubles_nothing() {
     rotation_case("copytruncate");
 }
 
+/// A directory that outlives sluice restarts, with `logs/` ready, the file `a.log`
+/// inside it and the sink's output path.
+struct Stopped {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    out: PathBuf,
+}
+
+fn stopped_setup() -> Stopped {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("logs")).expect("logs");
+    let log = dir.path().join("logs/a.log");
+    let out = dir.path().join("out.jsonl");
+    Stopped { dir, log, out }
+}
+
 fn restartable(dir: &Path, sink: &str) -> Sluice {
     let cfg = format!(
         "data_dir = \"{}/state\"\n[api]\naddress = \"{{API}}\"\n",
@@ -231,10 +247,7 @@ fn restartable(dir: &Path, sink: &str) -> Sluice {
 
 #[test]
 fn sigterm_in_the_middle_of_a_stream_then_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("logs")).expect("logs");
-    let log = dir.path().join("logs/a.log");
-    let out = dir.path().join("out.jsonl");
+    let Stopped { dir, log, out } = stopped_setup();
     let pause = Mutex::new(());
     write_lines(&log, 0, 5000, &pause);
     let mut s = restartable(dir.path(), &out.display().to_string());
@@ -473,10 +486,7 @@ buffer.max_events = 10
 
 #[test]
 fn sigkill_mid_stream_loses_nothing_and_repeats_only_what_was_in_flight() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("logs")).expect("logs");
-    let log = dir.path().join("logs/a.log");
-    let out = dir.path().join("out.jsonl");
+    let Stopped { dir, log, out } = stopped_setup();
     let total = 40_000;
     write_lines(&log, 0, total, &Mutex::new(()));
     let mut s = restartable(dir.path(), &out.display().to_string());
@@ -508,7 +518,12 @@ fn sigkill_mid_stream_loses_nothing_and_repeats_only_what_was_in_flight() {
     );
     std::thread::sleep(Duration::from_millis(300));
     let (seen, torn_after) = delivered_after_kill(&out);
-    assert_eq!(torn_after, torn, "lines after the restart must be whole");
+    // The one line a kill may tear is only counted once the restarted sink has ended it
+    // with a newline; everything written after the restart is whole.
+    assert!(
+        torn_after <= 1 && torn <= torn_after,
+        "only the line the kill tore may be broken: {torn} before, {torn_after} after"
+    );
     let missing: Vec<usize> = (0..total).filter(|i| !seen.contains_key(i)).collect();
     assert!(missing.is_empty(), "{} lines lost", missing.len());
     // Only lines delivered after the last checkpoint write can come twice.
@@ -525,10 +540,7 @@ fn a_different_file_at_a_checkpointed_path_is_read_from_its_start() {
     // The bug class of identity by path or inode: while sluice is stopped, the file it
     // checkpointed is deleted and a different one created at the same path (usually on
     // the same, now free, inode). Its first lines must not be skipped.
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("logs")).expect("logs");
-    let log = dir.path().join("logs/a.log");
-    let out = dir.path().join("out.jsonl");
+    let Stopped { dir, log, out } = stopped_setup();
     write_lines(&log, 0, 1000, &Mutex::new(()));
     let mut s = restartable(dir.path(), &out.display().to_string());
     wait_delivered(&out, 1000, &s);
