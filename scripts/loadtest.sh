@@ -142,5 +142,65 @@ mbytes=$(cat "$work"/many/*.log | wc -c)
 mlines=$(( (per + 1) * 100 ))
 run_file_case "100files->blackhole" "$work/many/*.log" "$mlines" "$mbytes" 'type = "blackhole"
 print_interval_secs = 0'
+# 100 files written concurrently while sluice tails them: each file gets its distinct
+# first line, sluice reads those, then 100 `cat`s append FILE_MB in total at once (in
+# 128 KiB writes, so lines are split across reads). The clock runs from the first append
+# until every line is delivered.
+rm -rf "$work/many"; mkdir -p "$work/many" "$work/state"
+per=$(gen_lines "$work/body" $(( FILE_MB / 100 > 0 ? FILE_MB / 100 : 1 )))
+for i in $(seq -f %03g 0 99); do echo "file $i $(printf '%0300d' 0)" > "$work/many/f$i.log"; done
+rm -rf "$work/state"; mkdir -p "$work/state"
+cat > "$work/concurrent.toml" <<TOML
+data_dir = "$work/state"
+[api]
+address = "$API"
+[sources.in]
+type = "file"
+include = ["$work/many/*.log"]
+[sinks.out]
+inputs = ["in"]
+type = "blackhole"
+print_interval_secs = 0
+TOML
+"$BIN" run --config "$work/concurrent.toml" --log-level warn &
+pid=$!
+until [ "$(metric sluice_component_sent_events_total out)" -ge 100 ]; do sleep 0.02; done
+cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+start=$(date +%s.%N)
+writers=()
+for i in $(seq -f %03g 0 99); do cat "$work/body" >> "$work/many/f$i.log" & writers+=($!); done
+wait "${writers[@]}"
+want=$(( per * 100 + 100 ))
+until [ "$(metric sluice_component_sent_events_total out)" -ge "$want" ]; do sleep 0.02; done
+end=$(date +%s.%N)
+peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+kill -TERM $pid; wait $pid || true
+cbytes=$(( $(stat -c %s "$work/body") * 100 ))
+awk -v n="$(( per * 100 ))" -v b="$cbytes" -v s="$start" -v e="$end" -v p="$peak" -v cpu=$(( cpu1 - cpu0 )) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+  t = e - s
+  printf "%-22s %9d lines in %5.2fs %8.0f lines/s %6.1f MiB/s  CPU %4.2f us/line  peak RSS %5.1f MiB (written while tailed)\n",
+    "100written->blackhole", n, t, n / t, b / t / 1048576, cpu / hz / n * 1e6, p / 1024 }'
+rm -f "$work/body"
+
+# Idle cost: IDLE_FILES followed files that nobody writes, CPU ticks over IDLE_SECS.
+IDLE_FILES=${IDLE_FILES:-1000}
+IDLE_SECS=${IDLE_SECS:-60}
+if [ "$IDLE_SECS" -gt 0 ]; then
+  rm -rf "$work/many" "$work/state"; mkdir -p "$work/many" "$work/state"
+  for i in $(seq -f %04g 1 "$IDLE_FILES"); do echo "idle file $i $(printf '%0300d' 0)" > "$work/many/f$i.log"; done
+  "$BIN" run --config "$work/concurrent.toml" --log-level warn &
+  pid=$!
+  until [ "$(metric sluice_component_sent_events_total out)" -ge "$IDLE_FILES" ]; do sleep 0.05; done
+  sleep 3 # the first checkpoint write and the acknowledgements settle
+  cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  sleep "$IDLE_SECS"
+  cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+  kill -TERM $pid; wait $pid || true
+  awk -v f="$IDLE_FILES" -v s="$IDLE_SECS" -v c=$(( cpu1 - cpu0 )) -v hz="$(getconf CLK_TCK)" -v r="$rss" 'BEGIN {
+    printf "idle, %d followed files: %d clock ticks in %ds (%.3f%% of one core), RSS %.1f MiB\n", f, c, s, c / hz / s * 100, r / 1024 }'
+fi
+
 t0=$(date +%s.%N); cat "$work/one/big.log" | wc -l > /dev/null; t1=$(date +%s.%N)
 awk -v b="$bytes" -v s="$t0" -v e="$t1" 'BEGIN { printf "ceiling: cat | wc -l over the same file from the page cache: %.0f MiB/s\n", b / (e - s) / 1048576 }'

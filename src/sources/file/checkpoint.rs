@@ -92,6 +92,11 @@ impl Checkpoints {
         }
     }
 
+    /// Whether delivered offsets wait to be written: only then is a write timer needed.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     /// Writes the file if anything changed since the last write; `Ok(true)` if it wrote.
     pub fn flush(&mut self) -> std::io::Result<bool> {
         if !self.dirty {

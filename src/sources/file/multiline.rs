@@ -140,6 +140,12 @@ impl Aggregator {
         }
     }
 
+    /// When the earliest gathered message times out: the reading loop sleeps until then
+    /// instead of waking on a fixed tick.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.groups.values().map(|g| g.last + self.timeout).min()
+    }
+
     /// Files with a message being gathered.
     pub fn pending(&self) -> Vec<FileId> {
         self.groups.keys().cloned().collect()
