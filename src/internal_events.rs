@@ -120,6 +120,14 @@ impl ComponentMetrics {
     pub fn counter(&self, name: &'static str) -> Counter {
         counter!(name, &self.labels.labels())
     }
+
+    /// A counter with this component's labels plus one more (e.g. `status`). Register
+    /// them up front or cache them: registering takes a lock.
+    pub fn counter_with(&self, name: &'static str, key: &'static str, value: String) -> Counter {
+        let mut l = self.labels.labels().to_vec();
+        l.push((key, value));
+        counter!(name, &l)
+    }
 }
 
 /// How often one error of one component may reach the log.

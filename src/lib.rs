@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod event;
+pub mod http;
 pub mod internal_events;
 pub mod sinks;
 pub mod sources;

@@ -6,6 +6,7 @@ pub mod error;
 pub mod field;
 mod graph;
 mod interpolate;
+pub mod secret;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use graph::to_dot;

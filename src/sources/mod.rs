@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod file;
+pub mod http_server;
 pub mod stdin;
 pub mod syslog;
 
@@ -13,6 +14,8 @@ pub static REGISTRY: &[Registration<dyn SourceConfig>] = &[
     source::<stdin::StdinConfig>("stdin"),
     source::<demo::DemoConfig>("demo"),
     source::<file::FileConfig>("file"),
+    source::<http_server::HttpServerConfig>("http_server"),
+    source::<http_server::HttpServerConfig>("http"),
 ];
 
 use crate::event::Batch;

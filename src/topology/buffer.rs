@@ -189,6 +189,35 @@ impl BufferSender {
         }
     }
 
+    /// Whether a full buffer makes its senders wait (`when_full = "block"`).
+    pub fn blocks(&self) -> bool {
+        self.when_full == WhenFull::Block
+    }
+
+    /// Waits for room for a batch of `events` without sending it yet: a source that must
+    /// accept all or nothing (HTTP answers 503 instead) first reserves room in every
+    /// buffer, and gives it back untouched if one stays full.
+    pub async fn reserve(&self, events: usize) -> Result<Reservation, Closed> {
+        let cost = (events.min(u32::MAX as usize) as u32).clamp(1, self.max_events);
+        let permit = self
+            .room
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| Closed)?;
+        Ok(Reservation { permit })
+    }
+
+    /// Sends a batch into room reserved for it; never waits.
+    pub fn send_reserved(&self, batch: Batch, reservation: Reservation) -> Result<(), Closed> {
+        let cost = reservation.permit.num_permits() as u32;
+        reservation.permit.forget();
+        match self.enqueue(batch, cost) {
+            TrySend::Closed => Err(Closed),
+            _ => Ok(()),
+        }
+    }
+
     fn enqueue(&self, batch: Batch, cost: u32) -> TrySend {
         let n = batch.len();
         match self.tx.send((batch, cost)) {
@@ -199,6 +228,12 @@ impl BufferSender {
             Err(_) => TrySend::Closed,
         }
     }
+}
+
+/// Room held in a buffer for one batch; dropping it gives the room back.
+#[derive(Debug)]
+pub struct Reservation {
+    permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The receiving component has stopped.

@@ -1,0 +1,617 @@
+//! `http_server` source: applications POST their logs (JSON, NDJSON or text, optionally
+//! gzipped) and get an answer that tells the truth. A request is decoded whole before any
+//! of it is passed on; when the pipeline is full it is refused with 503 and Retry-After
+//! rather than held or dropped; with `acknowledgements` the answer waits until the sinks
+//! delivered. One task per connection (HTTP/1.1 keep-alive, optional TLS); on shutdown
+//! the listener closes, idle connections are closed and requests in flight complete.
+
+mod decode;
+
+pub use decode::{Codec, DecodingConfig};
+
+use crate::config::field::FieldIssue;
+use crate::event::{BatchNotifier, BatchStatus, Event, EventMetadata, LogEvent, Value};
+use crate::http::{Auth, AuthVerifier, ServerTlsConfig};
+use crate::internal_events::ErrorReporter;
+use crate::topology::component::{BuildError, Resource, SourceConfig, SourceContext, Task};
+use crate::topology::fanout::Refused;
+use bytes::{Bytes, BytesMut};
+use decode::BodyError;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use metrics::Counter;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// How long a request waits for room in full sinks before it is answered 503.
+const FULL_WAIT: Duration = Duration::from_millis(500);
+
+/// `[sources.ID] type = "http_server"` (alias `http`, as in Vector).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Where to listen, e.g. `0.0.0.0:8080`.
+    pub address: SocketAddr,
+    /// The path requests must use. Default `/`.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// `true` (default): only `path` itself; `false`: any path below it too.
+    #[serde(default = "default_true")]
+    pub strict_path: bool,
+    /// The method requests must use. Default `POST`.
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// How bodies become events.
+    #[serde(default)]
+    pub decoding: DecodingConfig,
+    /// Request headers copied into each event, under the header's name (null if absent).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Query parameters copied into each event, under the parameter's name.
+    #[serde(default)]
+    pub query_parameters: Vec<String>,
+    /// The field that gets the request path. Default `path`.
+    #[serde(default = "default_path_key")]
+    pub path_key: String,
+    /// The field that gets the client's IP address; none by default.
+    pub host_key: Option<String>,
+    /// Credentials every request must carry; none by default.
+    pub auth: Option<Auth>,
+    /// Largest body accepted, before and after decompression (413 beyond). Default 10 MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<ServerTlsConfig>,
+    /// Answer only after the sinks delivered (500 if they failed, 400 if they rejected).
+    #[serde(default)]
+    pub acknowledgements: Acknowledgements,
+    /// The status of a successful answer. Default 200.
+    #[serde(default = "default_response_code")]
+    pub response_code: u16,
+}
+
+/// `acknowledgements = true` or Vector's `acknowledgements.enabled = true`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Acknowledgements {
+    /// `acknowledgements = true`.
+    Flag(bool),
+    /// `acknowledgements.enabled = true`.
+    Table {
+        /// Whether answers wait for delivery.
+        enabled: bool,
+    },
+}
+
+impl Default for Acknowledgements {
+    fn default() -> Self {
+        Self::Flag(false)
+    }
+}
+
+impl Acknowledgements {
+    /// Whether answers wait for delivery.
+    pub fn enabled(self) -> bool {
+        match self {
+            Self::Flag(b) | Self::Table { enabled: b } => b,
+        }
+    }
+}
+
+/// The methods a source can be told to accept.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// `GET` (the body still carries the events).
+    Get,
+    /// `POST`, the default.
+    #[default]
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+}
+
+impl HttpMethod {
+    fn as_method(self) -> Method {
+        match self {
+            Self::Get => Method::GET,
+            Self::Post => Method::POST,
+            Self::Put => Method::PUT,
+            Self::Patch => Method::PATCH,
+        }
+    }
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_path_key() -> String {
+    "path".into()
+}
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_response_code() -> u16 {
+    200
+}
+
+impl SourceConfig for HttpServerConfig {
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+        let tls = match &self.tls {
+            Some(t) => Some(
+                t.acceptor()
+                    .map_err(|e| BuildError::Other(format!("tls: {e}")))?,
+            ),
+            None => None,
+        };
+        let verifier = match &self.auth {
+            Some(a) => Some(a.verifier().map_err(BuildError::Other)?),
+            None => None,
+        };
+        let std_listener =
+            std::net::TcpListener::bind(self.address).map_err(|source| BuildError::Io {
+                what: format!("binding {}/tcp", self.address),
+                source,
+            })?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| BuildError::Io {
+                what: format!("configuring {}/tcp", self.address),
+                source,
+            })?;
+        let listener = TcpListener::from_std(std_listener).map_err(|source| BuildError::Io {
+            what: format!("registering {}/tcp", self.address),
+            source,
+        })?;
+        let statuses = [
+            200,
+            400,
+            401,
+            404,
+            405,
+            413,
+            415,
+            500,
+            503,
+            self.response_code,
+        ]
+        .into_iter()
+        .map(|s| {
+            let c = cx.metrics.counter_with(
+                "sluice_http_server_requests_total",
+                "status",
+                s.to_string(),
+            );
+            (s, c)
+        })
+        .collect();
+        let handler = Arc::new(Handler {
+            success: StatusCode::from_u16(self.response_code).unwrap_or(StatusCode::OK),
+            method: self.method.as_method(),
+            verifier,
+            source_id: crate::event::intern(&cx.id),
+            source_type: Value::Bytes(Bytes::from_static(b"http_server")),
+            statuses,
+            decode_errors: cx.metrics.error_reporter("decode"),
+            too_large: cx.metrics.error_reporter("too_large"),
+            rejected: cx.metrics.error_reporter("backpressure"),
+            config: self.clone(),
+            cx,
+        });
+        Ok(Box::pin(serve(listener, tls, handler)))
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![Resource::Tcp(self.address)]
+    }
+
+    fn validate(&self) -> Vec<FieldIssue> {
+        let mut issues = Vec::new();
+        if !self.path.starts_with('/') {
+            issues.push(FieldIssue::new("path", "must start with `/`"));
+        }
+        if self.max_body_bytes == 0 {
+            issues.push(FieldIssue::new("max_body_bytes", "must be at least 1"));
+        }
+        if !(200..300).contains(&self.response_code) {
+            issues.push(FieldIssue::new(
+                "response_code",
+                "must be a 2xx status (200 to 299)",
+            ));
+        }
+        if let Some(a) = &self.auth {
+            if let Err(e) = a.verifier() {
+                issues.push(FieldIssue::new("auth", e));
+            }
+        }
+        issues
+    }
+}
+
+/// Everything a request needs, shared by all connections.
+struct Handler {
+    config: HttpServerConfig,
+    cx: SourceContext,
+    success: StatusCode,
+    method: Method,
+    verifier: Option<AuthVerifier>,
+    source_id: &'static str,
+    source_type: Value,
+    statuses: HashMap<u16, Counter>,
+    decode_errors: ErrorReporter,
+    too_large: ErrorReporter,
+    rejected: ErrorReporter,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, h: Arc<Handler>) {
+    let accept_errors = h.cx.metrics.error_reporter("accept");
+    let tls_errors = h.cx.metrics.error_reporter("tls");
+    let mut conns = JoinSet::new();
+    tracing::info!(component_id = %h.cx.id, address = %h.config.address, tls = tls.is_some(), "Listening for HTTP.");
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let (h, tls, tls_errors) = (h.clone(), tls.clone(), tls_errors.clone());
+                    conns.spawn(async move {
+                        match tls {
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(s) => connection(s, peer, h).await,
+                                Err(e) => tls_errors.report(1, || format!("TLS handshake with {peer} failed: {e}")),
+                            },
+                            None => connection(stream, peer, h).await,
+                        }
+                    });
+                }
+                Err(e) => {
+                    accept_errors.report(1, || format!("Accepting a connection failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = h.cx.shutdown.cancelled() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    // Requests in flight finish (their events drain through the sinks); idle keep-alive
+    // connections are closed by the graceful shutdown in `connection`.
+    while conns.join_next().await.is_some() {}
+}
+
+async fn connection<S>(stream: S, peer: SocketAddr, h: Arc<Handler>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let shutdown = h.cx.shutdown.clone();
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let h = h.clone();
+        async move {
+            let reply = h.handle(req, peer).await;
+            if let Some(c) = h.statuses.get(&reply.status().as_u16()) {
+                c.increment(1);
+            }
+            Ok::<_, std::convert::Infallible>(reply)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// A reply with a JSON body `{"code": …, "message": …}`.
+fn error(status: StatusCode, message: &str) -> Reply {
+    let body = serde_json::json!({ "code": status.as_u16(), "message": message }).to_string();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+impl Handler {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+        let c = &self.config;
+        let path = req.uri().path();
+        let path_ok = if c.strict_path {
+            path == c.path
+        } else {
+            path.starts_with(&c.path)
+        };
+        if !path_ok {
+            return error(StatusCode::NOT_FOUND, &format!("no endpoint at {path}"));
+        }
+        if req.method() != self.method {
+            let mut r = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("use {} for this endpoint", self.method),
+            );
+            if let Ok(v) = HeaderValue::from_str(self.method.as_str()) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
+        if let Some(v) = &self.verifier {
+            if !v.verify(req.headers().get(header::AUTHORIZATION)) {
+                let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(v.challenge()),
+                );
+                return r;
+            }
+        }
+        let gzip = match req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        {
+            None => false,
+            Some(e) if e.is_empty() || e == "identity" => false,
+            Some(e) if e == "gzip" || e == "x-gzip" => true,
+            Some(e) => {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    &format!("Content-Encoding `{e}` is not supported; use gzip or none"),
+                )
+            }
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > c.max_body_bytes as u64) {
+            return self.too_large(peer);
+        }
+        let fields = self.fields_from_request(&req, peer);
+        let body = match read_body(req.into_body(), c.max_body_bytes).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => return self.too_large(peer),
+            Err(BodyError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, &m),
+        };
+        self.cx.metrics.received_bytes.increment(body.len() as u64);
+        let body = if gzip {
+            match decode::gunzip(&body, c.max_body_bytes) {
+                Ok(b) => Bytes::from(b),
+                Err(BodyError::TooLarge) => return self.too_large(peer),
+                Err(BodyError::Invalid(m)) => return self.bad_body(peer, m),
+            }
+        } else {
+            body
+        };
+        let mut maps = Vec::new();
+        if let Err(e) = decode::decode(c.decoding.codec, &body, &mut maps) {
+            return match e {
+                BodyError::TooLarge => self.too_large(peer),
+                BodyError::Invalid(m) => self.bad_body(peer, m),
+            };
+        }
+        let now = chrono::Utc::now();
+        let ts = Value::Timestamp(now);
+        let mut events: Vec<Event> = Vec::with_capacity(maps.len());
+        for mut map in maps {
+            map.entry("timestamp".into()).or_insert_with(|| ts.clone());
+            map.insert("source_type".into(), self.source_type.clone());
+            for (k, v) in &fields {
+                map.insert(k.as_str().into(), v.clone());
+            }
+            events.push(Event::Log(LogEvent::from_parts(
+                map,
+                EventMetadata::new(self.source_id, now),
+            )));
+        }
+        self.deliver(events, peer).await
+    }
+
+    /// Path, client address, headers and query parameters: the same for every event.
+    fn fields_from_request(
+        &self,
+        req: &Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Vec<(String, Value)> {
+        let c = &self.config;
+        let mut fields = vec![(
+            c.path_key.clone(),
+            Value::Bytes(Bytes::copy_from_slice(req.uri().path().as_bytes())),
+        )];
+        if let Some(k) = &c.host_key {
+            fields.push((k.clone(), Value::Bytes(Bytes::from(peer.ip().to_string()))));
+        }
+        for name in &c.headers {
+            let v = req.headers().get(name.as_str()).map_or(Value::Null, |v| {
+                Value::Bytes(Bytes::copy_from_slice(v.as_bytes()))
+            });
+            fields.push((name.clone(), v));
+        }
+        if !c.query_parameters.is_empty() {
+            let query = req.uri().query().unwrap_or("");
+            for name in &c.query_parameters {
+                let v = query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+                    .find(|(k, _)| percent_decode(k) == *name)
+                    .map_or(Value::Null, |(_, v)| {
+                        Value::Bytes(Bytes::from(percent_decode(v)))
+                    });
+                fields.push((name.clone(), v));
+            }
+        }
+        fields
+    }
+
+    /// Passes the events on all-or-nothing, then answers (after delivery, with acks).
+    async fn deliver(&self, mut events: Vec<Event>, peer: SocketAddr) -> Reply {
+        let n = events.len();
+        if n == 0 {
+            return self.ok();
+        }
+        let acks = self
+            .config
+            .acknowledgements
+            .enabled()
+            .then(|| BatchNotifier::attach(&mut events));
+        // The first batch decides: if the sinks have no room for it, nothing of the
+        // request is taken and the client is told to come back. Later batches of a
+        // large body wait their turn, since part of the request is already in.
+        let rest = if n > crate::event::MAX_BATCH_EVENTS {
+            events.split_off(crate::event::MAX_BATCH_EVENTS)
+        } else {
+            Vec::new()
+        };
+        match self.cx.out.send_or_refuse(events, FULL_WAIT).await {
+            Ok(()) => {}
+            Err(Refused::Full(batch)) => {
+                // Dropping the refused events must not count as delivery.
+                drop(batch);
+                drop(rest);
+                self.rejected.report(n as u64, || {
+                    format!("The pipeline is full: answered {peer} with 503 for {n} events")
+                });
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the pipeline is full; retry after the delay in Retry-After",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+            Err(Refused::Closed) => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "sluice is shutting down")
+            }
+        }
+        let mut rest = rest;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(crate::event::MAX_BATCH_EVENTS));
+            if self.cx.out.send(rest).await.is_err() {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "sluice is shutting down");
+            }
+            rest = tail;
+        }
+        self.cx.metrics.received_events.increment(n as u64);
+        match acks {
+            None => self.ok(),
+            Some(rx) => match rx.await {
+                Ok(BatchStatus::Delivered) => self.ok(),
+                Ok(BatchStatus::Rejected) => error(
+                    StatusCode::BAD_REQUEST,
+                    "a sink rejected the events; see sluice's log",
+                ),
+                Ok(BatchStatus::Errored) | Err(_) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "delivery failed; the events were not stored, send them again",
+                ),
+            },
+        }
+    }
+
+    fn ok(&self) -> Reply {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = self.success;
+        r
+    }
+
+    fn too_large(&self, peer: SocketAddr) -> Reply {
+        let max = self.config.max_body_bytes;
+        self.too_large.report(1, || {
+            format!("A body from {peer} exceeded max_body_bytes ({max})")
+        });
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body exceeds max_body_bytes ({max} bytes, after decompression)"),
+        )
+    }
+
+    fn bad_body(&self, peer: SocketAddr, message: String) -> Reply {
+        self.decode_errors
+            .report(1, || format!("Refused a body from {peer}: {message}"));
+        error(StatusCode::BAD_REQUEST, &message)
+    }
+}
+
+/// Reads a body, refusing more than `limit` bytes without buffering them.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut buf = BytesMut::new();
+    let mut first: Option<Bytes> = None;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| BodyError::Invalid(format!("reading the body failed: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = buf.len() + first.as_ref().map_or(0, Bytes::len) + data.len();
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        // One frame (the common case for small bodies) is kept without a copy.
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            Some(f) => {
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&data);
+            }
+            None => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
+}
+
+/// `%XX` and `+` in query strings; a malformed escape stays as it is.
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding_keeps_malformed_escapes() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+}
