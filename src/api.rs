@@ -61,7 +61,15 @@ impl Health {
 
 /// Installs the Prometheus recorder; call once, before any component registers metrics.
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
+    // Histograms as buckets (not summaries), so they aggregate across instances.
     let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_duration_seconds".into()),
+            &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ],
+        )
+        .map_err(|e| format!("cannot configure the metrics recorder: {e}"))?
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     crate::internal_events::describe_all();

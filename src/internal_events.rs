@@ -2,7 +2,9 @@
 //! counters with the same labels, pre-registered so the hot path only bumps handles,
 //! and every failure is counted and logged (rate-limited) by the same call.
 
-use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, Counter, Gauge,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -215,6 +217,26 @@ pub fn describe_all() {
     describe_gauge!(
         "sluice_build_info",
         "Always 1; the version label says which sluice runs."
+    );
+    describe_counter!(
+        "sluice_http_server_requests_total",
+        "Requests an HTTP source answered, by status."
+    );
+    describe_counter!(
+        "sluice_http_client_requests_total",
+        "Requests an HTTP sink sent, by response status (or `error` when none came)."
+    );
+    describe_counter!(
+        "sluice_http_client_retries_total",
+        "Requests an HTTP sink sent again after a retryable failure."
+    );
+    describe_histogram!(
+        "sluice_http_client_request_duration_seconds",
+        "Time from sending a request to its response, per attempt."
+    );
+    describe_gauge!(
+        "sluice_http_client_circuit_open",
+        "1 while an HTTP sink has stopped sending to a failing destination and only probes it."
     );
     describe_gauge!(
         "sluice_tcp_connections",

@@ -206,7 +206,6 @@ impl SourceConfig for HttpServerConfig {
             statuses,
             decode_errors: cx.metrics.error_reporter("decode"),
             too_large: cx.metrics.error_reporter("too_large"),
-            rejected: cx.metrics.error_reporter("backpressure"),
             config: self.clone(),
             cx,
         });
@@ -252,7 +251,6 @@ struct Handler {
     statuses: HashMap<u16, Counter>,
     decode_errors: ErrorReporter,
     too_large: ErrorReporter,
-    rejected: ErrorReporter,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -489,9 +487,9 @@ impl Handler {
                 // Dropping the refused events must not count as delivery.
                 drop(batch);
                 drop(rest);
-                self.rejected.report(n as u64, || {
-                    format!("The pipeline is full: answered {peer} with 503 for {n} events")
-                });
+                // Not an error: the client was told to retry, and the 503 is counted
+                // in sluice_http_server_requests_total.
+                tracing::debug!(component_id = %self.cx.id, %peer, events = n, "Pipeline full: answered 503.");
                 let mut r = error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the pipeline is full; retry after the delay in Retry-After",
