@@ -123,6 +123,11 @@ impl ComponentMetrics {
         counter!(name, &self.labels.labels())
     }
 
+    /// A histogram with this component's labels, for per-component extras.
+    pub fn histogram(&self, name: &'static str) -> metrics::Histogram {
+        metrics::histogram!(name, &self.labels.labels())
+    }
+
     /// A counter with this component's labels plus one more (e.g. `status`). Register
     /// them up front or cache them: registering takes a lock.
     pub fn counter_with(&self, name: &'static str, key: &'static str, value: String) -> Counter {

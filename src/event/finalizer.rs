@@ -100,6 +100,16 @@ impl EventFinalizers {
         }
     }
 
+    /// Takes over `other`'s notifiers, so a sink can answer for a whole request at once.
+    /// Consecutive events of one source batch share a notifier; it is kept once.
+    pub fn merge(&mut self, other: EventFinalizers) {
+        for n in other.0 {
+            if !self.0.last().is_some_and(|l| Arc::ptr_eq(l, &n)) {
+                self.0.push(n);
+            }
+        }
+    }
+
     /// Whether any source waits on this event.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

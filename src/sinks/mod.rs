@@ -3,6 +3,7 @@
 pub mod blackhole;
 pub mod console;
 pub mod file;
+pub mod http;
 pub mod util;
 
 use crate::topology::component::{sink, Registration, SinkConfig};
@@ -12,4 +13,5 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<file::FileSinkConfig>("file"),
     sink::<console::ConsoleConfig>("console"),
     sink::<blackhole::BlackholeConfig>("blackhole"),
+    sink::<http::HttpSinkConfig>("http"),
 ];

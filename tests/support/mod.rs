@@ -3,6 +3,8 @@
 //! component must honour (DESIGN.md §3).
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use serde_json::Value as Json;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

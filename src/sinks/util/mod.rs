@@ -1,6 +1,13 @@
-//! Pieces every sink shares: encoders, templates, and a home for blocking I/O.
+//! Pieces every sink shares: encoders, templates, a home for blocking I/O, and the
+//! delivery machinery of network sinks (batching, the HTTP client, retries with backoff,
+//! circuit breakers, and the driver that runs requests with bounded concurrency).
 
+pub mod batch;
+pub mod circuit;
+pub mod driver;
 pub mod encoding;
+pub mod http_client;
+pub mod retry;
 pub mod template;
 
 pub use crate::topology::on_own_thread;

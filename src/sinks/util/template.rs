@@ -102,6 +102,28 @@ impl Template {
         time: DateTime<Utc>,
         out: &mut String,
     ) -> Result<(), TemplateError> {
+        self.render_with(event, time, out, Escape::PathSegment)
+    }
+
+    /// Renders a URI: field values are percent-encoded (all but RFC 3986 unreserved
+    /// characters), so an event can fill in a path segment or a query value but never
+    /// change the host, add parameters, or climb the path.
+    pub fn render_uri(
+        &self,
+        event: &Event,
+        time: DateTime<Utc>,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        self.render_with(event, time, out, Escape::Uri)
+    }
+
+    fn render_with(
+        &self,
+        event: &Event,
+        time: DateTime<Utc>,
+        out: &mut String,
+        escape: Escape,
+    ) -> Result<(), TemplateError> {
         out.clear();
         for part in &self.parts {
             match part {
@@ -121,7 +143,16 @@ impl Template {
                         other => out.push_str(&other.to_string_lossy()),
                     }
                     let rendered = &out[start..];
-                    if rendered == "." || rendered == ".." || rendered.contains(['/', '\0']) {
+                    if escape == Escape::Uri {
+                        let encoded = if rendered == "." || rendered == ".." {
+                            "%2E".repeat(rendered.len())
+                        } else {
+                            percent_encode(rendered)
+                        };
+                        out.truncate(start);
+                        out.push_str(&encoded);
+                    } else if rendered == "." || rendered == ".." || rendered.contains(['/', '\0'])
+                    {
                         let safe: String = if rendered == "." || rendered == ".." {
                             "_".repeat(rendered.len())
                         } else {
@@ -135,6 +166,25 @@ impl Template {
         }
         Ok(())
     }
+}
+
+/// How field values are made safe for where the rendered string goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    PathSegment,
+    Uri,
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 fn push_literal(parts: &mut Vec<Part>, lit: &str, whole: &str) -> Result<(), TemplateError> {
@@ -157,6 +207,24 @@ mod tests {
     use super::*;
     use crate::event::{EventMetadata, LogEvent, ObjectMap};
     use chrono::TimeZone;
+
+    #[test]
+    fn uri_rendering_percent_encodes_field_values() {
+        let mut f = ObjectMap::new();
+        f.insert("team".into(), "a/b c?d=1&e".into());
+        f.insert("up".into(), "..".into());
+        let e = Event::Log(LogEvent::from_parts(
+            f,
+            EventMetadata::new("t", chrono::Utc::now()),
+        ));
+        let t = Template::parse("https://h.example/hooks/{{ team }}/{{ up }}?x=1").unwrap();
+        let mut out = String::new();
+        t.render_uri(&e, chrono::Utc::now(), &mut out).unwrap();
+        assert_eq!(
+            out,
+            "https://h.example/hooks/a%2Fb%20c%3Fd%3D1%26e/%2E%2E?x=1"
+        );
+    }
 
     fn event(app: &str) -> Event {
         let mut f = ObjectMap::new();
