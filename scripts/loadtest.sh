@@ -4,6 +4,8 @@
 # the `loadgen` example, and prints events/s, MiB/s and the peak and idle RSS of sluice.
 # The clock runs from the first byte sent until the sink's sent-events counter reaches
 # MESSAGES, so it measures delivery, not just acceptance.
+# Then (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
+# driven by wrk; then (FILE_CASES=1) the file source cases and the idle cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES=${MESSAGES:-2000000}
@@ -80,6 +82,68 @@ ${FILE_EXTRA:-}
 path = \"$work/out.jsonl\""
 ls -la "$work/out.jsonl" | awk '{ printf "file sink wrote %.1f MiB of JSON lines\n", $5 / 1048576 }'
 rm -f "$work/out.jsonl"
+
+if [ "${HTTP_CASES:-1}" = "1" ]; then
+  # syslog TCP -> http sink (NDJSON) into a second sluice (http_server -> blackhole) on
+  # the same machine, which competes for the same two cores.
+  RPORT=${RPORT:-15580}
+  RAPI=${RAPI:-127.0.0.1:19597}
+  cat > "$work/receiver.toml" <<TOML
+data_dir = "$work"
+[api]
+address = "$RAPI"
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:$RPORT"
+decoding.codec = "ndjson"
+[sinks.out]
+inputs = ["in"]
+type = "blackhole"
+print_interval_secs = 0
+TOML
+  "$BIN" run --config "$work/receiver.toml" --log-level warn &
+  rpid=$!
+  for _ in $(seq 100); do curl -sf "http://$RAPI/health" >/dev/null && break; sleep 0.05; done
+  run_case "syslog_tcp->http" "type = \"http\"
+uri = \"http://127.0.0.1:$RPORT/\"
+encoding.codec = \"ndjson\"
+${HTTP_EXTRA:-}"
+  echo "  receiver peak RSS $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/$rpid/status)"
+  kill -TERM $rpid; wait $rpid || true
+
+  # HTTP ingest: wrk -t2 -c4 posting one NDJSON body of 1000 small events (~92 bytes
+  # each) over and over into http_server -> blackhole, for HTTP_SECS per run.
+  if command -v wrk >/dev/null 2>&1; then
+    python3 - "$work/body.ndjson" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(1000):
+        f.write(json.dumps({"level": "info", "service": "checkout", "message": "GET /api/cart/%d 200 12ms" % i, "user_id": i * 7}, separators=(",", ":")) + "\n")
+PY
+    : > "$work/results"
+    for i in $(seq "$REPEAT"); do
+      "$BIN" run --config "$work/receiver.toml" --log-level warn &
+      rpid=$!
+      for _ in $(seq 100); do curl -sf "http://$RAPI/health" >/dev/null && break; sleep 0.05; done
+      API=$RAPI
+      e0=$(metric sluice_component_sent_events_total out); b0=$(metric sluice_component_received_bytes_total in)
+      c0=$(awk '{print $14 + $15}' /proc/$rpid/stat); t0=$(date +%s.%N)
+      BODY="$work/body.ndjson" wrk -t2 -c4 -d"${HTTP_SECS:-10}s" -s scripts/wrk-post.lua "http://127.0.0.1:$RPORT/" > "$work/wrk.out"
+      t1=$(date +%s.%N); c1=$(awk '{print $14 + $15}' /proc/$rpid/stat)
+      e1=$(metric sluice_component_sent_events_total out); b1=$(metric sluice_component_received_bytes_total in)
+      n503=$(curl -s "http://$RAPI/metrics" | awk '/sluice_http_server_requests_total/ && /status="503"/ { print $NF }')
+      peak=$(awk '/VmHWM/ {print $2}' /proc/$rpid/status)
+      kill -TERM $rpid; wait $rpid || true
+      awk -v n=$(( e1 - e0 )) -v b=$(( b1 - b0 )) -v s="$t0" -v e="$t1" -v p="$peak" -v cpu=$(( c1 - c0 )) -v hz="$(getconf CLK_TCK)" -v r="${n503:-0}" 'BEGIN {
+        t = e - s
+        printf "%-22s %9d ev in %5.2fs %8.0f ev/s %6.1f MiB/s  CPU %4.2f us/ev  peak RSS %5.1f MiB  (wrk -t2 -c4, 1000-event NDJSON bodies, %d answered 503)|%f\n",
+          "http_ndjson->blackhole", n, t, n / t, b / t / 1048576, cpu / hz / n * 1e6, p / 1024, r, n / t }' | tee -a "$work/results" | sed 's/^/  run: /'
+    done
+    sort -t'|' -k2 -n "$work/results" | awk -v m=$(( (REPEAT + 1) / 2 )) 'NR == m' | cut -d'|' -f1
+  else
+    echo "http_ndjson->blackhole: skipped (install wrk: apt-get install wrk)"
+  fi
+fi
 
 [ "${FILE_CASES:-1}" = "1" ] || exit 0
 # File source: one FILE_MB file of 150-byte lines, then 100 files of FILE_MB/100 each,

@@ -82,8 +82,10 @@ fn init_logging(format: LogFormat, filter: &str) {
         eprintln!("Invalid --log-level/SLUICE_LOG `{filter}` ({e}); using `info`.");
         tracing_subscriber::EnvFilter::new("info")
     });
+    // Colours only on a terminal: journald and log files get plain `key=value` text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

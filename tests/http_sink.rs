@@ -493,3 +493,136 @@ compression = "gzip"
     let c = assert_component_metrics(&mb, "in", "source", "http_server");
     assert_eq!(c.received_events, 1_000_000.0);
 }
+
+#[test]
+fn acknowledgements_carry_the_sinks_outcome_back_to_the_http_client() {
+    let r = Receiver::start();
+    r.script([
+        Answer::ok(),
+        Answer::Status(422, vec![], "unprocessable".into()),
+        Answer::Status(500, vec![], String::new()),
+        Answer::Status(500, vec![], String::new()),
+    ]);
+    let port = free_port();
+    let _s = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{port}"
+decoding.codec = "json"
+acknowledgements = true
+
+[sinks.out]
+inputs = ["in"]
+type = "http"
+uri = "{}/"
+batch.timeout_secs = 0.05
+request.retry_attempts = 1
+request.retry_initial_backoff_secs = 0.05
+"#,
+        r.url()
+    ));
+    let post = |body: &str| match ureq::post(&format!("http://127.0.0.1:{port}/")).send_string(body)
+    {
+        Ok(resp) => resp.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    // Delivered: 200. Refused by the destination: 400. Failed twice (one retry): 500.
+    assert_eq!(post(r#"{"n":1}"#), 200);
+    assert_eq!(post(r#"{"n":2}"#), 400);
+    assert_eq!(post(r#"{"n":3}"#), 500);
+    assert_eq!(r.requests().len(), 4);
+}
+
+#[test]
+fn https_to_another_sluice_trusting_a_private_ca_and_healthchecks_in_the_log() {
+    let certs = test_certs();
+    let (crt, key) = (&certs.crt, &certs.key);
+    let port = free_port();
+    let b = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{port}"
+decoding.codec = "json"
+tls.crt_file = "{}"
+tls.key_file = "{}"
+
+[sinks.out]
+inputs = ["in"]
+type = "file"
+path = "{{DIR}}/got.jsonl"
+"#,
+        crt.display(),
+        key.display()
+    ));
+    let dead = free_port();
+    let (mut a, stdin) = pipe_lines(
+        &format!(
+            r#"uri = "https://localhost:{port}/"
+tls.ca_file = "{}"
+healthcheck.uri = "http://{}/health"
+
+[sinks.unreachable]
+inputs = ["in"]
+type = "http"
+uri = "http://127.0.0.1:{dead}/"
+healthcheck.uri = "http://127.0.0.1:{dead}/"
+request.retry_attempts = 0
+"#,
+            certs.ca.display(),
+            b.api
+        ),
+        (0..50).map(|i| format!("tls-{i}")),
+    );
+    let dir = b.dir.path().to_path_buf();
+    assert!(
+        wait_for(Duration::from_secs(20), || count_lines(&dir, "got") == 50),
+        "{}",
+        a.log_text()
+    );
+    let got = read_jsonl(&dir, "got");
+    assert_eq!(got[0]["message"], "tls-0");
+    drop(stdin);
+    a.wait(Duration::from_secs(30));
+    let log = a.log_text();
+    assert!(log.contains("Healthcheck passed"), "{log}");
+    assert!(log.contains("Healthcheck failed"), "{log}");
+}
+
+#[test]
+fn a_destination_still_down_at_the_shutdown_timeout_is_reported_with_every_event_held() {
+    let dead = free_port();
+    let mut s = Sluice::start_with(
+        &format!(
+            r#"
+data_dir = "{{DIR}}"
+shutdown_timeout_secs = 2
+[api]
+address = "{{API}}"
+
+[sources.in]
+type = "stdin"
+
+[sinks.out]
+inputs = ["in"]
+type = "http"
+uri = "http://127.0.0.1:{dead}/"
+"#
+        ),
+        |c| {
+            c.stdin(Stdio::piped());
+        },
+    );
+    let mut stdin = s.child().stdin.take().expect("stdin");
+    let text: String = (0..2500).map(|i| format!("held-{i}\n")).collect();
+    stdin.write_all(text.as_bytes()).expect("write");
+    drop(stdin);
+    // Retries never end on their own (unlimited by default); the timeout ends them, and
+    // the report counts what the sink held in batches and requests, not only its buffer.
+    let status = s.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1));
+    let log = s.log_text();
+    assert!(log.contains("undelivered=2500"), "{log}");
+}

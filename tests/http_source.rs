@@ -469,30 +469,8 @@ fn acknowledgements_answer_only_after_delivery() {
 
 #[test]
 fn tls_with_a_certificate_from_openssl() {
-    require_tool("openssl");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (crt, key) = (dir.path().join("crt.pem"), dir.path().join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(ok.success());
+    let certs = test_certs();
+    let (crt, key) = (&certs.crt, &certs.key);
     let port = free_port();
     let s = Sluice::start(&config(
         port,
@@ -504,7 +482,7 @@ fn tls_with_a_certificate_from_openssl() {
     ));
     let (code, _) = curl(&[
         "--cacert",
-        crt.to_str().unwrap(),
+        certs.ca.to_str().unwrap(),
         "--data-binary",
         "over tls",
         &format!("https://localhost:{port}/"),

@@ -82,6 +82,29 @@ pub struct BufferReceiver {
     room: Arc<Semaphore>,
     max: u32,
     depth: Gauge,
+    held: HeldEvents,
+}
+
+/// Events a sink took out of its buffer but has not finished with (gathered into
+/// batches, in requests being retried). Counted so a shutdown that times out reports
+/// them as undelivered too, not only what still sat in the buffer.
+#[derive(Clone, Debug, Default)]
+pub struct HeldEvents(Arc<std::sync::atomic::AtomicU64>);
+
+impl HeldEvents {
+    /// The sink took `n` events on.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The sink is done with `n` events (delivered or given up).
+    pub fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The outcome of a send that did not wait.
@@ -117,6 +140,7 @@ pub fn buffer(config: &BufferConfig, metrics: ComponentMetrics) -> (BufferSender
             room,
             max,
             depth,
+            held: HeldEvents::default(),
         },
     )
 }
@@ -246,12 +270,13 @@ pub struct Closed;
 pub struct BufferProbe {
     room: Arc<Semaphore>,
     max: u32,
+    held: HeldEvents,
 }
 
 impl BufferProbe {
-    /// Events queued (as counted against `max_events`).
+    /// Events queued (as counted against `max_events`) plus those the sink holds.
     pub fn queued(&self) -> u64 {
-        (self.max as u64).saturating_sub(self.room.available_permits() as u64)
+        (self.max as u64).saturating_sub(self.room.available_permits() as u64) + self.held.get()
     }
 }
 
@@ -261,7 +286,13 @@ impl BufferReceiver {
         BufferProbe {
             room: self.room.clone(),
             max: self.max,
+            held: self.held.clone(),
         }
+    }
+
+    /// Where a sink that keeps events past `recv` (batching, retrying) counts them.
+    pub fn held(&self) -> HeldEvents {
+        self.held.clone()
     }
 
     /// The next batch, or `None` once every sender is gone and the queue is empty.

@@ -320,3 +320,90 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Certificate files made with `openssl`: a private CA and a `localhost` server
+/// certificate it signed, as an operator with an in-house CA would have them.
+pub struct TestCerts {
+    /// The CA certificate (what clients trust).
+    pub ca: PathBuf,
+    /// The server's certificate.
+    pub crt: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Makes a CA and a server certificate for `localhost` and 127.0.0.1.
+pub fn test_certs() -> TestCerts {
+    require_tool("openssl");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| dir.path().join(n);
+    let ext = p("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext file");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sluice test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "crt.pem",
+    ]);
+    TestCerts {
+        ca: p("ca.pem"),
+        crt: p("crt.pem"),
+        key: p("key.pem"),
+        _dir: dir,
+    }
+}

@@ -284,7 +284,9 @@ impl SinkConfig for HttpSinkConfig {
                 },
                 self.request.clone(),
                 &cx.metrics,
+                cx.input.held(),
             ),
+            held: cx.input.held(),
             codec: self.encoding.codec,
             gzip: self.compression == Compression::Gzip,
             template,
@@ -332,6 +334,7 @@ struct HttpSink {
     metrics: ComponentMetrics,
     circuit_gauge: metrics::Gauge,
     id: Arc<str>,
+    held: crate::topology::buffer::HeldEvents,
 }
 
 impl HttpSink {
@@ -376,6 +379,7 @@ impl HttpSink {
                 }
             }
             let finalizers = e.take_finalizers();
+            self.held.add(1);
             let event: &Event = e;
             self.batcher.push(
                 uri,
@@ -399,6 +403,7 @@ impl HttpSink {
                     self.uri_errors
                         .report(1, || format!("Dropped {n} events: {e}"));
                     self.metrics.discarded_unintentional.increment(n as u64);
+                    self.held.sub(n as u64);
                     p.finalizers.update_status(BatchStatus::Rejected);
                     return;
                 }

@@ -63,13 +63,17 @@ pub fn classify(uri: &Uri, status: StatusCode, headers: &HeaderMap, body: &[u8])
         || status == StatusCode::TOO_MANY_REQUESTS
         || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
     if retryable {
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        // A server that says when to come back (429, or a 503 with Retry-After, as a
+        // full sluice answers) is alive and busy: wait as asked, but do not open the
+        // circuit over it.
         return Outcome::Retry {
             reason,
-            retry_after: headers
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after),
-            unwell: status != StatusCode::TOO_MANY_REQUESTS,
+            unwell: status != StatusCode::TOO_MANY_REQUESTS && retry_after.is_none(),
+            retry_after,
         };
     }
     if status.is_redirection() {
@@ -122,6 +126,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            outcome(503, Some("1")),
+            Outcome::Retry { unwell: false, .. }
+        ));
         for s in [400, 401, 403, 404, 413, 501, 301] {
             match outcome(s, None) {
                 Outcome::Reject { reason } => {

@@ -99,11 +99,33 @@ struct Open {
     started: Instant,
 }
 
+impl Open {
+    fn new(capacity: usize) -> Self {
+        Self {
+            body: Vec::with_capacity(capacity),
+            events: 0,
+            finalizers: EventFinalizers::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+fn close(framing: Framing, key: String, mut open: Open) -> Payload {
+    open.body.extend_from_slice(framing.suffix);
+    Payload {
+        key,
+        body: open.body,
+        events: open.events,
+        finalizers: open.finalizers,
+    }
+}
+
 /// Open payloads by partition.
 pub struct Batcher {
     limits: BatchLimits,
     framing: Framing,
     open: HashMap<String, Open>,
+    last_size: usize,
 }
 
 impl Batcher {
@@ -113,11 +135,12 @@ impl Batcher {
             limits,
             framing,
             open: HashMap::new(),
+            last_size: 0,
         }
     }
 
     /// Adds one event to partition `key`: `encode` appends its bytes. Payloads that
-    /// close are appended to `ready`.
+    /// close are appended to `ready`. One map lookup per event.
     pub fn push(
         &mut self,
         key: &str,
@@ -126,16 +149,15 @@ impl Batcher {
         ready: &mut Vec<Payload>,
     ) {
         let f = self.framing;
+        let limits = self.limits;
+        // New payloads start at the size the last one reached, so the buffer does not
+        // regrow (and copy) its way up for every request.
+        let capacity = self
+            .last_size
+            .max(4096)
+            .min(limits.max_bytes.saturating_add(1024));
         if !self.open.contains_key(key) {
-            self.open.insert(
-                key.to_string(),
-                Open {
-                    body: Vec::with_capacity(self.limits.max_bytes.min(64 * 1024)),
-                    events: 0,
-                    finalizers: EventFinalizers::default(),
-                    started: Instant::now(),
-                },
-            );
+            self.open.insert(key.to_string(), Open::new(capacity));
         }
         let Some(open) = self.open.get_mut(key) else {
             return;
@@ -148,48 +170,24 @@ impl Batcher {
         });
         let start = open.body.len();
         encode(&mut open.body);
-        let too_big = open.body.len() + f.suffix.len() > self.limits.max_bytes;
-        if too_big && open.events > 0 {
+        if open.body.len() + f.suffix.len() > limits.max_bytes && open.events > 0 {
             // This event starts the next payload; the full one goes out without it.
-            let event_bytes = open.body[start..].to_vec();
+            let mut next = Open::new(capacity);
+            next.body.extend_from_slice(f.prefix);
+            next.body.extend_from_slice(&open.body[start..]);
             open.body.truncate(mark);
-            let full = std::mem::replace(
-                open,
-                Open {
-                    body: Vec::with_capacity(self.limits.max_bytes.min(64 * 1024)),
-                    events: 0,
-                    finalizers: EventFinalizers::default(),
-                    started: Instant::now(),
-                },
-            );
-            ready.push(self.close(key.to_string(), full));
-            let Some(open) = self.open.get_mut(key) else {
-                return;
-            };
-            open.body.extend_from_slice(f.prefix);
-            open.body.extend_from_slice(&event_bytes);
+            let full = std::mem::replace(open, next);
+            self.last_size = full.body.len();
+            ready.push(close(f, key.to_string(), full));
         }
-        let Some(open) = self.open.get_mut(key) else {
-            return;
-        };
         open.events += 1;
         open.finalizers.merge(finalizers);
-        if open.events >= self.limits.max_events
-            || open.body.len() + f.suffix.len() >= self.limits.max_bytes
+        if open.events >= limits.max_events || open.body.len() + f.suffix.len() >= limits.max_bytes
         {
+            self.last_size = open.body.len() + f.suffix.len();
             if let Some(full) = self.open.remove(key) {
-                ready.push(self.close(key.to_string(), full));
+                ready.push(close(f, key.to_string(), full));
             }
-        }
-    }
-
-    fn close(&self, key: String, mut open: Open) -> Payload {
-        open.body.extend_from_slice(self.framing.suffix);
-        Payload {
-            key,
-            body: open.body,
-            events: open.events,
-            finalizers: open.finalizers,
         }
     }
 
@@ -213,7 +211,7 @@ impl Batcher {
             .collect();
         for k in due {
             if let Some(o) = self.open.remove(&k) {
-                ready.push(self.close(k, o));
+                ready.push(close(self.framing, k, o));
             }
         }
     }

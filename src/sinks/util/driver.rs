@@ -9,6 +9,7 @@ use super::circuit::CircuitBreaker;
 use super::retry::RequestConfig;
 use crate::event::{BatchStatus, EventFinalizers};
 use crate::internal_events::{ComponentMetrics, ErrorReporter};
+use crate::topology::buffer::HeldEvents;
 use metrics::Counter;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -66,6 +67,7 @@ pub struct Work<R> {
 #[derive(Clone)]
 struct Accounting {
     metrics: ComponentMetrics,
+    held: HeldEvents,
     retries: Counter,
     failed: ErrorReporter,
     rejected: ErrorReporter,
@@ -86,10 +88,18 @@ pub struct Driver<S: Service> {
 
 impl<S: Service> Driver<S> {
     /// A driver sending through `service` with `policy`.
-    pub fn new(service: S, policy: RequestConfig, metrics: &ComponentMetrics) -> Self {
+    /// `held` is the sink's count of events taken from its buffer; the driver takes
+    /// each request's events off it when the request is finished.
+    pub fn new(
+        service: S,
+        policy: RequestConfig,
+        metrics: &ComponentMetrics,
+        held: HeldEvents,
+    ) -> Self {
         Self {
             service: Arc::new(service),
             accounting: Accounting {
+                held,
                 retries: metrics.counter("sluice_http_client_retries_total"),
                 failed: metrics.error_reporter("request_failed"),
                 rejected: metrics.error_reporter("rejected"),
@@ -236,5 +246,6 @@ async fn run<S: Service>(
             }
         }
     };
+    acc.held.sub(work.events as u64);
     work.finalizers.update_status(status);
 }
