@@ -44,16 +44,7 @@ fn default_idle_timeout() -> u64 {
     30
 }
 
-/// File compression.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// Plain text.
-    #[default]
-    None,
-    /// gzip via flate2.
-    Gzip,
-}
+pub use super::util::encoding::Compression;
 
 impl SinkConfig for FileSinkConfig {
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {

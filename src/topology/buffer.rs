@@ -197,18 +197,8 @@ impl BufferSender {
             TrySend::Done => Ok(()),
             TrySend::Closed => Err(Closed),
             TrySend::Full(batch) => {
-                let cost = self.cost(&batch);
-                let permit = self
-                    .room
-                    .clone()
-                    .acquire_many_owned(cost)
-                    .await
-                    .map_err(|_| Closed)?;
-                permit.forget();
-                match self.enqueue(batch, cost) {
-                    TrySend::Closed => Err(Closed),
-                    _ => Ok(()),
-                }
+                let room = self.reserve(batch.len()).await?;
+                self.send_reserved(batch, room)
             }
         }
     }

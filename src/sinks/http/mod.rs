@@ -16,7 +16,7 @@ use crate::internal_events::{ComponentMetrics, ErrorReporter};
 use crate::sinks::util::batch::{BatchConfig, BatchLimits, Batcher, Framing, Payload};
 use crate::sinks::util::circuit::{CircuitBreaker, CircuitBreakerConfig};
 use crate::sinks::util::driver::{Driver, Work};
-use crate::sinks::util::encoding::{encode_json, encode_text};
+use crate::sinks::util::encoding::{encode_json, encode_text, Compression};
 use crate::sinks::util::http_client::{redact_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::util::template::Template;
@@ -102,17 +102,6 @@ pub enum HttpCodec {
     Ndjson,
     /// `message\n`, `text/plain`.
     Text,
-}
-
-/// Body compression.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// As is.
-    #[default]
-    None,
-    /// `Content-Encoding: gzip`.
-    Gzip,
 }
 
 /// `healthcheck`.

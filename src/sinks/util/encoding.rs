@@ -15,6 +15,18 @@ pub struct EncodingConfig {
     pub codec: Codec,
 }
 
+/// `compression` of a sink: files written gzipped, or HTTP bodies sent with
+/// `Content-Encoding: gzip`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// As is.
+    #[default]
+    None,
+    /// gzip (flate2, fast level).
+    Gzip,
+}
+
 /// How events become bytes.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

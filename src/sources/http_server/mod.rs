@@ -33,6 +33,10 @@ use tokio::task::JoinSet;
 /// How long a request waits for room in full sinks before it is answered 503.
 const FULL_WAIT: Duration = Duration::from_millis(500);
 
+/// A client gets this long to send its headers, and again its body: a stalled or
+/// slow-drip client cannot hold a connection task for ever.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// `[sources.ID] type = "http_server"` (alias `http`, as in Vector).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,6 +311,8 @@ where
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
         .keep_alive(true)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
     tokio::pin!(conn);
@@ -387,11 +393,20 @@ impl Handler {
             return self.too_large(peer);
         }
         let fields = self.fields_from_request(&req, peer);
-        let body = match read_body(req.into_body(), c.max_body_bytes).await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => return self.too_large(peer),
-            Err(BodyError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, &m),
-        };
+        let body =
+            match tokio::time::timeout(READ_TIMEOUT, read_body(req.into_body(), c.max_body_bytes))
+                .await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(BodyError::TooLarge)) => return self.too_large(peer),
+                Ok(Err(BodyError::Invalid(m))) => return error(StatusCode::BAD_REQUEST, &m),
+                Err(_) => {
+                    return error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &format!("the body did not arrive within {}s", READ_TIMEOUT.as_secs()),
+                    )
+                }
+            };
         self.cx.metrics.received_bytes.increment(body.len() as u64);
         let body = if gzip {
             match decode::gunzip(&body, c.max_body_bytes) {
