@@ -185,6 +185,7 @@ impl SourceConfig for HttpServerConfig {
             401,
             404,
             405,
+            408,
             413,
             415,
             500,
