@@ -15,7 +15,7 @@ REPEAT=${REPEAT:-3}           # runs per case; the median run is reported
 PORT=${PORT:-15514}
 API=${API:-127.0.0.1:19598}
 
-cargo build --release --quiet --bin sluice --example loadgen
+cargo build --release --quiet --bin sluice --example loadgen --example http_blackhole
 BIN=target/release/sluice
 GEN=target/release/examples/loadgen
 work=$(mktemp -d)
@@ -23,7 +23,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 metric() { # metric NAME COMPONENT -> value or 0
   curl -s "http://$API/metrics" | awk -v n="$1" -v c="component_id=\"$2\"" \
-    'index($0, n"{")==1 && index($0, c) { v=$NF } END { print v+0 }'
+    'index($0, n"{")==1 && index($0, c) { v=$NF } END { printf "%.0f\n", v }'
 }
 
 run_case() { # run_case NAME SINK_TOML: REPEAT runs, prints each and the median
@@ -84,6 +84,17 @@ ls -la "$work/out.jsonl" | awk '{ printf "file sink wrote %.1f MiB of JSON lines
 rm -f "$work/out.jsonl"
 
 if [ "${HTTP_CASES:-1}" = "1" ]; then
+  # syslog TCP -> http sink (NDJSON) into a receiver that discards bodies: the sink alone.
+  BPORT=${BPORT:-15581}
+  target/release/examples/http_blackhole "127.0.0.1:$BPORT" &
+  bpid=$!
+  sleep 0.2
+  run_case "syslog_tcp->http" "type = \"http\"
+uri = \"http://127.0.0.1:$BPORT/\"
+encoding.codec = \"ndjson\"
+${HTTP_EXTRA:-}"
+  kill $bpid; wait $bpid 2>/dev/null || true
+
   # syslog TCP -> http sink (NDJSON) into a second sluice (http_server -> blackhole) on
   # the same machine, which competes for the same two cores.
   RPORT=${RPORT:-15580}
@@ -104,7 +115,7 @@ TOML
   "$BIN" run --config "$work/receiver.toml" --log-level warn &
   rpid=$!
   for _ in $(seq 100); do curl -sf "http://$RAPI/health" >/dev/null && break; sleep 0.05; done
-  run_case "syslog_tcp->http" "type = \"http\"
+  run_case "syslog_tcp->http->sluice" "type = \"http\"
 uri = \"http://127.0.0.1:$RPORT/\"
 encoding.codec = \"ndjson\"
 ${HTTP_EXTRA:-}"

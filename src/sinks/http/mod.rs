@@ -356,6 +356,7 @@ impl HttpSink {
     fn add(&mut self, mut batch: Batch, uri: &mut String, ready: &mut Vec<Payload>) {
         self.metrics.received_events.increment(batch.len() as u64);
         let codec = self.codec;
+        let mut taken = 0u64;
         for e in batch.iter_mut() {
             if self.static_uri.is_none() {
                 let time = Template::event_time(e);
@@ -368,7 +369,7 @@ impl HttpSink {
                 }
             }
             let finalizers = e.take_finalizers();
-            self.held.add(1);
+            taken += 1;
             let event: &Event = e;
             self.batcher.push(
                 uri,
@@ -380,6 +381,7 @@ impl HttpSink {
                 ready,
             );
         }
+        self.held.add(taken);
     }
 
     fn submit(&mut self, p: Payload) {
