@@ -413,8 +413,8 @@ batch.max_events = 2
     std::fs::write(
         &cfg,
         format!(
-            "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ninputs = [\"in\"]\ntype = \"http\"\nuri = \"{}/\"\nauth.strategy = \"basic\"\nauth.username = \"u\"\nauth.password = \"pw-very-secret\"\nheaders.\"Bad Header\" = \"hdr-very-secret\"\nrequest.concurrency = 0\n",
-            r.url()
+            "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ninputs = [\"in\"]\ntype = \"http\"\nuri = \"http://user:uri-very-secret@bad host:{}/\"\nauth.strategy = \"basic\"\nauth.username = \"u\"\nauth.password = \"pw-very-secret\"\nheaders.\"Bad Header\" = \"hdr-very-secret\"\nrequest.concurrency = 0\n",
+            r.addr.port()
         ),
     )
     .expect("write");
@@ -431,6 +431,7 @@ batch.max_events = 2
     assert_eq!(out.status.code(), Some(78), "{text}");
     assert!(text.contains("headers.Bad Header"), "{text}");
     assert!(text.contains("request.concurrency"), "{text}");
+    assert!(text.contains("key `uri`"), "{text}");
     assert!(!text.contains("very-secret"), "{text}");
 }
 

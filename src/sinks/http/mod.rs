@@ -17,7 +17,7 @@ use crate::sinks::util::batch::{BatchConfig, BatchLimits, Batcher, Framing, Payl
 use crate::sinks::util::circuit::{CircuitBreaker, CircuitBreakerConfig};
 use crate::sinks::util::driver::{Driver, Work};
 use crate::sinks::util::encoding::{encode_json, encode_text, Compression};
-use crate::sinks::util::http_client::{redact_uri, HttpClient};
+use crate::sinks::util::http_client::{redact_in, redact_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::util::template::Template;
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
@@ -196,7 +196,9 @@ impl HttpSinkConfig {
 }
 
 fn parse_uri(s: &str) -> Result<Uri, String> {
-    let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URI: {e}"))?;
+    let uri: Uri = s
+        .parse()
+        .map_err(|e| redact_in(&format!("`{s}` is not a URI: {e}"), s))?;
     match uri.scheme_str() {
         Some("http") | Some("https") if uri.host().is_some() => Ok(uri),
         _ => Err(format!(
@@ -216,7 +218,7 @@ impl SinkConfig for HttpSinkConfig {
                 }
             }
             Ok(_) => {}
-            Err(e) => issues.push(FieldIssue::new("uri", e.to_string())),
+            Err(e) => issues.push(FieldIssue::new("uri", redact_in(&e.to_string(), &self.uri))),
         }
         if let Err(e) = self.headers() {
             issues.push(e);
@@ -236,8 +238,8 @@ impl SinkConfig for HttpSinkConfig {
     }
 
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        let template =
-            Template::parse(&self.uri).map_err(|e| BuildError::Other(format!("uri: {e}")))?;
+        let template = Template::parse(&self.uri)
+            .map_err(|e| BuildError::Other(redact_in(&format!("uri: {e}"), &self.uri)))?;
         let static_uri = match template.is_static() {
             true => Some(parse_uri(&self.uri).map_err(BuildError::Other)?),
             false => None,

@@ -155,6 +155,22 @@ pub fn redact_uri(uri: &hyper::Uri) -> String {
     }
 }
 
+/// The `user:password` part of a URI as written in a config (even one that does not
+/// parse), so messages about it can leave it out.
+pub fn userinfo(uri: &str) -> Option<&str> {
+    let rest = &uri[uri.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+/// `message` with the credentials of `uri` (if it has any) replaced.
+pub fn redact_in(message: &str, uri: &str) -> String {
+    match userinfo(uri) {
+        Some(u) if !u.is_empty() => message.replace(u, "**REDACTED**"),
+        _ => message.to_string(),
+    }
+}
+
 /// Up to `max` characters of a response body, for a log line.
 pub fn body_excerpt(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
@@ -178,6 +194,16 @@ mod tests {
         );
         let u: hyper::Uri = "http://example.com/a".parse().unwrap();
         assert_eq!(redact_uri(&u), "http://example.com/a");
+    }
+
+    #[test]
+    fn credentials_are_found_even_in_unparseable_uris() {
+        assert_eq!(userinfo("https://u:p@h/x@y"), Some("u:p"));
+        assert_eq!(userinfo("https://h/x@y"), None);
+        assert_eq!(
+            redact_in("`http://u:p w@h/{{` is bad", "http://u:p w@h/{{"),
+            "`http://**REDACTED**@h/{{` is bad"
+        );
     }
 
     #[test]
