@@ -14,6 +14,13 @@ pub mod sources;
 pub mod topology;
 pub mod transforms;
 
+/// Seconds from a config or a server as a `Duration`, never panicking: negative or NaN
+/// is zero, anything beyond a day is a day (`Duration::from_secs_f64` panics on both).
+pub fn seconds(secs: f64) -> std::time::Duration {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    std::time::Duration::try_from_secs_f64(secs.max(0.0)).map_or(DAY, |d| d.min(DAY))
+}
+
 /// This machine's host name, for the `host` field of sources that have no peer.
 pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

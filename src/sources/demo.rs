@@ -7,7 +7,6 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use serde::Deserialize;
 use std::fmt::Write;
-use std::time::Duration;
 
 /// `[sources.ID] type = "demo"`.
 #[derive(Clone, Debug, Deserialize)]
@@ -46,7 +45,7 @@ impl SourceConfig for DemoConfig {
         Ok(Box::pin(async move {
             let source_id = crate::event::intern(&cx.id);
             let host = Value::Bytes(Bytes::from(crate::hostname()));
-            let interval = Duration::from_secs_f64(cfg.interval.max(0.0));
+            let interval = crate::seconds(cfg.interval);
             let limit = cfg.count.unwrap_or(u64::MAX);
             let mut seq: u64 = 0;
             let mut batch = Vec::with_capacity(MAX_BATCH_EVENTS);

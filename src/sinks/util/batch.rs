@@ -42,7 +42,7 @@ impl BatchConfig {
             timeout: self
                 .timeout_secs
                 .filter(|t| t.is_finite() && *t >= 0.0)
-                .map_or(defaults.timeout, Duration::from_secs_f64),
+                .map_or(defaults.timeout, crate::seconds),
         }
     }
 

@@ -76,7 +76,7 @@ impl CircuitBreaker {
             state: Mutex::new(State::Closed { failures: 0 }),
             changed: Notify::new(),
             threshold: config.failure_threshold,
-            probe_interval: Duration::from_secs_f64(config.probe_interval_secs.max(0.01)),
+            probe_interval: crate::seconds(config.probe_interval_secs.max(0.01)),
             open_gauge,
             destination,
             component_id,

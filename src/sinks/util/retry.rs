@@ -4,6 +4,7 @@
 //! names and meanings (`request.retry_attempts`, `retry_initial_backoff_secs`,
 //! `retry_max_duration_secs` = the longest wait between two attempts).
 
+use crate::seconds;
 use rand::Rng;
 use serde::Deserialize;
 use std::time::{Duration, SystemTime};
@@ -90,7 +91,7 @@ impl RequestConfig {
 
     /// The per-attempt timeout.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.timeout_secs)
+        seconds(self.timeout_secs)
     }
 
     /// How long to wait before attempt `retry` (1 for the first retry): a random time
@@ -101,7 +102,7 @@ impl RequestConfig {
             .min(self.retry_max_duration_secs);
         let jittered = rand::rng().random_range(0.0..=ceiling);
         // Never hammer: a floor of a tenth of the initial backoff.
-        let d = Duration::from_secs_f64(jittered.max(self.retry_initial_backoff_secs / 10.0));
+        let d = seconds(jittered.max(self.retry_initial_backoff_secs / 10.0));
         match retry_after {
             Some(r) => d.max(r),
             None => d,
@@ -114,11 +115,11 @@ impl RequestConfig {
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs.min(86_400)));
     }
     if let Ok(secs) = v.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
+            return Some(seconds(secs));
         }
     }
     let at = httpdate::parse_http_date(v).ok()?;
@@ -166,6 +167,15 @@ mod tests {
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
+        );
+        // A server cannot make sluice panic or wait for ever.
+        assert_eq!(
+            parse_retry_after("1e300"),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999"),
+            Some(Duration::from_secs(86_400))
         );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-3"), None);
