@@ -5,7 +5,7 @@
 //! delivered. One task per connection (HTTP/1.1 keep-alive, optional TLS); on shutdown
 //! the listener closes, idle connections are closed and requests in flight complete.
 
-mod decode;
+pub mod decode;
 
 pub use decode::{Codec, DecodingConfig};
 
