@@ -265,8 +265,8 @@ request.retry_initial_backoff_secs = 0.05
                 format!("{{\"app\":\"a{}\",\"seq\":{seq}}}\n", seq % 4)
             })
             .collect();
-        let resp = ureq::post(&format!("http://127.0.0.1:{port}/")).send_string(&body);
-        assert!(resp.is_ok());
+        let (code, _) = http_post(&format!("http://127.0.0.1:{port}/"), &[], body.as_bytes());
+        assert_eq!(code, 200);
     }
     let done = wait_for(Duration::from_secs(60), || {
         r.accepted_bodies()
@@ -523,12 +523,7 @@ request.retry_initial_backoff_secs = 0.05
 "#,
         r.url()
     ));
-    let post = |body: &str| match ureq::post(&format!("http://127.0.0.1:{port}/")).send_string(body)
-    {
-        Ok(resp) => resp.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => panic!("{e}"),
-    };
+    let post = |body: &str| http_post(&format!("http://127.0.0.1:{port}/"), &[], body.as_bytes()).0;
     // Delivered: 200. Refused by the destination: 400. Failed twice (one retry): 500.
     assert_eq!(post(r#"{"n":1}"#), 200);
     assert_eq!(post(r#"{"n":2}"#), 400);

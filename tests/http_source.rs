@@ -31,19 +31,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("gzip")
 }
 
-/// A POST through the `ureq` library: status and body, whatever the status.
-fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    let mut req = ureq::post(url).timeout(Duration::from_secs(30));
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    match req.send_bytes(body) {
-        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-        Err(e) => panic!("request to {url} failed: {e}"),
-    }
-}
-
 fn config(port: u16, extra: &str) -> String {
     format!(
         r#"
@@ -122,7 +109,7 @@ path = "{{DIR}}/out.jsonl"
     ]);
     assert_eq!(code, 202);
     // The library: a gzipped NDJSON body.
-    let (code, body) = post(
+    let (code, body) = http_post(
         &format!("http://127.0.0.1:{pn}/logs"),
         &[("Content-Encoding", "gzip")],
         &gzip(b"{\"msg\":\"eight\"}\n{\"msg\":\"nine\"}\n"),
@@ -270,7 +257,7 @@ auth.password = "${HTTP_TEST_PASSWORD:-s3cr3t}"
     }
     let bomb = enc.finish().expect("gzip");
     assert!(bomb.len() < 65536, "the bomb is {} bytes", bomb.len());
-    let (code, body) = post(
+    let (code, body) = http_post(
         &url,
         &[
             ("Content-Encoding", "gzip"),
@@ -306,6 +293,8 @@ auth.password = "${HTTP_TEST_PASSWORD:-s3cr3t}"
     };
     assert_eq!(errors("decode"), 3.0);
     assert_eq!(errors("too_large"), 3.0);
+    assert_eq!(errors("unauthorized"), 3.0);
+    assert_eq!(errors("bad_request"), 3.0);
     for (status, n) in [
         ("400", 3.0),
         ("401", 3.0),
@@ -325,6 +314,9 @@ auth.password = "${HTTP_TEST_PASSWORD:-s3cr3t}"
             "status {status}"
         );
     }
+    let log = s.log_text();
+    assert!(log.contains("Refused POST / from 127.0.0.1"), "{log}");
+    assert!(log.contains("401 Unauthorized"), "{log}");
     // The password never reaches the log.
     assert!(!s.log_text().contains("s3cr3t"));
 }
@@ -382,7 +374,7 @@ buffer.max_events = 500
                         .iter()
                         .map(|id| format!("{{\"id\":\"{id}\"}}\n"))
                         .collect();
-                    let (code, text) = post(&url, &[], body.as_bytes());
+                    let (code, text) = http_post(&url, &[], body.as_bytes());
                     match code {
                         200 => accepted.extend(ids),
                         503 => {
@@ -460,7 +452,7 @@ fn acknowledgements_answer_only_after_delivery() {
         let body: Vec<Json> = (0..100)
             .map(|i| serde_json::json!({ "seq": b * 100 + i }))
             .collect();
-        let (code, _) = post(&url, &[], serde_json::to_string(&body).unwrap().as_bytes());
+        let (code, _) = http_post(&url, &[], serde_json::to_string(&body).unwrap().as_bytes());
         assert_eq!(code, 200);
         // With acknowledgements, 200 means the file sink already wrote the events.
         assert_eq!(count_lines(&dir, "out"), (b + 1) * 100);

@@ -198,6 +198,19 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
+/// A POST through the `ureq` library: status and body, whatever the status.
+pub fn http_post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut req = ureq::post(url).timeout(Duration::from_secs(30));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.send_bytes(body) {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("request to {url} failed: {e}"),
+    }
+}
+
 /// Every complete JSON line in the files matching `prefix*` in `dir`.
 pub fn read_jsonl(dir: &Path, prefix: &str) -> Vec<Json> {
     let mut out = Vec::new();

@@ -211,6 +211,8 @@ impl SourceConfig for HttpServerConfig {
             statuses,
             decode_errors: cx.metrics.error_reporter("decode"),
             too_large: cx.metrics.error_reporter("too_large"),
+            unauthorized: cx.metrics.error_reporter("unauthorized"),
+            bad_request: cx.metrics.error_reporter("bad_request"),
             config: self.clone(),
             cx,
         });
@@ -256,6 +258,8 @@ struct Handler {
     statuses: HashMap<u16, Counter>,
     decode_errors: ErrorReporter,
     too_large: ErrorReporter,
+    unauthorized: ErrorReporter,
+    bad_request: ErrorReporter,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -304,9 +308,24 @@ where
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let h = h.clone();
         async move {
+            let what = format!("{} {}", req.method(), req.uri().path());
             let reply = h.handle(req, peer).await;
-            if let Some(c) = h.statuses.get(&reply.status().as_u16()) {
+            let status = reply.status();
+            if let Some(c) = h.statuses.get(&status.as_u16()) {
                 c.increment(1);
+            }
+            // Refusals the handler has not reported itself: counted and logged (rate
+            // limited) so a misconfigured client shows up in the log, not only in metrics.
+            let reporter = match status {
+                StatusCode::UNAUTHORIZED => Some(&h.unauthorized),
+                StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::REQUEST_TIMEOUT
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE => Some(&h.bad_request),
+                _ => None,
+            };
+            if let Some(r) = reporter {
+                r.report(1, || format!("Refused {what} from {peer} with {status}"));
             }
             Ok::<_, std::convert::Infallible>(reply)
         }
