@@ -56,8 +56,8 @@ fn curl_and_a_library_post_json_ndjson_text_and_gzip() {
 type = "http_server"
 address = "127.0.0.1:{pj}"
 decoding.codec = "json"
-headers = ["X-Request-Id", "X-Absent"]
-query_parameters = ["app"]
+headers = ["X-Request-Id", "X-Absent", "X-Trace-*"]
+query_parameters = ["app", "tag_*"]
 host_key = "client"
 
 [sources.ndjson]
@@ -83,9 +83,11 @@ path = "{{DIR}}/out.jsonl"
     let (code, _) = curl(&[
         "-H",
         "X-Request-Id: r-1",
+        "-H",
+        "X-Trace-Span: s-9",
         "--data-binary",
         r#"{"msg":"one","n":1}"#,
-        &format!("http://127.0.0.1:{pj}/?app=shop%20front&other=x"),
+        &format!("http://127.0.0.1:{pj}/?app=shop%20front&other=x&tag_env=prod"),
     ]);
     assert_eq!(code, 200);
     let (code, _) = curl(&[
@@ -131,6 +133,9 @@ path = "{{DIR}}/out.jsonl"
     assert_eq!(one["X-Request-Id"], "r-1");
     assert_eq!(one["X-Absent"], Json::Null);
     assert_eq!(one["app"], "shop front");
+    assert_eq!(one["x-trace-span"], "s-9");
+    assert_eq!(one["tag_env"], "prod");
+    assert!(one.get("other").is_none());
     assert_eq!(one["client"], "127.0.0.1");
     assert_eq!(one["path"], "/");
     assert_eq!(one["source_type"], "http_server");

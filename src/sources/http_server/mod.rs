@@ -55,10 +55,12 @@ pub struct HttpServerConfig {
     /// How bodies become events.
     #[serde(default)]
     pub decoding: DecodingConfig,
-    /// Request headers copied into each event, under the header's name (null if absent).
+    /// Request headers copied into each event, under the header's name (null if absent);
+    /// a glob such as `X-*` copies every matching header under its (lowercase) name.
     #[serde(default)]
     pub headers: Vec<String>,
-    /// Query parameters copied into each event, under the parameter's name.
+    /// Query parameters copied into each event, under the parameter's name (null if
+    /// absent); globs as for `headers`.
     #[serde(default)]
     pub query_parameters: Vec<String>,
     /// The field that gets the request path. Default `path`.
@@ -211,6 +213,10 @@ impl SourceConfig for HttpServerConfig {
             statuses,
             decode_errors: cx.metrics.error_reporter("decode"),
             too_large: cx.metrics.error_reporter("too_large"),
+            header_names: name_matches(&self.headers)
+                .map_err(|e| BuildError::Other(format!("headers: {e}")))?,
+            query_names: name_matches(&self.query_parameters)
+                .map_err(|e| BuildError::Other(format!("query_parameters: {e}")))?,
             unauthorized: cx.metrics.error_reporter("unauthorized"),
             bad_request: cx.metrics.error_reporter("bad_request"),
             config: self.clone(),
@@ -237,6 +243,12 @@ impl SourceConfig for HttpServerConfig {
                 "must be a 2xx status (200 to 299)",
             ));
         }
+        if let Err(e) = name_matches(&self.headers) {
+            issues.push(FieldIssue::new("headers", e));
+        }
+        if let Err(e) = name_matches(&self.query_parameters) {
+            issues.push(FieldIssue::new("query_parameters", e));
+        }
         if let Some(a) = &self.auth {
             if let Err(e) = a.verifier() {
                 issues.push(FieldIssue::new("auth", e));
@@ -244,6 +256,42 @@ impl SourceConfig for HttpServerConfig {
         }
         issues
     }
+}
+
+/// A name in `headers` or `query_parameters`: exact (the field is null when absent), or
+/// a glob such as `X-*` that copies every match under its own name, as in Vector.
+enum NameMatch {
+    Exact(String),
+    Glob(glob::Pattern),
+}
+
+impl NameMatch {
+    fn new(name: &str) -> Result<Self, String> {
+        if name.contains(['*', '?', '[']) {
+            glob::Pattern::new(name)
+                .map(NameMatch::Glob)
+                .map_err(|e| format!("`{name}` is not a valid pattern: {e}"))
+        } else {
+            Ok(NameMatch::Exact(name.to_string()))
+        }
+    }
+
+    /// Header names match without regard to case, query names with.
+    fn matches(&self, name: &str, case_sensitive: bool) -> bool {
+        let options = glob::MatchOptions {
+            case_sensitive,
+            ..Default::default()
+        };
+        match self {
+            NameMatch::Exact(n) if case_sensitive => n == name,
+            NameMatch::Exact(n) => n.eq_ignore_ascii_case(name),
+            NameMatch::Glob(p) => p.matches_with(name, options),
+        }
+    }
+}
+
+fn name_matches(names: &[String]) -> Result<Vec<NameMatch>, String> {
+    names.iter().map(|n| NameMatch::new(n)).collect()
 }
 
 /// Everything a request needs, shared by all connections.
@@ -260,6 +308,8 @@ struct Handler {
     too_large: ErrorReporter,
     unauthorized: ErrorReporter,
     bad_request: ErrorReporter,
+    header_names: Vec<NameMatch>,
+    query_names: Vec<NameMatch>,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -475,23 +525,53 @@ impl Handler {
         if let Some(k) = &c.host_key {
             fields.push((k.clone(), Value::Bytes(Bytes::from(peer.ip().to_string()))));
         }
-        for name in &c.headers {
-            let v = req.headers().get(name.as_str()).map_or(Value::Null, |v| {
-                Value::Bytes(Bytes::copy_from_slice(v.as_bytes()))
-            });
-            fields.push((name.clone(), v));
-        }
-        if !c.query_parameters.is_empty() {
-            let query = req.uri().query().unwrap_or("");
-            for name in &c.query_parameters {
-                let v = query
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-                    .find(|(k, _)| percent_decode(k) == *name)
-                    .map_or(Value::Null, |(_, v)| {
-                        Value::Bytes(Bytes::from(percent_decode(v)))
+        for sel in &self.header_names {
+            match sel {
+                NameMatch::Exact(name) => {
+                    let v = req.headers().get(name.as_str()).map_or(Value::Null, |v| {
+                        Value::Bytes(Bytes::copy_from_slice(v.as_bytes()))
                     });
-                fields.push((name.clone(), v));
+                    fields.push((name.clone(), v));
+                }
+                NameMatch::Glob(_) => {
+                    for (name, v) in req.headers() {
+                        if sel.matches(name.as_str(), false) {
+                            fields.push((
+                                name.as_str().to_string(),
+                                Value::Bytes(Bytes::copy_from_slice(v.as_bytes())),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if !self.query_names.is_empty() {
+            let query: Vec<(String, String)> = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect();
+            for sel in &self.query_names {
+                match sel {
+                    NameMatch::Exact(name) => {
+                        let v = query
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .map_or(Value::Null, |(_, v)| Value::Bytes(Bytes::from(v.clone())));
+                        fields.push((name.clone(), v));
+                    }
+                    NameMatch::Glob(_) => {
+                        for (k, v) in query.iter().filter(|(k, _)| sel.matches(k, true)) {
+                            fields.push((k.clone(), Value::Bytes(Bytes::from(v.clone()))));
+                        }
+                    }
+                }
             }
         }
         fields
