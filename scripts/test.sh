@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the real programs the integration
-# tests drive (util-linux `logger`, Prometheus' `promtool`, `logrotate`, `curl`, `openssl`), quickly skipping what is
+# tests drive (util-linux `logger`, Prometheus' `promtool`, `logrotate`, `curl`, `openssl`,
+# `python3` for the rotation tests' writer), quickly skipping what is
 # already there, then runs every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -272,6 +272,10 @@ pub fn describe_all() {
         "Followed files that were truncated (copytruncate) and read again from the start."
     );
     describe_counter!(
+        "sluice_files_rescans_total",
+        "Times a file source looked at every file at once because inotify may have missed events: the kernel queue overflowed (`overflow`), the watcher failed (`error`), or a watched directory was deleted or replaced (`watch_lost`)."
+    );
+    describe_counter!(
         "sluice_checkpoint_writes_total",
         "Checkpoint files written."
     );

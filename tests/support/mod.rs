@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod seq;
 
 use serde_json::Value as Json;
 use std::io::{Read, Write};
@@ -163,6 +164,11 @@ impl Sluice {
                 panic!("sluice did not exit within {timeout:?}; its log:\n{log}");
             }
         }
+    }
+
+    /// The process ID, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("running")
     }
 
     /// Takes the child, e.g. to read its stdout.

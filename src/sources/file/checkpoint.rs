@@ -92,6 +92,24 @@ impl Checkpoints {
         }
     }
 
+    /// Whether entries of earlier builds (a bare 16-digit checksum of the first 256
+    /// bytes) are left to carry over to today's identities.
+    pub fn has_legacy(&self) -> bool {
+        self.entries.keys().any(|k| is_legacy(k))
+    }
+
+    /// Moves the progress recorded under an earlier build's identity `old` to `new`;
+    /// the offset, if there was one.
+    pub fn adopt(&mut self, old: &str, new: &str, path: &Path) -> Option<u64> {
+        if !is_legacy(old) {
+            return None;
+        }
+        let e = self.entries.remove(old)?;
+        self.set(new, e.offset, path);
+        self.dirty = true;
+        Some(e.offset)
+    }
+
     /// Whether delivered offsets wait to be written: only then is a write timer needed.
     pub fn is_dirty(&self) -> bool {
         self.dirty
@@ -126,6 +144,11 @@ impl Checkpoints {
     }
 }
 
+/// An identity as earlier builds wrote it: 16 hex digits, no strategy prefix.
+fn is_legacy(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +173,26 @@ mod tests {
         assert!(cp3.entries.is_empty());
         assert!(err.is_some_and(|e| e.contains("corrupt")));
         assert!(dir.path().join("checkpoints.json.corrupt").exists());
+    }
+
+    #[test]
+    fn an_earlier_builds_entry_moves_to_the_new_identity_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut cp, _) = Checkpoints::load(dir.path());
+        cp.set("00112233aabbccdd", 500, Path::new("/a.log"));
+        cp.set("checksum-0000000000000001", 7, Path::new("/b.log"));
+        assert!(cp.has_legacy());
+        let new = "checksum-00000000000000ff";
+        assert_eq!(
+            cp.adopt("00112233aabbccdd", new, Path::new("/a.log")),
+            Some(500)
+        );
+        assert_eq!(cp.adopt("00112233aabbccdd", new, Path::new("/a.log")), None);
+        assert_eq!(cp.entries.get(new).map(|e| e.offset), Some(500));
+        assert!(!cp.has_legacy());
+        assert_eq!(
+            cp.adopt("checksum-0000000000000001", new, Path::new("/b")),
+            None
+        );
     }
 }

@@ -5,12 +5,15 @@
 //! re-sends instead of losing. Runs on its own thread: file I/O blocks.
 
 mod checkpoint;
+mod discovery;
+mod fingerprint;
 mod multiline;
 mod tail;
+mod watch;
 
 pub use checkpoint::Checkpoints;
+pub use fingerprint::{FingerprintConfig, FingerprintStrategy};
 pub use multiline::{MultilineConfig, MultilineMode};
-pub use tail::checksum;
 
 use crate::config::field::FieldIssue;
 use crate::event::{
@@ -21,10 +24,9 @@ use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::os::unix::fs::MetadataExt;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tail::{FileId, Line, Progress, Tailed};
 use tokio::sync::mpsc;
 
@@ -96,69 +98,6 @@ pub enum WatchMode {
 /// watch queue overflow forces a rescan); Fluent Bit's refresh interval is the same.
 const SAFETY_PASS: Duration = Duration::from_secs(60);
 
-/// What the inotify callback tells the reading loop.
-#[derive(Default)]
-struct Wake {
-    notify: tokio::sync::Notify,
-    dirty: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
-    rescan: std::sync::atomic::AtomicBool,
-}
-
-/// The directory a glob starts below: its components up to the first with a wildcard,
-/// or the nearest one of them that exists (so files created later are still seen).
-fn glob_base(pattern: &str) -> Option<PathBuf> {
-    let mut base = PathBuf::new();
-    for c in std::path::Path::new(pattern).components() {
-        let s = c.as_os_str().to_string_lossy();
-        if s.contains(['*', '?', '[', '{']) {
-            break;
-        }
-        base.push(c);
-    }
-    while !base.is_dir() {
-        if !base.pop() {
-            return None;
-        }
-    }
-    // Watching the whole filesystem would be worse than polling.
-    (base.parent().is_some()).then_some(base)
-}
-
-/// Starts inotify watches below every include glob; `None` means poll instead.
-fn start_watcher(
-    include: &[glob::Pattern],
-    wake: &std::sync::Arc<Wake>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::{EventKind, RecursiveMode, Watcher};
-    let w = wake.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(ev) = res else {
-            // Overflowed or failed: a rescan and a full pass recover.
-            w.rescan.store(true, std::sync::atomic::Ordering::Release);
-            w.notify.notify_one();
-            return;
-        };
-        if matches!(
-            ev.kind,
-            EventKind::Create(_)
-                | EventKind::Remove(_)
-                | EventKind::Modify(notify::event::ModifyKind::Name(_))
-        ) {
-            w.rescan.store(true, std::sync::atomic::Ordering::Release);
-        }
-        if let Ok(mut d) = w.dirty.lock() {
-            d.extend(ev.paths);
-        }
-        w.notify.notify_one();
-    })
-    .ok()?;
-    for p in include {
-        let base = glob_base(p.as_str())?;
-        watcher.watch(&base, RecursiveMode::Recursive).ok()?;
-    }
-    Some(watcher)
-}
-
 fn default_max_line_bytes() -> usize {
     102_400
 }
@@ -187,43 +126,6 @@ pub enum ReadFrom {
     Beginning,
     /// From its current end: only what is written from now on.
     End,
-}
-
-/// `fingerprint`: how files are told apart.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FingerprintConfig {
-    /// `checksum` (default): of the first `bytes` bytes; a shorter file waits until it
-    /// grows. `device_and_inode`: immediate, but inode reuse can confuse it.
-    #[serde(default)]
-    pub strategy: FingerprintStrategy,
-    /// How many leading bytes the checksum covers. Default 256.
-    #[serde(default = "default_fingerprint_bytes")]
-    pub bytes: usize,
-}
-
-fn default_fingerprint_bytes() -> usize {
-    256
-}
-
-impl Default for FingerprintConfig {
-    fn default() -> Self {
-        Self {
-            strategy: FingerprintStrategy::Checksum,
-            bytes: default_fingerprint_bytes(),
-        }
-    }
-}
-
-/// Identity strategy.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum FingerprintStrategy {
-    /// Checksum of the first bytes.
-    #[default]
-    Checksum,
-    /// Device and inode numbers.
-    DeviceAndInode,
 }
 
 impl SourceConfig for FileConfig {
@@ -263,8 +165,11 @@ impl SourceConfig for FileConfig {
         if self.max_line_bytes == 0 {
             issues.push(FieldIssue::new("max_line_bytes", "must be at least 1"));
         }
-        if self.fingerprint.bytes == 0 {
+        if self.fingerprint.bytes == Some(0) {
             issues.push(FieldIssue::new("fingerprint.bytes", "must be at least 1"));
+        }
+        if self.fingerprint.lines == 0 {
+            issues.push(FieldIssue::new("fingerprint.lines", "must be at least 1"));
         }
         if self.max_open_files == Some(0) {
             issues.push(FieldIssue::new("max_open_files", "must be at least 1"));
@@ -296,24 +201,38 @@ struct Pending {
     status: Option<BatchStatus>,
 }
 
+/// Where reading stopped in a file that was then truncated (copytruncate): the copy
+/// logrotate made has its identity and continues from exactly there.
+#[derive(Clone, Debug)]
+struct Retired {
+    read_up_to: u64,
+    /// Where the truncated file is: its copy is looked for beside it.
+    path: PathBuf,
+    /// Looked for beside it already (a copy the globs match may still turn up).
+    searched: bool,
+}
+
 struct Follower {
     config: FileConfig,
     include: Vec<glob::Pattern>,
     exclude: Vec<glob::Pattern>,
+    fingerprinter: fingerprint::Fingerprinter,
     cx: SourceContext,
     files: HashMap<FileId, Tailed>,
     checkpoints: Checkpoints,
     /// Files whose delivery failed: their checkpoint stays where it is until restart.
-    pinned: std::collections::HashSet<FileId>,
+    pinned: HashSet<FileId>,
     pending: VecDeque<Pending>,
     multiline: Option<multiline::Aggregator>,
     /// Files that returned data on the last pass: read again without waiting for inotify.
-    busy: std::collections::HashSet<FileId>,
+    busy: HashSet<FileId>,
     /// Files closed to respect `max_open_files`, with where reading stopped.
     parked: HashMap<FileId, u64>,
-    /// Where reading stopped in files that were then truncated (copytruncate): the copy
-    /// logrotate made has that identity and continues from exactly there.
-    retired: HashMap<FileId, u64>,
+    /// Files found while every slot of `max_open_files` held a busy file.
+    waiting: HashSet<PathBuf>,
+    retired: HashMap<FileId, Retired>,
+    /// A file was truncated on the last pass: find its copy before anything else.
+    truncated_now: bool,
     acks_tx: mpsc::UnboundedSender<(u64, BatchStatus)>,
     acks_rx: mpsc::UnboundedReceiver<(u64, BatchStatus)>,
     next_seq: u64,
@@ -328,6 +247,15 @@ struct Follower {
     rotated: metrics::Counter,
     truncations: metrics::Counter,
     checkpoint_writes: metrics::Counter,
+    rescans: Rescans,
+}
+
+/// `sluice_files_rescans_total` by reason: each time inotify may have missed events and
+/// everything was looked at again at once.
+struct Rescans {
+    overflow: metrics::Counter,
+    error: metrics::Counter,
+    watch_lost: metrics::Counter,
 }
 
 impl Follower {
@@ -344,9 +272,18 @@ impl Follower {
             checkpoint_errors.report(1, || p);
         }
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let rescan = |reason: &str| {
+            cx.metrics
+                .counter_with("sluice_files_rescans_total", "reason", reason.to_string())
+        };
         Self {
             include,
             exclude,
+            fingerprinter: fingerprint::Fingerprinter::new(
+                &config.fingerprint,
+                config.line_delimiter.as_bytes(),
+                config.max_line_bytes,
+            ),
             files: HashMap::new(),
             checkpoints,
             pinned: Default::default(),
@@ -356,8 +293,10 @@ impl Follower {
                 .as_ref()
                 .and_then(|m| multiline::Aggregator::new(m, config.max_line_bytes).ok()),
             retired: HashMap::new(),
+            truncated_now: false,
             busy: Default::default(),
             parked: HashMap::new(),
+            waiting: HashSet::new(),
             acks_tx,
             acks_rx,
             next_seq: 0,
@@ -372,6 +311,11 @@ impl Follower {
             rotated: cx.metrics.counter("sluice_files_rotated_total"),
             truncations: cx.metrics.counter("sluice_files_truncated_total"),
             checkpoint_writes: cx.metrics.counter("sluice_checkpoint_writes_total"),
+            rescans: Rescans {
+                overflow: rescan("overflow"),
+                error: rescan("error"),
+                watch_lost: rescan("watch_lost"),
+            },
             config,
             cx,
         }
@@ -379,14 +323,15 @@ impl Follower {
 
     async fn run(mut self) {
         let cooldown = Duration::from_millis(self.config.glob_minimum_cooldown_ms.max(10));
-        let wake = std::sync::Arc::new(Wake::default());
-        let watcher = match self.config.watch {
-            WatchMode::Inotify => start_watcher(&self.include, &wake),
+        let wake = std::sync::Arc::new(watch::Wake::default());
+        let mut watcher = match self.config.watch {
+            WatchMode::Inotify => watch::Watch::start(&self.include, &wake),
             WatchMode::Poll => None,
         };
         if self.config.watch == WatchMode::Inotify && watcher.is_none() {
             tracing::warn!(component_id = %self.cx.id, "inotify is not available for these paths; polling instead.");
         }
+        let inotify = watcher.is_some();
         let mut last_scan: Option<Instant> = None;
         let mut last_full = Instant::now();
         let mut last_checkpoint = Instant::now();
@@ -396,49 +341,65 @@ impl Follower {
             if self.cx.shutdown.is_cancelled() {
                 break;
             }
-            let rescan = wake.rescan.swap(false, std::sync::atomic::Ordering::AcqRel);
-            let scan_every = if watcher.is_some() {
+            let why = wake.take_rescan();
+            if why.overflowed {
+                self.rescans.overflow.increment(1);
+                tracing::warn!(component_id = %self.cx.id, "The inotify event queue overflowed; looking at every file again now.");
+            }
+            if why.errored {
+                self.rescans.error.increment(1);
+            }
+            if why.any() {
+                if let Some(w) = &mut watcher {
+                    if w.resync() {
+                        self.rescans.watch_lost.increment(1);
+                        tracing::warn!(component_id = %self.cx.id, "A watched directory was deleted or replaced; watching again and looking at every file now.");
+                    }
+                }
+            }
+            let scan_every = if inotify {
                 SAFETY_PASS.max(cooldown)
             } else {
                 cooldown
             };
-            if rescan || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
+            if why.any() || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
                 self.discover();
                 last_scan = Some(Instant::now());
             }
-            // With inotify, read only what changed, what is still busy and what holds a
-            // multiline message; everything every SAFETY_PASS.
-            let targets = if watcher.is_none() || rescan || last_full.elapsed() >= SAFETY_PASS {
+            // With inotify, read only what changed, what is still busy, what holds a
+            // multiline message and what was rotated away (its writer may still be
+            // writing to it, where no event reaches us); everything every SAFETY_PASS.
+            let targets = if !inotify || why.any() || last_full.elapsed() >= SAFETY_PASS {
                 last_full = Instant::now();
-                if let Ok(mut d) = wake.dirty.lock() {
-                    d.clear();
-                }
+                wake.take_dirty();
                 None
             } else {
-                let dirty: std::collections::HashSet<PathBuf> = match wake.dirty.lock() {
-                    Ok(mut d) => std::mem::take(&mut *d),
-                    Err(_) => Default::default(),
-                };
-                // A changed path we do not follow yet may have just grown long enough to
-                // be fingerprinted: look at the globs again now, not at the next scan.
-                let unfollowed = {
-                    let followed: std::collections::HashSet<&PathBuf> =
-                        self.files.values().map(|t| &t.path).collect();
-                    dirty.iter().any(|p| {
-                        !followed.contains(p)
-                            && self.include.iter().any(|g| g.matches_path(p))
-                            && self.matches(p)
-                    })
-                };
-                if unfollowed {
-                    self.discover();
-                    last_scan = Some(Instant::now());
+                let dirty = wake.take_dirty();
+                if !dirty.is_empty() {
+                    // A changed path no live file holds is new, or was too short to
+                    // identify until now: look at it now, not at the next scan.
+                    let live: HashSet<&PathBuf> = self
+                        .files
+                        .values()
+                        .filter(|t| t.detached_since.is_none())
+                        .map(|t| &t.path)
+                        .collect();
+                    let new: Vec<PathBuf> = dirty
+                        .iter()
+                        .filter(|p| !live.contains(p))
+                        .cloned()
+                        .collect();
+                    for p in new {
+                        if self.wanted(&p) {
+                            self.consider(&p, false, None);
+                        }
+                    }
                 }
-                let mut ids: std::collections::HashSet<FileId> = self.busy.clone();
+                let mut ids: HashSet<FileId> = self.busy.clone();
                 ids.extend(
                     self.files
                         .values()
-                        .filter(|t| dirty.contains(&t.path))
+                        .filter(|t| t.detached_since.is_some() || dirty.contains(&t.path))
                         .map(|t| t.id.clone()),
                 );
                 if let Some(agg) = &self.multiline {
@@ -450,25 +411,38 @@ impl Follower {
                 Some(n) => n,
                 None => return, // nothing downstream any more
             };
+            if std::mem::take(&mut self.truncated_now) {
+                // copytruncate: its copy holds what we had not read yet. Find it now,
+                // while it is there and before logrotate compresses or removes it.
+                self.discover();
+                last_scan = Some(Instant::now());
+                self.adopt_copies();
+                idle = Duration::from_millis(1);
+                continue;
+            }
             self.collect_acks();
             if last_checkpoint.elapsed() >= Duration::from_secs(1) {
                 self.write_checkpoints();
                 last_checkpoint = Instant::now();
             }
             self.release_detached();
+            if read == 0 && !self.waiting.is_empty() && self.retry_waiting() {
+                // All quiet: files waiting for a slot of max_open_files take one.
+                continue;
+            }
             if read == 0 {
                 // Idle. Polling backs off up to 250 ms. With inotify nothing ticks: the
                 // loop sleeps until a write, an acknowledgement, or the next thing that
-                // is due (a multiline timeout, a checkpoint write, a detached file's
-                // release, the safety pass), so 1000 idle files cost no CPU.
+                // is due (a multiline timeout, a checkpoint write, a rotated file's next
+                // poll or release, the safety pass), so 1000 idle files cost no CPU.
                 idle = (idle * 2).min(Duration::from_millis(250));
-                let wake_at = if watcher.is_some() {
-                    self.next_due(last_full, last_checkpoint)
+                let wake_at = if inotify {
+                    self.next_due(last_full, last_checkpoint, idle)
                 } else {
                     Instant::now() + idle
                 };
                 tokio::select! {
-                    _ = wake.notify.notified(), if watcher.is_some() => {}
+                    _ = wake.notify.notified(), if inotify => {}
                     Some((seq, status)) = self.acks_rx.recv() => self.ack(seq, status),
                     _ = tokio::time::sleep_until(wake_at.into()) => {}
                     _ = self.cx.shutdown.cancelled() => {}
@@ -494,8 +468,9 @@ impl Follower {
     }
 
     /// The earliest moment the idle loop has work without being woken by inotify or an
-    /// acknowledgement.
-    fn next_due(&self, last_full: Instant, last_checkpoint: Instant) -> Instant {
+    /// acknowledgement. `poll` is how often rotated files, which inotify no longer
+    /// reports on, are read.
+    fn next_due(&self, last_full: Instant, last_checkpoint: Instant, poll: Duration) -> Instant {
         let mut due = last_full + SAFETY_PASS;
         if self.checkpoints.is_dirty() {
             due = due.min(last_checkpoint + Duration::from_secs(1));
@@ -507,202 +482,13 @@ impl Follower {
         for t in self.files.values() {
             if let Some(since) = t.detached_since {
                 due = due.min(since.max(t.last_data) + wait);
+                due = due.min(Instant::now() + poll);
             } else if t.finished {
                 due = due.min(t.last_data + wait);
             }
         }
         // Timers are coarse: never spin on a moment that has just passed.
         due.max(Instant::now() + Duration::from_millis(5))
-    }
-
-    fn matches(&self, path: &std::path::Path) -> bool {
-        !self.exclude.iter().any(|p| p.matches_path(path))
-    }
-
-    /// Finds files matching the globs and starts following new ones.
-    fn discover(&mut self) {
-        let first = !self.started;
-        self.started = true;
-        let mut seen_ino: HashMap<(u64, u64), FileId> = self
-            .files
-            .values()
-            .map(|t| (t.dev_ino, t.id.clone()))
-            .collect();
-        let patterns: Vec<String> = self
-            .include
-            .iter()
-            .map(|p| p.as_str().to_string())
-            .collect();
-        for pattern in patterns {
-            let Ok(paths) = glob::glob(&pattern) else {
-                continue;
-            };
-            for entry in paths {
-                // A directory that cannot be listed hides files: say so, don't skip silently.
-                let path = match entry {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.io.report(1, || {
-                            format!(
-                                "Cannot look into {} for `{pattern}`: {}",
-                                e.path().display(),
-                                e.error()
-                            )
-                        });
-                        continue;
-                    }
-                };
-                if !self.matches(&path) {
-                    continue;
-                }
-                let Ok(md) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if !md.is_file() {
-                    continue;
-                }
-                let key = (md.dev(), md.ino());
-                if let Some(id) = seen_ino.get(&key) {
-                    // A file we follow, perhaps under a new name after rotation.
-                    if let Some(t) = self.files.get_mut(id) {
-                        if t.path != path && t.detached_since.is_none() {
-                            // Renamed (rotation by rename): followed under its new name.
-                            t.path = path.clone();
-                            self.rotated.increment(1);
-                        }
-                    }
-                    continue;
-                }
-                if let Some(secs) = self.config.ignore_older_secs {
-                    let old = md
-                        .modified()
-                        .ok()
-                        .and_then(|m| SystemTime::now().duration_since(m).ok())
-                        .is_some_and(|age| age.as_secs() > secs);
-                    if old {
-                        continue;
-                    }
-                }
-                let file = match std::fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        // Unreadable (permissions, usually): counted, logged, retried at
-                        // the next scan.
-                        self.io.report(1, || {
-                            format!("Cannot open {} to follow it: {e}", path.display())
-                        });
-                        continue;
-                    }
-                };
-                let Some(id) = self.identify(&file, &md) else {
-                    continue;
-                };
-                if self.files.contains_key(&id) {
-                    // Same content under another inode (a copy, e.g. by copytruncate):
-                    // already followed through the original.
-                    continue;
-                }
-                if let Some(&parked_at) = self.parked.get(&id) {
-                    // A parked file comes back only if it grew (or a slot is free).
-                    let grew = md.len() > parked_at;
-                    if !grew && self.at_file_limit() {
-                        continue;
-                    }
-                }
-                if self.at_file_limit() && !self.park_quietest() {
-                    continue;
-                }
-                let start = match (
-                    self.retired.remove(&id).or_else(|| self.parked.remove(&id)),
-                    self.checkpoints.entries.get(&id),
-                ) {
-                    (Some(read_up_to), _) => read_up_to,
-                    (None, Some(e)) => e.offset,
-                    (None, None) if first && self.config.read_from == ReadFrom::End => md.len(),
-                    (None, None) => 0,
-                };
-                match Tailed::open(
-                    id.clone(),
-                    path.clone(),
-                    file,
-                    start,
-                    self.config.fingerprint.bytes,
-                ) {
-                    Ok(t) => {
-                        seen_ino.insert(t.dev_ino, id.clone());
-                        self.files.insert(id, t);
-                        self.added.increment(1);
-                        self.open_gauge.set(self.files.len() as f64);
-                    }
-                    Err(e) => self
-                        .io
-                        .report(1, || format!("Cannot follow {}: {e}", path.display())),
-                }
-            }
-        }
-        // Files whose path now leads elsewhere (renamed away, or deleted) are read to
-        // their end and released after rotate_wait_secs.
-        for t in self.files.values_mut() {
-            if t.detached_since.is_some() {
-                continue;
-            }
-            let here = std::fs::metadata(&t.path).ok().map(|m| (m.dev(), m.ino()));
-            if here != Some(t.dev_ino) {
-                t.detached_since = Some(Instant::now());
-                self.rotated.increment(1);
-            }
-        }
-    }
-
-    fn at_file_limit(&self) -> bool {
-        self.config
-            .max_open_files
-            .is_some_and(|max| self.files.len() >= max)
-    }
-
-    /// Closes the followed file quiet for longest to free a descriptor, keeping where it
-    /// stopped. Only quiet files with nothing half-read, still at their path and with no
-    /// multiline message pending are candidates; `false` if there is none.
-    fn park_quietest(&mut self) -> bool {
-        let pending = self
-            .multiline
-            .as_ref()
-            .map(|a| a.pending())
-            .unwrap_or_default();
-        let candidate = self
-            .files
-            .values()
-            .filter(|t| {
-                // A rotated-away file could not be found again by its path, and a busy
-                // one would be reopened at once: neither is parked.
-                t.is_between_lines()
-                    && t.detached_since.is_none()
-                    && !self.busy.contains(&t.id)
-                    && !pending.contains(&t.id)
-                    && !t.id.starts_with(PROVISIONAL)
-            })
-            .min_by_key(|t| t.last_data)
-            .map(|t| t.id.clone());
-        let Some(id) = candidate else { return false };
-        if let Some(t) = self.files.remove(&id) {
-            self.parked.insert(id.clone(), t.offset);
-            self.busy.remove(&id);
-            self.open_gauge.set(self.files.len() as f64);
-        }
-        true
-    }
-
-    fn identify(&self, file: &std::fs::File, md: &std::fs::Metadata) -> Option<FileId> {
-        match self.config.fingerprint.strategy {
-            FingerprintStrategy::DeviceAndInode => Some(format!("dev{}-ino{}", md.dev(), md.ino())),
-            FingerprintStrategy::Checksum => {
-                // Of the content, so a log compressed by rotation is still the same file.
-                let n = self.config.fingerprint.bytes;
-                let head = tail::head(file, n).ok()?;
-                // Too short to tell apart from another file yet: wait until it grows.
-                (head.len() >= n).then(|| format!("{:016x}", checksum(&head)))
-            }
-        }
     }
 
     /// Reads every file once; returns the bytes read, or `None` when downstream is gone.
@@ -759,7 +545,15 @@ impl Follower {
             if was_truncated {
                 self.truncations.increment(1);
                 let read_up_to = lines.last().map(|l| l.end_offset).unwrap_or(t.offset);
-                self.retired.insert(id.clone(), read_up_to);
+                self.retired.insert(
+                    id.clone(),
+                    Retired {
+                        read_up_to,
+                        path: t.path.clone(),
+                        searched: false,
+                    },
+                );
+                self.truncated_now = true;
             }
             let lines = match &mut self.multiline {
                 Some(agg) => {
@@ -815,12 +609,15 @@ impl Follower {
         let Some(mut t) = self.files.remove(id) else {
             return;
         };
-        if let Err(e) = t.restart(self.config.fingerprint.bytes) {
+        if let Err(e) = t.restart() {
             self.io
                 .report(1, || format!("Cannot restart {}: {e}", t.path.display()));
         }
         let provisional = format!("{PROVISIONAL}{}-{}", t.dev_ino.0, t.dev_ino.1);
         t.id = provisional.clone();
+        // What was written since the truncation was announced before it was noticed:
+        // read it now, not when inotify next speaks of this file.
+        self.busy.insert(provisional.clone());
         self.files.insert(provisional, t);
     }
 
@@ -916,9 +713,14 @@ impl Follower {
         let Ok(md) = t.file().metadata() else {
             return id;
         };
-        let Some(new_id) = self.identify(t.file(), &md) else {
+        let Ok(Some(new_id)) = self.fingerprinter.identify(t.file(), &md) else {
             return id;
         };
+        if self.files.contains_key(&new_id) {
+            // Begins like a file we follow (its copy, with a common first line): stays
+            // provisional until it can be told apart. `fingerprint.lines` helps.
+            return id;
+        }
         let Some(mut t) = self.files.remove(&id) else {
             return id;
         };

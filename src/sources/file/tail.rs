@@ -12,6 +12,10 @@ use std::time::Instant;
 /// How a file is recognised across renames and restarts.
 pub type FileId = String;
 
+/// How many first bytes are kept to notice a truncated file that grew back past the
+/// read position (copytruncate): compared on every read that returns data.
+const HEAD_BYTES: usize = 256;
+
 /// FNV-1a over the first bytes: stable across versions, so checkpoints stay valid.
 pub fn checksum(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -41,9 +45,11 @@ enum Source {
 
 /// Reads a file with positioned reads, leaving the descriptor's own position (shared
 /// with its clones) untouched.
-struct At<'a> {
-    file: &'a File,
-    pos: u64,
+pub struct At<'a> {
+    /// The file read.
+    pub file: &'a File,
+    /// Where the next read starts.
+    pub pos: u64,
 }
 
 impl Read for At<'_> {
@@ -58,26 +64,6 @@ impl Read for At<'_> {
 pub fn is_gzip(file: &File) -> bool {
     let mut magic = [0u8; 2];
     matches!(file.read_at(&mut magic, 0), Ok(2)) && magic == [0x1f, 0x8b]
-}
-
-/// The first `n` bytes of a file's content (decompressed for gzip).
-pub fn head(file: &File, n: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; n];
-    let got = if is_gzip(file) {
-        let mut d = flate2::read::MultiGzDecoder::new(At { file, pos: 0 });
-        let mut got = 0;
-        while got < n {
-            match d.read(&mut buf[got..])? {
-                0 => break,
-                k => got += k,
-            }
-        }
-        got
-    } else {
-        file.read_at(&mut buf, 0)?
-    };
-    buf.truncate(got);
-    Ok(buf)
 }
 
 /// A file being followed.
@@ -121,13 +107,7 @@ pub enum Progress {
 
 impl Tailed {
     /// Follows `file` from `offset` (0 unless a checkpoint says otherwise).
-    pub fn open(
-        id: FileId,
-        path: PathBuf,
-        mut file: File,
-        offset: u64,
-        head_len: usize,
-    ) -> std::io::Result<Self> {
+    pub fn open(id: FileId, path: PathBuf, mut file: File, offset: u64) -> std::io::Result<Self> {
         let md = file.metadata()?;
         let (source, offset, head) = if is_gzip(&file) {
             // Offsets of a gzip file count decompressed bytes: skip what was delivered.
@@ -138,7 +118,7 @@ impl Tailed {
         } else {
             let offset = if offset > md.len() { 0 } else { offset };
             file.seek(SeekFrom::Start(offset))?;
-            let mut head = vec![0u8; head_len.min(md.len() as usize)];
+            let mut head = vec![0u8; HEAD_BYTES.min(md.len() as usize)];
             let n = file.read_at(&mut head, 0)?;
             head.truncate(n);
             (Source::Plain(file.try_clone()?), offset, head)
@@ -264,7 +244,7 @@ impl Tailed {
     }
 
     /// Starts over at the beginning of the (truncated) file.
-    pub fn restart(&mut self, head_len: usize) -> std::io::Result<()> {
+    pub fn restart(&mut self) -> std::io::Result<()> {
         if let Source::Plain(f) = &mut self.source {
             f.seek(SeekFrom::Start(0))?;
         }
@@ -273,7 +253,7 @@ impl Tailed {
         self.partial.clear();
         self.skipping = false;
         let len = self.file.metadata()?.len() as usize;
-        let mut head = vec![0u8; head_len.min(len)];
+        let mut head = vec![0u8; HEAD_BYTES.min(len)];
         let n = self.file.read_at(&mut head, 0)?;
         head.truncate(n);
         self.head = head;

@@ -1,0 +1,94 @@
+//! Numbered log lines (`seq=NNNNNNNN ...`): what a sink delivered and what is on disk,
+//! counted by sequence number, so a test can say exactly which lines were lost or doubled.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+/// The sequence number a line starts with, if it is one of ours.
+fn seq_of(msg: &str) -> Option<usize> {
+    msg.strip_prefix("seq=")
+        .and_then(|s| s.get(..8))
+        .and_then(|s| s.parse().ok())
+}
+
+/// Sequence numbers delivered to the sink file, with how often each arrived. Only a
+/// SIGKILL may leave a torn line (see `delivered_after_kill`).
+pub fn delivered(path: &Path) -> BTreeMap<usize, usize> {
+    let (seen, torn) = delivered_after_kill(path);
+    assert_eq!(torn, 0, "torn lines in {}", path.display());
+    seen
+}
+
+/// Like `delivered`, counting lines that are not whole JSON (torn by a kill) instead.
+pub fn delivered_after_kill(path: &Path) -> (BTreeMap<usize, usize>, usize) {
+    let mut seen = BTreeMap::new();
+    let mut torn = 0;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // A line still being written (no newline yet) is not delivered yet.
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            torn += 1;
+            continue;
+        };
+        let msg = v["message"].as_str().unwrap_or_default();
+        if let Some(n) = seq_of(msg) {
+            *seen.entry(n).or_insert(0) += 1;
+        }
+    }
+    (seen, torn)
+}
+
+/// Every sequence number below `total` arrived exactly once; the failure lists the first
+/// lines lost or doubled.
+pub fn assert_exactly_once(seen: &BTreeMap<usize, usize>, total: usize, context: &str) {
+    let missing: Vec<usize> = (0..total).filter(|i| !seen.contains_key(i)).collect();
+    let doubled: Vec<(&usize, &usize)> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        missing.is_empty(),
+        "{context}: {} lines lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        doubled.is_empty(),
+        "{context}: {} lines doubled, first {:?}",
+        doubled.len(),
+        &doubled[..doubled.len().min(10)]
+    );
+}
+
+/// Sequence numbers in the log files under `dir` (recursively, `.gz` decompressed), with
+/// how often each is there: what rotation left for a reader to find.
+pub fn on_disk(dir: &Path) -> BTreeMap<usize, usize> {
+    let mut seen = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let raw = std::fs::read(&p).unwrap_or_default();
+            let text = if raw.starts_with(&[0x1f, 0x8b]) {
+                let mut s = String::new();
+                flate2::read::MultiGzDecoder::new(&raw[..])
+                    .read_to_string(&mut s)
+                    .expect("gunzip");
+                s
+            } else {
+                String::from_utf8_lossy(&raw).into_owned()
+            };
+            for line in text.lines() {
+                if let Some(n) = seq_of(line) {
+                    *seen.entry(n).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    seen
+}
