@@ -16,7 +16,7 @@ PORT=${PORT:-15514}
 API=${API:-127.0.0.1:19598}
 
 cargo build --release --quiet --bin sluice --example loadgen --example http_blackhole
-BIN=target/release/sluice
+BIN=${SLUICE_BIN:-target/release/sluice}   # another build, to compare in one window
 GEN=target/release/examples/loadgen
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -209,7 +209,7 @@ print_interval_secs = 0'
 run_file_case "file->file" "$work/one/*.log" "$lines" "$bytes" "type = \"file\"
 path = \"$work/out.jsonl\""
 per=$(gen_lines "$work/many/f000.log" $(( FILE_MB / 100 > 0 ? FILE_MB / 100 : 1 )))
-# Distinct first lines: files that begin with the same 256 bytes share a fingerprint.
+# Distinct first lines: files that begin with the same line share a fingerprint.
 mv "$work/many/f000.log" "$work/body"
 for i in $(seq -f %03g 0 99); do { echo "file $i $(printf '%0300d' 0)"; cat "$work/body"; } > "$work/many/f$i.log"; done
 rm "$work/body"
