@@ -139,19 +139,7 @@ fn logrotate(scheme: Scheme, log: &Path, state: &Path, writer: u32) {
         ),
     )
     .expect("logrotate config");
-    let out = Command::new("logrotate")
-        .arg("-f")
-        .arg("-s")
-        .arg(state)
-        .arg(&conf)
-        .output()
-        .expect("logrotate");
-    assert!(
-        out.status.success(),
-        "logrotate ({}): {}",
-        scheme.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_logrotate(&conf, state);
 }
 
 /// Runs the writer through several rotations and checks that every line rotation left

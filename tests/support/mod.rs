@@ -50,6 +50,25 @@ pub fn require_tool(name: &str) {
     assert!(found, "`{name}` is not installed; run the README's test command (scripts/test.sh), which installs it");
 }
 
+/// Runs the real `logrotate`, forced, on one config with its own state file; fails the
+/// test with logrotate's complaint.
+pub fn run_logrotate(conf: &Path, state: &Path) {
+    require_tool("logrotate");
+    let out = Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(state)
+        .arg(conf)
+        .output()
+        .expect("run logrotate");
+    assert!(
+        out.status.success(),
+        "logrotate {}: {}",
+        conf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running sluice process.
 pub struct Sluice {
     child: Option<Child>,

@@ -22,6 +22,8 @@ impl Follower {
     pub(super) fn discover(&mut self) {
         let first = !self.started;
         self.started = true;
+        // The walk finds again those that are still there.
+        self.unidentified.clear();
         let mut known: HashMap<(u64, u64), FileId> = self
             .files
             .values()
@@ -109,9 +111,16 @@ impl Follower {
             }
         };
         let id = match self.fingerprinter.identify(&file, &md) {
-            Ok(Some(id)) => id,
-            // Fewer complete lines than the fingerprint needs: its next write brings it back.
-            Ok(None) => return,
+            Ok(Some(id)) => {
+                self.unidentified.remove(path);
+                id
+            }
+            // Fewer complete lines than the fingerprint needs: its next write brings it
+            // back (inotify), or the next pass that sees it grow (polling).
+            Ok(None) => {
+                self.unidentified.insert(path.to_path_buf(), md.len());
+                return;
+            }
             Err(e) => {
                 self.io
                     .report(1, || format!("Cannot fingerprint {}: {e}", path.display()));
@@ -274,6 +283,20 @@ impl Follower {
                 }
                 break;
             }
+        }
+    }
+
+    /// Looks again at files too short to identify that grew since (polling).
+    pub(super) fn retry_unidentified(&mut self) {
+        let grown: Vec<PathBuf> = self
+            .unidentified
+            .iter()
+            .filter(|(p, len)| std::fs::metadata(p).map_or(true, |m| m.len() != **len))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in grown {
+            self.unidentified.remove(&p);
+            self.consider(&p, false, None);
         }
     }
 

@@ -230,6 +230,8 @@ struct Follower {
     parked: HashMap<FileId, u64>,
     /// Files found while every slot of `max_open_files` held a busy file.
     waiting: HashSet<PathBuf>,
+    /// Files without enough complete lines to identify, with their size then.
+    unidentified: HashMap<PathBuf, u64>,
     retired: HashMap<FileId, Retired>,
     /// A file was truncated on the last pass: find its copy before anything else.
     truncated_now: bool,
@@ -297,6 +299,7 @@ impl Follower {
             busy: Default::default(),
             parked: HashMap::new(),
             waiting: HashSet::new(),
+            unidentified: HashMap::new(),
             acks_tx,
             acks_rx,
             next_seq: 0,
@@ -332,6 +335,7 @@ impl Follower {
             tracing::warn!(component_id = %self.cx.id, "inotify is not available for these paths; polling instead.");
         }
         let inotify = watcher.is_some();
+        let mut dir_stamps = watch::DirStamps::default();
         let mut last_scan: Option<Instant> = None;
         let mut last_full = Instant::now();
         let mut last_checkpoint = Instant::now();
@@ -362,9 +366,17 @@ impl Follower {
             } else {
                 cooldown
             };
-            if why.any() || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
+            // Polling: a directory whose entries changed is scanned now, and a file too
+            // short to identify is looked at again as soon as it grew.
+            let dirs_changed = !inotify && dir_stamps.changed();
+            if why.any() || dirs_changed || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
+                if !inotify {
+                    dir_stamps.reset(&self.include, self.files.values().map(|t| t.path.clone()));
+                }
                 self.discover();
                 last_scan = Some(Instant::now());
+            } else if !inotify && !self.unidentified.is_empty() {
+                self.retry_unidentified();
             }
             // With inotify, read only what changed, what is still busy, what holds a
             // multiline message and what was rotated away (its writer may still be
@@ -439,7 +451,9 @@ impl Follower {
                 let wake_at = if inotify {
                     self.next_due(last_full, last_checkpoint, idle)
                 } else {
-                    Instant::now() + idle
+                    // Never later than the next glob scan.
+                    let scan_at = last_scan.map_or_else(Instant::now, |t| t + scan_every);
+                    (Instant::now() + idle).min(scan_at)
                 };
                 tokio::select! {
                     _ = wake.notify.notified(), if inotify => {}

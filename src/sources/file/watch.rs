@@ -1,7 +1,9 @@
-//! inotify, as the reading loop sees it: which paths changed, whether the set of files
-//! may have changed (a create, delete or rename: look at the globs again), and whether
-//! events may have been lost (a queue overflow, a watch error, a watched directory that
-//! was deleted or replaced), in which case everything is looked at again at once.
+//! Noticing change. With inotify: which paths changed, whether the set of files may have
+//! changed (a create, delete or rename: look at the globs again), and whether events may
+//! have been lost (a queue overflow, a watch error, a watched directory that was deleted
+//! or replaced), in which case everything is looked at again at once. When polling: the
+//! modification times of the directories involved, one `stat` each per pass, so a file
+//! created or renamed is seen on the next pass rather than at the next glob scan.
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::HashSet;
@@ -101,6 +103,56 @@ fn glob_base(pattern: &str) -> Option<PathBuf> {
     }
     // Watching the whole filesystem would be worse than polling.
     (base.parent().is_some()).then_some(base)
+}
+
+/// Directories whose entries the poll loop watches by their modification time (a
+/// create, delete or rename in a directory changes it).
+#[derive(Default)]
+pub struct DirStamps {
+    dirs: Vec<(PathBuf, Option<Stamp>)>,
+}
+
+/// A directory's modification time (seconds, nanoseconds) and inode.
+type Stamp = (i64, i64, u64);
+
+impl DirStamps {
+    /// Watches these directories from now on: where the globs start and where followed
+    /// files are.
+    pub fn reset(&mut self, patterns: &[glob::Pattern], files: impl Iterator<Item = PathBuf>) {
+        let mut dirs: Vec<PathBuf> = patterns
+            .iter()
+            .filter_map(|p| glob_base(p.as_str()))
+            .collect();
+        dirs.extend(files.filter_map(|f| f.parent().map(Path::to_path_buf)));
+        dirs.sort();
+        dirs.dedup();
+        self.dirs = dirs
+            .into_iter()
+            .map(|d| {
+                let stamp = stamp(&d);
+                (d, stamp)
+            })
+            .collect();
+    }
+
+    /// Whether any of the directories changed since `reset` or the last call.
+    pub fn changed(&mut self) -> bool {
+        let mut changed = false;
+        for (dir, old) in &mut self.dirs {
+            let now = stamp(dir);
+            if now != *old {
+                *old = now;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+fn stamp(dir: &Path) -> Option<Stamp> {
+    std::fs::metadata(dir)
+        .ok()
+        .map(|m| (m.mtime(), m.mtime_nsec(), m.ino()))
 }
 
 /// A watched directory and the inode it had when the watch was added.
@@ -206,6 +258,20 @@ mod tests {
         // Not there yet: watch the nearest ancestor, which will see it appear.
         assert_eq!(glob_base(&p("a/b/c/d/*.log")), Some(d.join("a/b")));
         assert_eq!(glob_base("/*.log"), None, "never the whole filesystem");
+    }
+
+    #[test]
+    fn a_directory_stamp_changes_with_its_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pattern = glob::Pattern::new(&format!("{}/*.log", dir.path().display())).expect("glob");
+        let mut stamps = DirStamps::default();
+        stamps.reset(&[pattern], std::iter::empty());
+        assert!(!stamps.changed());
+        std::fs::write(dir.path().join("a.log"), b"x\n").expect("create");
+        assert!(stamps.changed(), "a new entry");
+        assert!(!stamps.changed(), "reported once");
+        std::fs::rename(dir.path().join("a.log"), dir.path().join("a.log.1")).expect("mv");
+        assert!(stamps.changed(), "a rename");
     }
 
     #[test]
