@@ -183,7 +183,6 @@ fn rotation_case(scheme: Scheme, glob: &str, watch: Watch) {
     std::thread::sleep(Duration::from_millis(1000));
     let got = delivered(&out);
     let lost: Vec<&usize> = kept.keys().filter(|k| !got.contains_key(k)).collect();
-    let doubled: Vec<(&usize, &usize)> = got.iter().filter(|(_, c)| **c > 1).collect();
     assert!(
         all_in && lost.is_empty(),
         "{context}: {} of {} lines on disk never arrived: {}; log:\n{}",
@@ -192,12 +191,7 @@ fn rotation_case(scheme: Scheme, glob: &str, watch: Watch) {
         ranges(&lost),
         s.log_text()
     );
-    assert!(
-        doubled.is_empty(),
-        "{context}: {} lines arrived more than once, first {:?}",
-        doubled.len(),
-        &doubled[..doubled.len().min(10)]
-    );
+    assert_none_doubled(&got, &context);
     assert!(
         got.keys().all(|k| *k < total),
         "{context}: lines that were never written"

@@ -248,8 +248,20 @@ impl Follower {
                 e.searched = true;
             }
             let Some(dir) = r.path.parent() else { continue };
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
+            // No file there longer than what was read means the copy holds nothing we
+            // have not delivered: nothing is lost, nothing to report.
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.io.report(1, || {
+                        format!(
+                            "Cannot look for the copy of truncated {} in {}: {e}",
+                            r.path.display(),
+                            dir.display()
+                        )
+                    });
+                    continue;
+                }
             };
             for entry in entries.flatten() {
                 let path: PathBuf = entry.path();
