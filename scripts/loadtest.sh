@@ -74,6 +74,47 @@ TOML
       name, n, t, n / t, b / t / 1048576, cpu / hz / n * 1e6, p / 1024, i / 1024, c, f, n / t }'
 }
 
+if [ "${MODE:-}" = "callgrind" ]; then
+  # Instructions per event: wall-clock moves 2x within a day here, instruction counts
+  # repeat. Runs sluice under callgrind twice on syslog TCP -> file, once idle (start,
+  # stop) and once with CG_MESSAGES messages, and divides the difference.
+  CG_MESSAGES=${CG_MESSAGES:-200000}
+  command -v valgrind >/dev/null || { echo "MODE=callgrind needs valgrind (apt-get install valgrind)"; exit 1; }
+  cg_run() { # cg_run MESSAGES -> total instructions
+    local n=$1 out="$work/cg.out"
+    rm -f "$out" "$work/out.jsonl"
+    cat > "$work/cg.toml" <<TOML
+data_dir = "$work"
+[api]
+address = "$API"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:$PORT"
+[sinks.out]
+inputs = ["in"]
+type = "file"
+path = "$work/out.jsonl"
+TOML
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" run --config "$work/cg.toml" --log-level warn 2>"$work/cg.log" &
+    local pid=$!
+    for _ in $(seq 600); do curl -sf "http://$API/health" >/dev/null && break; sleep 0.1; done
+    if [ "$n" -gt 0 ]; then
+      "$GEN" "127.0.0.1:$PORT" "$n" "$CONNECTIONS" "$FRAMING" > "$work/gen.out"
+      local want=$(( n / CONNECTIONS * CONNECTIONS ))
+      while [ "$(metric sluice_component_sent_events_total out)" -lt "$want" ]; do sleep 0.2; done
+    fi
+    kill -TERM $pid; wait $pid || true
+    awk '/^summary:|^totals:/ { print $2; exit }' "$out"
+  }
+  idle=$(cg_run 0)
+  busy=$(cg_run "$CG_MESSAGES")
+  want=$(( CG_MESSAGES / CONNECTIONS * CONNECTIONS ))
+  awk -v i="$idle" -v b="$busy" -v n="$want" -v bin="$BIN" 'BEGIN {
+    printf "callgrind syslog_tcp->file: %d events, %.0f instructions/event (busy %.0f, idle %.0f Ir; %s)\n", n, (b - i) / n, b, i, bin }'
+  exit 0
+fi
+
 echo "sluice load test: $MESSAGES messages, $(nproc) cores, median of $REPEAT runs"
 run_case "syslog_tcp->blackhole" 'type = "blackhole"
 print_interval_secs = 0'
