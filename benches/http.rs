@@ -43,6 +43,7 @@ fn benches(c: &mut Criterion) {
         max_events: 1000,
         max_bytes: 1_000_000,
         timeout: Duration::from_secs(1),
+        per_event_overhead: 0,
     };
     let ndjson = Framing {
         prefix: b"",
@@ -54,9 +55,12 @@ fn benches(c: &mut Criterion) {
         let mut ready = Vec::new();
         b.iter(|| {
             for e in &events {
-                batcher.push(
+                let _ = batcher.push(
                     "",
-                    |out| encode_json(e, out),
+                    |out| {
+                        encode_json(e, out);
+                        Ok::<(), ()>(())
+                    },
                     Default::default(),
                     &mut ready,
                 );

@@ -119,7 +119,7 @@ circuit_breaker.failure_threshold = 0
     // The failed attempts carried the same first batch each time.
     let reqs = r.requests();
     assert!(reqs[..6].windows(2).all(|w| w[0].body == w[1].body));
-    assert_eq!(count(&m, "sluice_http_client_retries_total", &[]), 5.0);
+    assert_eq!(count(&m, "sluice_sink_retries_total", &[]), 5.0);
     assert_eq!(
         count(
             &m,
@@ -323,7 +323,7 @@ circuit_breaker.probe_interval_secs = 1.0
         (0..100).map(|i| format!("seq-{i}")),
     );
     let open = wait_for(Duration::from_secs(10), || {
-        count(&s.metrics(), "sluice_http_client_circuit_open", &[]) == 1.0
+        count(&s.metrics(), "sluice_sink_circuit_open", &[]) == 1.0
     });
     assert!(open, "{}", s.log_text());
     // While open, only a probe a second reaches the destination.
@@ -336,10 +336,7 @@ circuit_breaker.probe_interval_secs = 1.0
     );
     r.set_default(Answer::ok());
     metrics_once_sent(&s, 100.0);
-    assert_eq!(
-        count(&s.metrics(), "sluice_http_client_circuit_open", &[]),
-        0.0
-    );
+    assert_eq!(count(&s.metrics(), "sluice_sink_circuit_open", &[]), 0.0);
     drop(stdin);
     let status = s.wait(Duration::from_secs(30));
     assert!(status.success(), "{}", s.log_text());

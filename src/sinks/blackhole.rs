@@ -33,7 +33,6 @@ impl SinkConfig for BlackholeConfig {
                     }
                 }
                 drop(batch);
-                cx.metrics.received_events.increment(n);
                 cx.metrics.sent_events.increment(n);
                 events += n;
                 if !interval.is_zero() && last.elapsed() >= interval {

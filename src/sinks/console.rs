@@ -42,7 +42,6 @@ impl SinkConfig for ConsoleConfig {
             while let Some(mut batch) = cx.input.recv().await {
                 buf.clear();
                 let n = batch.len() as u64;
-                cx.metrics.received_events.increment(n);
                 for e in &batch {
                     codec.encode_line(e, &mut buf);
                 }

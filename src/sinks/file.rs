@@ -174,8 +174,6 @@ impl FileSink {
 
     /// Encodes a batch into the pending buffers of its files; returns bytes added.
     fn encode(&mut self, mut batch: Batch, finalizers: &mut Vec<EventFinalizers>) -> usize {
-        let n = batch.len() as u64;
-        self.metrics.received_events.increment(n);
         let mut added = 0;
         let mut dropped = 0u64;
         for event in batch.iter_mut() {

@@ -83,6 +83,8 @@ pub struct BufferReceiver {
     max: u32,
     depth: Gauge,
     held: HeldEvents,
+    /// The consumer's `received_events`, counted here so no sink or transform can forget.
+    received: metrics::Counter,
 }
 
 /// Events a sink took out of its buffer but has not finished with (gathered into
@@ -125,6 +127,7 @@ pub fn buffer(config: &BufferConfig, metrics: ComponentMetrics) -> (BufferSender
     let (tx, rx) = mpsc::unbounded_channel();
     let room = Arc::new(Semaphore::new(max as usize));
     let depth = metrics.gauge("sluice_buffer_events");
+    let received = metrics.received_events.clone();
     metrics.gauge("sluice_buffer_max_events").set(max as f64);
     (
         BufferSender {
@@ -141,6 +144,7 @@ pub fn buffer(config: &BufferConfig, metrics: ComponentMetrics) -> (BufferSender
             max,
             depth,
             held: HeldEvents::default(),
+            received,
         },
     )
 }
@@ -286,6 +290,7 @@ impl BufferReceiver {
     }
 
     /// The next batch, or `None` once every sender is gone and the queue is empty.
+    /// Taking a batch out is what counts it as received by the consuming component.
     pub async fn recv(&mut self) -> Option<Batch> {
         let (batch, cost) = self.rx.recv().await?;
         self.release(&batch, cost);
@@ -300,6 +305,7 @@ impl BufferReceiver {
     }
 
     fn release(&self, batch: &Batch, cost: u32) {
+        self.received.increment(batch.len() as u64);
         self.depth.decrement(batch.len() as f64);
         self.room.add_permits(cost as usize);
     }

@@ -137,7 +137,6 @@ impl RunningTopology {
                     Arc::from(id.as_str()),
                     Box::pin(async move {
                         while let Some(batch) = rx.recv().await {
-                            m.received_events.increment(batch.len() as u64);
                             let mut output = Vec::with_capacity(batch.len());
                             tf.transform(batch, &mut output);
                             if out.send(output).await.is_err() {

@@ -31,6 +31,9 @@ pub struct BatchLimits {
     pub max_bytes: usize,
     /// See [`BatchConfig::timeout_secs`].
     pub timeout: Duration,
+    /// Bytes each event counts toward `max_bytes` beyond its encoding: what the
+    /// destination adds per event (CloudWatch Logs counts 26). Not an option; the sink's.
+    pub per_event_overhead: usize,
 }
 
 impl BatchConfig {
@@ -43,11 +46,21 @@ impl BatchConfig {
                 .timeout_secs
                 .filter(|t| t.is_finite() && *t >= 0.0)
                 .map_or(defaults.timeout, crate::seconds),
+            per_event_overhead: defaults.per_event_overhead,
         }
     }
 
-    /// Range checks, as `(key, problem)` relative to `batch`.
-    pub fn problems(&self) -> Vec<(&'static str, &'static str)> {
+    /// Range checks, each under `prefix` (the table's key in the sink, e.g. `batch`),
+    /// so every sink reports them the same way.
+    pub fn issues(&self, prefix: &str) -> Vec<crate::config::field::FieldIssue> {
+        self.problems()
+            .into_iter()
+            .map(|(k, p)| crate::config::field::FieldIssue::new(format!("{prefix}.{k}"), p))
+            .collect()
+    }
+
+    /// Range checks, as `(key, problem)` relative to the table.
+    fn problems(&self) -> Vec<(&'static str, &'static str)> {
         let mut p = Vec::new();
         if self.max_events == Some(0) {
             p.push(("max_events", "must be at least 1"));
@@ -140,14 +153,15 @@ impl Batcher {
     }
 
     /// Adds one event to partition `key`: `encode` appends its bytes. Payloads that
-    /// close are appended to `ready`. One map lookup per event.
-    pub fn push(
+    /// close are appended to `ready`. One map lookup per event. When `encode` fails, what
+    /// it appended is taken back and the error comes back with the finalizers.
+    pub fn push<E>(
         &mut self,
         key: &str,
-        encode: impl FnOnce(&mut Vec<u8>),
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
         finalizers: EventFinalizers,
         ready: &mut Vec<Payload>,
-    ) {
+    ) -> Result<(), (E, EventFinalizers)> {
         let f = self.framing;
         let limits = self.limits;
         // New payloads start at the size the last one reached, so the buffer does not
@@ -160,8 +174,9 @@ impl Batcher {
             self.open.insert(key.to_string(), Open::new(capacity));
         }
         let Some(open) = self.open.get_mut(key) else {
-            return;
+            return Ok(());
         };
+        let overhead = limits.per_event_overhead;
         let mark = open.body.len();
         open.body.extend_from_slice(if open.events == 0 {
             f.prefix
@@ -169,8 +184,15 @@ impl Batcher {
             f.separator
         });
         let start = open.body.len();
-        encode(&mut open.body);
-        if open.body.len() + f.suffix.len() > limits.max_bytes && open.events > 0 {
+        if let Err(e) = encode(&mut open.body) {
+            open.body.truncate(mark);
+            if open.events == 0 {
+                self.open.remove(key);
+            }
+            return Err((e, finalizers));
+        }
+        let size = |o: &Open| o.body.len() + f.suffix.len() + o.events * overhead;
+        if size(open) + overhead > limits.max_bytes && open.events > 0 {
             // This event starts the next payload; the full one goes out without it.
             let mut next = Open::new(capacity);
             next.body.extend_from_slice(f.prefix);
@@ -182,13 +204,13 @@ impl Batcher {
         }
         open.events += 1;
         open.finalizers.merge(finalizers);
-        if open.events >= limits.max_events || open.body.len() + f.suffix.len() >= limits.max_bytes
-        {
+        if open.events >= limits.max_events || size(open) >= limits.max_bytes {
             self.last_size = open.body.len() + f.suffix.len();
             if let Some(full) = self.open.remove(key) {
                 ready.push(close(f, key.to_string(), full));
             }
         }
+        Ok(())
     }
 
     /// When the oldest open payload times out.
@@ -227,11 +249,19 @@ mod tests {
         suffix: b"]",
     };
 
+    fn put(bytes: &[u8]) -> impl FnOnce(&mut Vec<u8>) -> Result<(), ()> + '_ {
+        move |o| {
+            o.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
     fn limits(max_events: usize, max_bytes: usize) -> BatchLimits {
         BatchLimits {
             max_events,
             max_bytes,
             timeout: Duration::from_secs(1),
+            per_event_overhead: 0,
         }
     }
 
@@ -242,10 +272,11 @@ mod tests {
         for i in 0..7 {
             b.push(
                 "k",
-                |o| o.extend_from_slice(format!("{i}").as_bytes()),
+                put(format!("{i}").as_bytes()),
                 Default::default(),
                 &mut ready,
-            );
+            )
+            .unwrap();
         }
         assert_eq!(ready.len(), 2);
         assert_eq!(ready[0].body, b"[0,1,2]");
@@ -256,39 +287,92 @@ mod tests {
         // 10-byte limit: "[aaaa,bbbb]" is 11, so bbbb starts the next payload.
         let mut b = Batcher::new(limits(100, 10), JSON);
         let mut ready = Vec::new();
-        b.push(
-            "k",
-            |o| o.extend_from_slice(b"aaaa"),
-            Default::default(),
-            &mut ready,
-        );
-        b.push(
-            "k",
-            |o| o.extend_from_slice(b"bbbb"),
-            Default::default(),
-            &mut ready,
-        );
+        b.push("k", put(b"aaaa"), Default::default(), &mut ready)
+            .unwrap();
+        b.push("k", put(b"bbbb"), Default::default(), &mut ready)
+            .unwrap();
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].body, b"[aaaa]");
         // An event larger than the limit goes alone.
         b.push(
             "k",
-            |o| o.extend_from_slice(b"cccccccccccccccc"),
+            put(b"cccccccccccccccc"),
             Default::default(),
             &mut ready,
-        );
+        )
+        .unwrap();
         b.take_due(true, &mut ready);
         let bodies: Vec<&[u8]> = ready.iter().map(|p| p.body.as_slice()).collect();
         assert_eq!(bodies, [&b"[aaaa]"[..], b"[bbbb]", b"[cccccccccccccccc]"]);
+    }
+
+    #[test]
+    fn per_event_overhead_counts_toward_max_bytes() {
+        // Each 4-byte event costs 4 + 6 = 10 bytes: three fit into 30, not four.
+        let mut b = Batcher::new(
+            BatchLimits {
+                per_event_overhead: 6,
+                ..limits(100, 30)
+            },
+            Framing {
+                prefix: b"",
+                separator: b"",
+                suffix: b"",
+            },
+        );
+        let mut ready = Vec::new();
+        for _ in 0..4 {
+            b.push("k", put(b"abcd"), Default::default(), &mut ready)
+                .unwrap();
+        }
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].events, 3);
+    }
+
+    #[test]
+    fn a_failed_encoding_leaves_no_trace() {
+        let mut b = Batcher::new(limits(10, 1000), JSON);
+        let mut ready = Vec::new();
+        let failed = b.push(
+            "k",
+            |o| {
+                o.extend_from_slice(b"half");
+                Err("no")
+            },
+            Default::default(),
+            &mut ready,
+        );
+        assert!(failed.is_err());
+        assert!(
+            b.next_deadline().is_none(),
+            "no empty payload may stay open"
+        );
+        b.push("k", put(b"1"), Default::default(), &mut ready)
+            .unwrap();
+        let failed = b.push(
+            "k",
+            |o| {
+                o.extend_from_slice(b"half");
+                Err("no")
+            },
+            Default::default(),
+            &mut ready,
+        );
+        assert!(failed.is_err());
+        b.take_due(true, &mut ready);
+        assert_eq!(ready[0].body, b"[1]");
+        assert_eq!(ready[0].events, 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn partitions_fill_separately_and_time_out() {
         let mut b = Batcher::new(limits(10, 1000), JSON);
         let mut ready = Vec::new();
-        b.push("a", |o| o.push(b'1'), Default::default(), &mut ready);
+        b.push("a", put(b"1"), Default::default(), &mut ready)
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
-        b.push("b", |o| o.push(b'2'), Default::default(), &mut ready);
+        b.push("b", put(b"2"), Default::default(), &mut ready)
+            .unwrap();
         assert!(b.next_deadline().is_some());
         tokio::time::sleep(Duration::from_millis(500)).await;
         b.take_due(false, &mut ready);

@@ -61,6 +61,9 @@ pub struct CircuitBreaker {
     open_gauge: Gauge,
     destination: String,
     component_id: std::sync::Arc<str>,
+    /// Set by any failed attempt, cleared (with one log line) by the next delivery, so
+    /// the last line about a destination that recovered is not a stale error.
+    troubled: std::sync::atomic::AtomicBool,
 }
 
 impl CircuitBreaker {
@@ -80,6 +83,7 @@ impl CircuitBreaker {
             open_gauge,
             destination,
             component_id,
+            troubled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -127,6 +131,24 @@ impl CircuitBreaker {
             self.open_gauge.set(0.0);
             tracing::info!(component_id = %self.component_id, destination = %self.destination, "Destination is back; circuit closed.");
             self.changed.notify_waiters();
+        }
+    }
+
+    /// An attempt failed (unwell or busy): the next delivery will say it recovered.
+    pub fn record_trouble(&self) {
+        self.troubled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A request was delivered: closes the circuit and, after failures, says once that
+    /// the destination takes requests again.
+    pub fn record_delivered(&self) {
+        self.record_success();
+        if self
+            .troubled
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!(component_id = %self.component_id, destination = %self.destination, "Destination accepts requests again.");
         }
     }
 

@@ -8,7 +8,7 @@
 use super::circuit::CircuitBreaker;
 use super::retry::RequestConfig;
 use crate::event::{BatchStatus, EventFinalizers};
-use crate::internal_events::{ComponentMetrics, ErrorReporter};
+use crate::internal_events::{names, ComponentMetrics, ErrorReporter};
 use crate::topology::buffer::HeldEvents;
 use metrics::Counter;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -31,6 +31,16 @@ pub enum Outcome {
         /// Whether this says the destination is unwell (5xx, no answer) rather than
         /// busy (429): only the former moves the circuit breaker.
         unwell: bool,
+    },
+    /// The destination took some of the events and refused the rest for good
+    /// (CloudWatch's `rejectedLogEventsInfo`, InfluxDB's partial writes). The refused ones
+    /// are counted as discarded and never sent again; the request is not retried, and its
+    /// sources see it as delivered, since nothing in it can ever be delivered later.
+    Partial {
+        /// How many of the request's events were refused.
+        rejected: usize,
+        /// For the log: which and why.
+        reason: String,
     },
     /// The destination refused the events for good (most 4xx): never sent again.
     Reject {
@@ -100,7 +110,7 @@ impl<S: Service> Driver<S> {
             service: Arc::new(service),
             accounting: Accounting {
                 held,
-                retries: metrics.counter("sluice_http_client_retries_total"),
+                retries: metrics.counter(names::SINK_RETRIES),
                 failed: metrics.error_reporter("request_failed"),
                 rejected: metrics.error_reporter("rejected"),
                 metrics: metrics.clone(),
@@ -204,8 +214,23 @@ async fn run<S: Service>(
         work.breaker.admit().await;
         match service.call(&work.request).await {
             Outcome::Delivered => {
-                work.breaker.record_success();
+                work.breaker.record_delivered();
                 acc.metrics.sent_events.increment(work.events as u64);
+                acc.metrics.sent_bytes.increment(work.bytes as u64);
+                break BatchStatus::Delivered;
+            }
+            Outcome::Partial { rejected, reason } => {
+                work.breaker.record_delivered();
+                let rejected = rejected.min(work.events);
+                acc.rejected.report(1, || {
+                    format!("The destination refused {rejected} of {} events; they are not sent again: {reason}", work.events)
+                });
+                acc.metrics
+                    .discarded_unintentional
+                    .increment(rejected as u64);
+                acc.metrics
+                    .sent_events
+                    .increment((work.events - rejected) as u64);
                 acc.metrics.sent_bytes.increment(work.bytes as u64);
                 break BatchStatus::Delivered;
             }
@@ -223,6 +248,7 @@ async fn run<S: Service>(
                 retry_after,
                 unwell,
             } => {
+                work.breaker.record_trouble();
                 if unwell {
                     work.breaker.record_failure();
                 } else {
@@ -248,4 +274,299 @@ async fn run<S: Service>(
     };
     acc.held.sub(work.events as u64);
     work.finalizers.update_status(status);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::BatchNotifier;
+    use crate::internal_events::{ComponentKind, ComponentLabels};
+    use crate::sinks::util::circuit::CircuitBreakerConfig;
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+
+    /// A destination that answers from a script, per request, and records when each
+    /// attempt started and how many were in flight, per partition and in all.
+    #[derive(Default)]
+    struct Fake {
+        script: Mutex<HashMap<u32, VecDeque<Outcome>>>,
+        attempts: Mutex<Vec<(String, u32, Instant)>>,
+        in_flight: Mutex<HashMap<String, usize>>,
+        peak_total: Mutex<usize>,
+        peak_partition: Mutex<usize>,
+    }
+
+    impl Service for Arc<Fake> {
+        type Request = (String, u32);
+
+        async fn call(&self, (partition, seq): &(String, u32)) -> Outcome {
+            self.attempts
+                .lock()
+                .unwrap()
+                .push((partition.clone(), *seq, Instant::now()));
+            {
+                let mut f = self.in_flight.lock().unwrap();
+                *f.entry(partition.clone()).or_default() += 1;
+                let total: usize = f.values().sum();
+                let mut pt = self.peak_total.lock().unwrap();
+                *pt = (*pt).max(total);
+                let mut pp = self.peak_partition.lock().unwrap();
+                *pp = (*pp).max(f[partition]);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            *self.in_flight.lock().unwrap().get_mut(partition).unwrap() -= 1;
+            self.script
+                .lock()
+                .unwrap()
+                .get_mut(seq)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or(Outcome::Delivered)
+        }
+    }
+
+    fn retry(unwell: bool, retry_after: Option<u64>) -> Outcome {
+        Outcome::Retry {
+            reason: "scripted".into(),
+            retry_after: retry_after.map(Duration::from_secs),
+            unwell,
+        }
+    }
+
+    struct Rig {
+        driver: Driver<Arc<Fake>>,
+        fake: Arc<Fake>,
+        breaker: Arc<CircuitBreaker>,
+        recorder: PrometheusRecorder,
+    }
+
+    fn rig(policy: RequestConfig, threshold: u32) -> Rig {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let fake = Arc::new(Fake::default());
+        let (driver, breaker) = metrics::with_local_recorder(&recorder, || {
+            let m = ComponentMetrics::new(ComponentLabels {
+                id: "t".into(),
+                kind: ComponentKind::Sink,
+                type_name: "test",
+            });
+            let b = Arc::new(CircuitBreaker::new(
+                &CircuitBreakerConfig {
+                    failure_threshold: threshold,
+                    probe_interval_secs: 5.0,
+                },
+                "dest".into(),
+                "t".into(),
+                m.gauge(crate::internal_events::names::SINK_CIRCUIT_OPEN),
+            ));
+            let d = Driver::new(fake.clone(), policy, &m, HeldEvents::default());
+            (d, b)
+        });
+        Rig {
+            driver,
+            fake,
+            breaker,
+            recorder,
+        }
+    }
+
+    impl Rig {
+        fn submit(
+            &mut self,
+            partition: &str,
+            seq: u32,
+            events: usize,
+        ) -> tokio::sync::oneshot::Receiver<BatchStatus> {
+            let (notifier, rx) = BatchNotifier::new();
+            let mut finalizers = EventFinalizers::default();
+            finalizers.add(notifier);
+            self.driver.submit(Work {
+                partition: partition.into(),
+                request: (partition.into(), seq),
+                events,
+                bytes: 100,
+                finalizers,
+                breaker: self.breaker.clone(),
+            });
+            rx
+        }
+
+        fn script(&self, seq: u32, outcomes: Vec<Outcome>) {
+            self.fake
+                .script
+                .lock()
+                .unwrap()
+                .insert(seq, outcomes.into());
+        }
+
+        /// A counter's value for this sink, 0 when absent.
+        fn counter(&self, name: &str, extra: &str) -> f64 {
+            self.recorder
+                .handle()
+                .render()
+                .lines()
+                .filter(|l| l.starts_with(name) && l.contains(extra))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        }
+    }
+
+    fn policy(concurrency: usize, attempts: u64) -> RequestConfig {
+        RequestConfig {
+            concurrency,
+            retry_attempts: attempts,
+            retry_initial_backoff_secs: 1.0,
+            retry_max_duration_secs: 10.0,
+            ..RequestConfig::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_honour_retry_after_and_then_deliver() {
+        let mut r = rig(policy(4, u64::MAX), 5);
+        r.script(1, vec![retry(false, Some(7)), retry(true, None)]);
+        let status = r.submit("p", 1, 10);
+        r.driver.drain().await;
+        assert_eq!(status.await.unwrap(), BatchStatus::Delivered);
+        let attempts = r.fake.attempts.lock().unwrap().clone();
+        assert_eq!(attempts.len(), 3);
+        let gap = attempts[1].2 - attempts[0].2;
+        assert!(
+            gap >= Duration::from_secs(7),
+            "Retry-After: 7 was not honoured: {gap:?}"
+        );
+        assert_eq!(r.counter("sluice_component_sent_events_total", ""), 10.0);
+        assert_eq!(r.counter(names::SINK_RETRIES, ""), 2.0);
+        assert_eq!(
+            r.counter("sluice_component_discarded_events_total", ""),
+            0.0
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejections_are_final_and_exhausted_retries_are_errors() {
+        let mut r = rig(policy(4, 2), 5);
+        r.script(
+            1,
+            vec![Outcome::Reject {
+                reason: "400".into(),
+            }],
+        );
+        r.script(
+            2,
+            vec![retry(true, None), retry(true, None), retry(true, None)],
+        );
+        let rejected = r.submit("a", 1, 3);
+        let errored = r.submit("b", 2, 4);
+        r.driver.drain().await;
+        assert_eq!(rejected.await.unwrap(), BatchStatus::Rejected);
+        assert_eq!(errored.await.unwrap(), BatchStatus::Errored);
+        let attempts = r.fake.attempts.lock().unwrap();
+        assert_eq!(
+            attempts.iter().filter(|a| a.1 == 1).count(),
+            1,
+            "a rejection is never retried"
+        );
+        assert_eq!(
+            attempts.iter().filter(|a| a.1 == 2).count(),
+            3,
+            "one attempt and two retries"
+        );
+        assert_eq!(
+            r.counter(
+                "sluice_component_discarded_events_total",
+                "intentional=\"false\""
+            ),
+            7.0
+        );
+        assert_eq!(
+            r.counter("sluice_component_errors_total", "error_type=\"rejected\""),
+            1.0
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_success_counts_the_refused_events_once() {
+        let mut r = rig(policy(4, u64::MAX), 5);
+        r.script(
+            1,
+            vec![Outcome::Partial {
+                rejected: 3,
+                reason: "too old".into(),
+            }],
+        );
+        let status = r.submit("p", 1, 10);
+        r.driver.drain().await;
+        assert_eq!(status.await.unwrap(), BatchStatus::Delivered);
+        assert_eq!(r.fake.attempts.lock().unwrap().len(), 1, "never retried");
+        assert_eq!(r.counter("sluice_component_sent_events_total", ""), 7.0);
+        assert_eq!(
+            r.counter(
+                "sluice_component_discarded_events_total",
+                "intentional=\"false\""
+            ),
+            3.0
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_request_per_partition_in_order_and_concurrency_across_them() {
+        let mut r = rig(policy(3, u64::MAX), 5);
+        let mut statuses = Vec::new();
+        for seq in 0..20u32 {
+            let partition = format!("p{}", seq % 5);
+            if seq == 6 {
+                r.script(seq, vec![retry(true, None)]);
+            }
+            statuses.push(r.submit(&partition, seq, 1));
+            while !r.driver.has_room() {
+                r.driver.next_done().await;
+            }
+        }
+        r.driver.drain().await;
+        for s in statuses {
+            assert_eq!(s.await.unwrap(), BatchStatus::Delivered);
+        }
+        assert_eq!(*r.fake.peak_partition.lock().unwrap(), 1);
+        let total = *r.fake.peak_total.lock().unwrap();
+        assert!((2..=3).contains(&total), "peak in flight {total}");
+        // Within each partition, requests started in submission order, even around a retry.
+        let attempts = r.fake.attempts.lock().unwrap();
+        for p in 0..5 {
+            let seqs: Vec<u32> = attempts
+                .iter()
+                .filter(|a| a.0 == format!("p{p}"))
+                .map(|a| a.1)
+                .collect();
+            let mut sorted = seqs.clone();
+            sorted.sort();
+            assert_eq!(seqs, sorted, "partition p{p}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_opens_and_only_probes_until_the_destination_answers() {
+        let mut r = rig(
+            RequestConfig {
+                retry_initial_backoff_secs: 0.1,
+                retry_max_duration_secs: 0.1,
+                ..policy(1, u64::MAX)
+            },
+            2,
+        );
+        // Ten failures in a row, then success.
+        r.script(1, (0..10).map(|_| retry(true, None)).collect());
+        let status = r.submit("p", 1, 1);
+        r.driver.drain().await;
+        assert_eq!(status.await.unwrap(), BatchStatus::Delivered);
+        let attempts = r.fake.attempts.lock().unwrap();
+        assert_eq!(attempts.len(), 11);
+        // After the second failure the circuit is open: attempts come one probe interval
+        // (5 s) apart, not at the 0.1 s backoff.
+        for w in attempts[2..].windows(2) {
+            let gap = w[1].2 - w[0].2;
+            assert!(gap >= Duration::from_secs(5), "{gap:?}");
+        }
+        assert!(!r.breaker.is_open());
+        assert_eq!(r.counter(names::SINK_CIRCUIT_OPEN, ""), 0.0);
+    }
 }

@@ -171,11 +171,27 @@ pub fn redact_in(message: &str, uri: &str) -> String {
     }
 }
 
-/// Up to `max` characters of a response body, for a log line.
+/// Up to `max` characters of a response body on one log line: every run of whitespace
+/// (an HTML error page's newlines and indentation) becomes one space.
 pub fn body_excerpt(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut cut: String = text.chars().take(max).collect();
-    if text.chars().count() > max {
+    let (mut cut, mut taken, mut more) = (String::new(), 0, false);
+    'words: for word in text.split_whitespace() {
+        if !cut.is_empty() {
+            cut.push(' ');
+            taken += 1;
+        }
+        for c in word.chars() {
+            if taken >= max {
+                more = true;
+                break 'words;
+            }
+            cut.push(c);
+            taken += 1;
+        }
+    }
+    if more {
+        cut.truncate(cut.trim_end().len());
         cut.push('…');
     }
     cut
@@ -210,5 +226,9 @@ mod tests {
     fn excerpts_are_cut_on_characters() {
         assert_eq!(body_excerpt("ééé".as_bytes(), 2), "éé…");
         assert_eq!(body_excerpt(b"ok", 10), "ok");
+        assert_eq!(
+            body_excerpt(b"<html>\n  <body>\n\n   501\n</body>\n", 100),
+            "<html> <body> 501 </body>"
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod encoding;
 pub mod http_client;
 pub mod retry;
+pub mod runner;
 pub mod template;
 
 pub use crate::topology::on_own_thread;

@@ -63,8 +63,17 @@ fn default_max_duration() -> f64 {
 }
 
 impl RequestConfig {
-    /// Range checks, as `(key, problem)` pairs relative to `request`.
-    pub fn problems(&self) -> Vec<(&'static str, &'static str)> {
+    /// Range checks, each under `prefix` (the table's key in the sink, e.g. `request`),
+    /// so every sink reports them the same way.
+    pub fn issues(&self, prefix: &str) -> Vec<crate::config::field::FieldIssue> {
+        self.problems()
+            .into_iter()
+            .map(|(k, p)| crate::config::field::FieldIssue::new(format!("{prefix}.{k}"), p))
+            .collect()
+    }
+
+    /// Range checks, as `(key, problem)` relative to the table.
+    fn problems(&self) -> Vec<(&'static str, &'static str)> {
         let mut p = Vec::new();
         if !(self.timeout_secs > 0.0 && self.timeout_secs.is_finite()) {
             p.push(("timeout_secs", "must be a positive number of seconds"));

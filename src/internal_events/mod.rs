@@ -2,6 +2,8 @@
 //! counters with the same labels, pre-registered so the hot path only bumps handles,
 //! and every failure is counted and logged (rate-limited) by the same call.
 
+pub mod names;
+
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, Counter, Gauge,
 };
@@ -158,6 +160,11 @@ struct ErrorReporterInner {
 }
 
 impl ErrorReporter {
+    /// The `error_type` this reporter counts.
+    pub fn error_type(&self) -> &'static str {
+        self.inner.error_type
+    }
+
     /// Counts `n` occurrences and logs `message` unless one was logged in the last ten seconds.
     pub fn report(&self, n: u64, message: impl FnOnce() -> String) {
         let i = &self.inner;
@@ -232,16 +239,16 @@ pub fn describe_all() {
         "Requests an HTTP sink sent, by response status (or `error` when none came)."
     );
     describe_counter!(
-        "sluice_http_client_retries_total",
-        "Requests an HTTP sink sent again after a retryable failure."
+        names::SINK_RETRIES,
+        "Requests a sink sent again after a retryable failure."
     );
     describe_histogram!(
         "sluice_http_client_request_duration_seconds",
         "Time from sending a request to its response, per attempt."
     );
     describe_gauge!(
-        "sluice_http_client_circuit_open",
-        "1 while an HTTP sink has stopped sending to a failing destination and only probes it."
+        names::SINK_CIRCUIT_OPEN,
+        "1 while a sink has stopped sending to a failing destination and only probes it."
     );
     describe_gauge!(
         "sluice_tcp_connections",

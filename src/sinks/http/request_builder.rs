@@ -1,0 +1,69 @@
+//! Events to `http` sink requests: each event's partition is its rendered URI (one
+//! partition for a static `uri`), its encoding the configured codec, and a closed payload
+//! becomes a request to that URI.
+
+use super::config::{parse_uri, HttpCodec};
+use super::service::HttpRequest;
+use crate::event::Event;
+use crate::sinks::util::encoding::{encode_json, encode_text};
+use crate::sinks::util::runner::{Built, RequestBuilder, Unsendable};
+use crate::sinks::util::template::Template;
+use bytes::Bytes;
+use hyper::Uri;
+
+/// See the module documentation.
+pub struct HttpRequestBuilder {
+    template: Template,
+    static_uri: Option<Uri>,
+    codec: HttpCodec,
+}
+
+impl HttpRequestBuilder {
+    /// A builder for `template`, already parsed as `static_uri` when it has no fields.
+    pub fn new(template: Template, static_uri: Option<Uri>, codec: HttpCodec) -> Self {
+        Self {
+            template,
+            static_uri,
+            codec,
+        }
+    }
+}
+
+impl RequestBuilder for HttpRequestBuilder {
+    type Request = HttpRequest;
+
+    fn partition(&mut self, event: &Event, key: &mut String) -> Result<(), Unsendable> {
+        if self.static_uri.is_some() {
+            return Ok(());
+        }
+        let time = Template::event_time(event);
+        self.template
+            .render_uri(event, time, key)
+            .map_err(|e| Unsendable::new("template", format!("uri: {e}")))
+    }
+
+    fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable> {
+        match self.codec {
+            HttpCodec::Json | HttpCodec::Ndjson => encode_json(event, out),
+            HttpCodec::Text => encode_text(event, out),
+        }
+        Ok(())
+    }
+
+    fn build(&mut self, partition: &str, body: Bytes) -> Result<Built<HttpRequest>, Unsendable> {
+        let uri = match &self.static_uri {
+            Some(u) => u.clone(),
+            None => parse_uri(partition).map_err(|e| Unsendable::new("invalid_uri", e))?,
+        };
+        let destination = uri.authority().map_or("", |a| a.as_str());
+        // The breaker key is shown in logs: never with the URI's credentials.
+        let destination = match destination.rsplit_once('@') {
+            Some((_, host)) => host.to_string(),
+            None => destination.to_string(),
+        };
+        Ok(Built {
+            request: HttpRequest { uri, body },
+            destination,
+        })
+    }
+}
