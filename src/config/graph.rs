@@ -30,11 +30,36 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
+/// The component an input names: `route` for `route.errors`.
+pub fn component_of(input: &str) -> &str {
+    input.split_once('.').map_or(input, |(id, _)| id)
+}
+
+/// An edge in DOT: from the producing component, labelled with a named output.
+fn dot_edge(s: &mut String, input: &str, to: &str) {
+    let _ = match input.split_once('.') {
+        Some((from, output)) => writeln!(s, "  \"{from}\" -> \"{to}\" [label=\"{output}\"];"),
+        None => writeln!(s, "  \"{input}\" -> \"{to}\";"),
+    };
+}
+
 /// Expands inputs and checks the graph; fills `resolved_inputs`.
 pub fn validate(config: &mut Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let producers: Vec<String> = config.producers().map(str::to_string).collect();
     let sink_ids: BTreeSet<String> = config.sinks.keys().cloned().collect();
+    // Named outputs of every producer (sources have only their default one).
+    let named: BTreeMap<String, Vec<String>> = config
+        .sources
+        .keys()
+        .map(|id| (id.clone(), Vec::new()))
+        .chain(
+            config
+                .transforms
+                .iter()
+                .map(|(id, t)| (id.clone(), t.inner.outputs())),
+        )
+        .collect();
     let broken = config.broken.clone();
 
     let resolve = |file: &Path,
@@ -76,8 +101,22 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
                     "`{input}` is a sink; only sources and transforms can be inputs"
                 )));
             } else if let Some((base, port)) = input.split_once('.') {
-                if producers.iter().any(|p| p == base) {
-                    errors.push(err(format!("`{base}` has no named output `{port}`")));
+                if let Some(outputs) = named.get(base) {
+                    if outputs.iter().any(|o| o == port) {
+                        out.push(input.clone());
+                    } else if outputs.is_empty() {
+                        errors.push(err(format!(
+                            "`{base}` has no output `{port}`: it has only its default output, named `{base}`"
+                        )));
+                    } else {
+                        let list: Vec<String> =
+                            outputs.iter().map(|o| format!("`{base}.{o}`")).collect();
+                        errors.push(err(format!(
+                            "`{base}` has no output `{port}`{} (its outputs: `{base}`, {})",
+                            did_you_mean(port, outputs.iter().map(String::as_str)),
+                            list.join(", ")
+                        )));
+                    }
                 } else {
                     errors.push(err(format!(
                         "`{input}` is not a source or transform{}",
@@ -114,7 +153,7 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
                 id.as_str(),
                 t.resolved_inputs
                     .iter()
-                    .map(String::as_str)
+                    .map(|i| component_of(i))
                     .filter(|i| config.transforms.contains_key(*i))
                     .collect(),
             )
@@ -176,7 +215,7 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
 }
 
 /// The pipeline as a Graphviz digraph: sources as boxes, transforms as diamonds, sinks
-/// as ovals, one edge per input.
+/// as ovals, one edge per input, labelled with the output's name when it is a named one.
 pub fn to_dot(config: &Config) -> String {
     let mut s = String::from("digraph sluice {\n  rankdir=LR;\n");
     for (id, c) in &config.sources {
@@ -202,12 +241,12 @@ pub fn to_dot(config: &Config) -> String {
     }
     for (id, c) in &config.transforms {
         for i in &c.resolved_inputs {
-            let _ = writeln!(s, "  \"{i}\" -> \"{id}\";");
+            dot_edge(&mut s, i, id);
         }
     }
     for (id, c) in &config.sinks {
         for i in &c.resolved_inputs {
-            let _ = writeln!(s, "  \"{i}\" -> \"{id}\";");
+            dot_edge(&mut s, i, id);
         }
     }
     s.push_str("}\n");

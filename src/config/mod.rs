@@ -14,7 +14,7 @@ pub use graph::to_dot;
 use crate::internal_events::ComponentKind;
 use crate::topology::buffer::BufferConfig;
 use crate::topology::component::{
-    Registration, Resource, SinkConfig, SourceConfig, TransformConfig,
+    Registration, Registry, Resource, SinkConfig, SourceConfig, TransformConfig,
 };
 use error::did_you_mean;
 use field::{from_toml, FieldIssue};
@@ -178,7 +178,26 @@ impl Config {
 
     /// Parses and validates config texts, each with the path it came from.
     pub fn from_texts(texts: Vec<(PathBuf, String)>) -> Result<Config, ConfigErrors> {
-        Loader::default().run(texts)
+        Self::from_texts_with(texts, Registry::builtin())
+    }
+
+    /// Like [`Config::from_texts`] with the component types of `registry`: how tests
+    /// add components of their own.
+    pub fn from_texts_with(
+        texts: Vec<(PathBuf, String)>,
+        registry: Registry,
+    ) -> Result<Config, ConfigErrors> {
+        Loader {
+            registry,
+            errors: Vec::new(),
+            globals: GlobalOptions::default(),
+            global_files: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            transforms: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+            broken: Default::default(),
+        }
+        .run(texts)
     }
 
     /// IDs of sources and transforms: the things that can be inputs.
@@ -197,8 +216,8 @@ fn read_into(path: &Path, texts: &mut Vec<(PathBuf, String)>, errors: &mut Vec<C
     }
 }
 
-#[derive(Default)]
 struct Loader {
+    registry: Registry,
     errors: Vec<ConfigError>,
     globals: GlobalOptions,
     global_files: BTreeMap<&'static str, PathBuf>,
@@ -454,14 +473,10 @@ impl Loader {
         let rest = toml::Value::Table(table);
         match kind {
             ComponentKind::Source => {
-                if let Some((t, inner)) = self.parse_with(
-                    file,
-                    &name,
-                    &type_name,
-                    rest,
-                    crate::sources::REGISTRY,
-                    |c| c.validate(),
-                ) {
+                let registry = self.registry.sources.clone();
+                let parsed =
+                    self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
+                if let Some((t, inner)) = parsed {
                     self.sources.insert(
                         id,
                         SourceOuter {
@@ -473,14 +488,10 @@ impl Loader {
                 }
             }
             ComponentKind::Transform => {
-                if let Some((t, inner)) = self.parse_with(
-                    file,
-                    &name,
-                    &type_name,
-                    rest,
-                    crate::transforms::REGISTRY,
-                    |c| c.validate(),
-                ) {
+                let registry = self.registry.transforms.clone();
+                let parsed =
+                    self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
+                if let Some((t, inner)) = parsed {
                     self.transforms.insert(
                         id,
                         TransformOuter {
@@ -494,11 +505,10 @@ impl Loader {
                 }
             }
             ComponentKind::Sink => {
-                if let Some((t, inner)) =
-                    self.parse_with(file, &name, &type_name, rest, crate::sinks::REGISTRY, |c| {
-                        c.validate()
-                    })
-                {
+                let registry = self.registry.sinks.clone();
+                let parsed =
+                    self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
+                if let Some((t, inner)) = parsed {
                     self.sinks.insert(
                         id,
                         SinkOuter {

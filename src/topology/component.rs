@@ -5,7 +5,7 @@
 use super::buffer::BufferReceiver;
 use super::fanout::Fanout;
 use crate::config::field::{from_toml_all, FieldIssue};
-use crate::event::Batch;
+use crate::event::{Batch, Event};
 use crate::internal_events::ComponentMetrics;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -131,10 +131,63 @@ pub struct TransformContext {
     pub metrics: ComponentMetrics,
 }
 
+/// Where a transform puts what it passes on: its default output, and one batch per
+/// named output in the order [`TransformConfig::outputs`] declared them. The topology
+/// sends and empties them after each call.
+#[derive(Debug, Default)]
+pub struct TransformOutput {
+    /// The default output (consumers write the transform's plain ID in `inputs`).
+    pub default: Batch,
+    /// The named outputs (`ID.name`), indexed as declared.
+    pub named: Vec<Batch>,
+}
+
+impl TransformOutput {
+    /// An output with `named` named outputs.
+    pub fn new(named: usize) -> Self {
+        Self {
+            default: Vec::new(),
+            named: (0..named).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Passes `event` on to the default output.
+    pub fn push(&mut self, event: Event) {
+        self.default.push(event);
+    }
+
+    /// Passes `event` on to the named output declared at `index`. An index the transform
+    /// never declared is a bug in it; the event goes to the default output instead of
+    /// being lost.
+    pub fn push_named(&mut self, index: usize, event: Event) {
+        match self.named.get_mut(index) {
+            Some(b) => b.push(event),
+            None => self.default.push(event),
+        }
+    }
+}
+
 /// A function from one batch to the events it passes on; the topology runs the loop.
+///
+/// Most transforms implement only [`Transform::transform`]. One that must act without
+/// input (windows, throttles, alert evaluation) names its next deadline and is woken
+/// there; one that holds events is flushed when its input closes. Neither costs the
+/// others anything per event: the topology asks for the deadline once per batch.
 pub trait Transform: Send {
     /// Moves the events to pass on from `input` into `output`.
-    fn transform(&mut self, input: Batch, output: &mut Batch);
+    fn transform(&mut self, input: Batch, output: &mut TransformOutput);
+
+    /// When the transform next wants [`Transform::on_deadline`], if ever.
+    fn next_deadline(&self) -> Option<tokio::time::Instant> {
+        None
+    }
+
+    /// Called once the deadline named by [`Transform::next_deadline`] has passed.
+    fn on_deadline(&mut self, _output: &mut TransformOutput) {}
+
+    /// Called once when the input has closed (shutdown, or every upstream finished),
+    /// before the outputs close: pass on whatever is held.
+    fn flush(&mut self, _output: &mut TransformOutput) {}
 }
 
 /// A `[transforms.ID]` config.
@@ -145,10 +198,16 @@ pub trait TransformConfig: Debug + Send + Sync {
     fn validate(&self) -> Vec<FieldIssue> {
         Vec::new()
     }
+    /// Its named outputs besides the default one, which consumers reach as `ID.name`
+    /// (route has one per route and `_unmatched`). The order is the index of
+    /// [`TransformOutput::push_named`].
+    fn outputs(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One entry of a registry: a `type` name and how to parse its table.
-pub struct Registration<T: ?Sized> {
+pub struct Registration<T: ?Sized + 'static> {
     /// The `type` value.
     pub name: &'static str,
     /// Parses the component's table (without `type`, `inputs`, `buffer`).
@@ -172,6 +231,37 @@ macro_rules! registration_fn {
             }
         }
     };
+}
+
+impl<T: ?Sized> Clone for Registration<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Registration<T> {}
+
+/// Every component type sluice knows, by kind: what a config's `type` can name. Tests
+/// extend it with components of their own (a transform with named outputs or a timer).
+#[derive(Clone)]
+pub struct Registry {
+    /// Source types.
+    pub sources: Vec<Registration<dyn SourceConfig>>,
+    /// Transform types.
+    pub transforms: Vec<Registration<dyn TransformConfig>>,
+    /// Sink types.
+    pub sinks: Vec<Registration<dyn SinkConfig>>,
+}
+
+impl Registry {
+    /// The components built into sluice.
+    pub fn builtin() -> Self {
+        Self {
+            sources: crate::sources::REGISTRY.to_vec(),
+            transforms: crate::transforms::REGISTRY.to_vec(),
+            sinks: crate::sinks::REGISTRY.to_vec(),
+        }
+    }
 }
 
 registration_fn!(source, SourceConfig);

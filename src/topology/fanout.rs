@@ -4,6 +4,7 @@
 
 use super::buffer::{BufferSender, Closed, TrySend};
 use crate::event::Batch;
+use crate::internal_events::ComponentMetrics;
 use metrics::Counter;
 use std::time::Duration;
 
@@ -13,14 +14,23 @@ use std::time::Duration;
 pub struct Fanout {
     outputs: Vec<BufferSender>,
     sent_events: Counter,
+    /// For an output nothing consumes: what it is given is dropped here, counted.
+    unconsumed: Option<Counter>,
 }
 
 impl Fanout {
-    /// An output that feeds `outputs` and counts what it passes on in `sent_events`.
-    pub fn new(outputs: Vec<BufferSender>, sent_events: Counter) -> Self {
+    /// An output that feeds `outputs` and counts what it passes on as sent by the
+    /// component of `metrics`. An output no component lists in `inputs` (a route branch
+    /// nobody reads) drops what it is given and counts it as discarded on purpose
+    /// (`intentional="true"`): the operator chose not to consume it.
+    pub fn new(outputs: Vec<BufferSender>, metrics: &ComponentMetrics) -> Self {
+        let unconsumed = outputs
+            .is_empty()
+            .then(|| metrics.discarded_intentional.clone());
         Self {
             outputs,
-            sent_events,
+            sent_events: metrics.sent_events.clone(),
+            unconsumed,
         }
     }
 
@@ -31,6 +41,10 @@ impl Fanout {
             return Ok(());
         }
         let n = batch.len() as u64;
+        if let Some(discarded) = &self.unconsumed {
+            discarded.increment(n);
+            return Ok(());
+        }
         let mut waiting: Vec<(usize, Batch)> = Vec::new();
         let mut open = 0usize;
         let last = self.outputs.len().saturating_sub(1);
@@ -74,6 +88,10 @@ impl Fanout {
             return Ok(());
         }
         let n = batch.len();
+        if let Some(discarded) = &self.unconsumed {
+            discarded.increment(n as u64);
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::now() + wait;
         let mut reserved = Vec::with_capacity(self.outputs.len());
         for out in &self.outputs {
@@ -119,4 +137,91 @@ pub enum Refused {
     Full(Batch),
     /// Every downstream component has stopped.
     Closed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventMetadata, LogEvent, ObjectMap};
+    use crate::internal_events::{ComponentKind, ComponentLabels};
+    use crate::topology::buffer::{buffer, BufferConfig, BufferReceiver, BufferType, WhenFull};
+
+    fn metrics(id: &str) -> ComponentMetrics {
+        ComponentMetrics::new(ComponentLabels {
+            id: id.into(),
+            kind: ComponentKind::Sink,
+            type_name: "test",
+        })
+    }
+
+    fn batch(n: usize) -> Batch {
+        (0..n)
+            .map(|_| {
+                LogEvent::from_parts(
+                    ObjectMap::new(),
+                    EventMetadata::new("t", chrono::Utc::now()),
+                )
+                .into()
+            })
+            .collect()
+    }
+
+    fn make(max: usize, when_full: WhenFull) -> (BufferSender, BufferReceiver) {
+        buffer(
+            &BufferConfig {
+                kind: BufferType::Memory,
+                max_events: max,
+                when_full,
+            },
+            metrics("sink"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_full_sink_never_delays_a_sibling_with_room() {
+        let (full_tx, mut full_rx) = make(1, WhenFull::Block);
+        let (room_tx, mut room_rx) = make(100, WhenFull::Block);
+        full_tx.send(batch(1)).await.unwrap();
+        let out = Fanout::new(vec![full_tx, room_tx], &metrics("src"));
+        let pending = tokio::spawn(async move { out.send(batch(3)).await });
+        // The sibling has the batch while the send still waits on the full buffer.
+        assert_eq!(room_rx.recv().await.map(|b| b.len()), Some(3));
+        assert!(!pending.is_finished());
+        assert_eq!(full_rx.recv().await.map(|b| b.len()), Some(1));
+        assert!(pending.await.unwrap().is_ok());
+        assert_eq!(full_rx.recv().await.map(|b| b.len()), Some(3));
+    }
+
+    #[tokio::test]
+    async fn drop_newest_sinks_never_wait_and_refusal_is_all_or_nothing() {
+        let (drop_tx, _drop_rx) = make(1, WhenFull::DropNewest);
+        let (block_tx, mut block_rx) = make(2, WhenFull::Block);
+        let out = Fanout::new(vec![drop_tx, block_tx], &metrics("src"));
+        out.send(batch(2)).await.unwrap();
+        // The blocking buffer is full: the batch comes back whole, and the drop_newest
+        // sibling does not get a copy that a retried request would duplicate.
+        match out
+            .send_or_refuse(batch(1), Duration::from_millis(20))
+            .await
+        {
+            Err(Refused::Full(b)) => assert_eq!(b.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(block_rx.recv().await.map(|b| b.len()), Some(2));
+        assert!(out
+            .send_or_refuse(batch(1), Duration::from_millis(20))
+            .await
+            .is_ok());
+        assert_eq!(block_rx.recv().await.map(|b| b.len()), Some(1));
+    }
+
+    #[tokio::test]
+    async fn an_output_nobody_reads_discards_and_one_whose_readers_stopped_fails() {
+        let out = Fanout::new(Vec::new(), &metrics("src"));
+        assert!(out.send(batch(5)).await.is_ok());
+        let (tx, rx) = make(10, WhenFull::Block);
+        drop(rx);
+        let out = Fanout::new(vec![tx], &metrics("src"));
+        assert!(out.send(batch(1)).await.is_err());
+    }
 }

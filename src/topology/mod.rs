@@ -5,6 +5,7 @@
 pub mod buffer;
 pub mod component;
 pub mod fanout;
+pub mod transform;
 
 use crate::api::Health;
 use crate::config::Config;
@@ -49,6 +50,15 @@ where
     Ok(Box::pin(async move {
         let _ = rx.await;
     }))
+}
+
+/// Sleeps until `deadline`, or forever without one: the disabled arm of a `select!` in
+/// the loops of components that may or may not have something due.
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Why the pipeline could not start: one line per component that failed to build.
@@ -120,30 +130,32 @@ impl RunningTopology {
         let mut pending_tasks: Vec<(ComponentKind, Arc<str>, Task)> = Vec::new();
 
         for (id, t) in &config.transforms {
-            let Some((mut rx, m)) = transform_inputs.remove(id) else {
+            let Some((rx, m)) = transform_inputs.remove(id) else {
                 continue;
             };
-            let out = Fanout::new(
-                senders.remove(id).unwrap_or_default(),
-                m.sent_events.clone(),
-            );
+            let outputs = transform::TransformOutputs {
+                default: Fanout::new(senders.remove(id).unwrap_or_default(), &m),
+                named: t
+                    .inner
+                    .outputs()
+                    .iter()
+                    .map(|name| {
+                        Fanout::new(
+                            senders.remove(&format!("{id}.{name}")).unwrap_or_default(),
+                            &m,
+                        )
+                    })
+                    .collect(),
+            };
             let cx = TransformContext {
                 id: Arc::from(id.as_str()),
                 metrics: m.clone(),
             };
             match t.inner.build(cx) {
-                Ok(mut tf) => pending_tasks.push((
+                Ok(tf) => pending_tasks.push((
                     ComponentKind::Transform,
                     Arc::from(id.as_str()),
-                    Box::pin(async move {
-                        while let Some(batch) = rx.recv().await {
-                            let mut output = Vec::with_capacity(batch.len());
-                            tf.transform(batch, &mut output);
-                            if out.send(output).await.is_err() {
-                                break;
-                            }
-                        }
-                    }),
+                    transform::run(tf, rx, outputs),
                 )),
                 Err(e) => errors.push(format!("[transforms.{id}] failed to start: {e}")),
             }
@@ -172,7 +184,7 @@ impl RunningTopology {
             }
             let cx = SourceContext {
                 id: Arc::from(id.as_str()),
-                out: Fanout::new(outputs, m.sent_events.clone()),
+                out: Fanout::new(outputs, &m),
                 shutdown: shutdown.child_token(),
                 metrics: m,
                 data_dir: config.data_dir.clone(),
@@ -247,3 +259,6 @@ impl RunningTopology {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

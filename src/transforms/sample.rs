@@ -4,7 +4,9 @@
 use crate::config::field::FieldIssue;
 use crate::event::Batch;
 use crate::internal_events::ComponentMetrics;
-use crate::topology::component::{BuildError, Transform, TransformConfig, TransformContext};
+use crate::topology::component::{
+    BuildError, Transform, TransformConfig, TransformContext, TransformOutput,
+};
 use serde::Deserialize;
 
 /// `[transforms.ID] type = "sample"`.
@@ -40,15 +42,17 @@ struct Sample {
 }
 
 impl Transform for Sample {
-    fn transform(&mut self, input: Batch, output: &mut Batch) {
+    fn transform(&mut self, input: Batch, output: &mut TransformOutput) {
         let before = input.len();
+        let mut kept = 0;
         for e in input {
             if self.seen % self.rate == 0 {
                 output.push(e);
+                kept += 1;
             }
             self.seen = self.seen.wrapping_add(1);
         }
-        let dropped = (before - output.len()) as u64;
+        let dropped = (before - kept) as u64;
         if dropped > 0 {
             self.metrics.discarded_intentional.increment(dropped);
         }

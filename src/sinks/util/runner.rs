@@ -15,6 +15,7 @@ use crate::event::{Batch, BatchStatus, Event};
 use crate::internal_events::{names, ComponentMetrics, ErrorReporter};
 use crate::topology::buffer::HeldEvents;
 use crate::topology::component::{SinkContext, Task};
+use crate::topology::sleep_until;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
@@ -257,11 +258,4 @@ where
             }
         }
     });
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

@@ -1,0 +1,316 @@
+//! The transform contract exercised end to end with components that exist only here: a
+//! transform with a named output, one that holds events until a deadline of its own, and
+//! a sink that keeps what it receives for the test to read.
+
+use super::component::{
+    sink, transform, BuildError, Registry, SinkConfig, SinkContext, Task, Transform,
+    TransformConfig, TransformContext, TransformOutput,
+};
+use super::{RunningTopology, Stopped};
+use crate::api::Health;
+use crate::config::Config;
+use crate::event::{Batch, Event};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Sends every other event to its `odd` output.
+#[derive(Debug, Deserialize)]
+struct SplitConfig {}
+
+impl TransformConfig for SplitConfig {
+    fn build(&self, _: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
+        Ok(Box::new(Split(0)))
+    }
+    fn outputs(&self) -> Vec<String> {
+        vec!["odd".into()]
+    }
+}
+
+struct Split(u64);
+
+impl Transform for Split {
+    fn transform(&mut self, input: Batch, out: &mut TransformOutput) {
+        for e in input {
+            if self.0 % 2 == 1 {
+                out.push_named(0, e);
+            } else {
+                out.push(e);
+            }
+            self.0 += 1;
+        }
+    }
+}
+
+/// Holds events until `secs` after the first one arrived, then passes them all on.
+#[derive(Debug, Deserialize)]
+struct HoldConfig {
+    secs: u64,
+}
+
+impl TransformConfig for HoldConfig {
+    fn build(&self, _: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
+        Ok(Box::new(Hold {
+            secs: self.secs,
+            held: Vec::new(),
+            due: None,
+        }))
+    }
+}
+
+struct Hold {
+    secs: u64,
+    held: Batch,
+    due: Option<Instant>,
+}
+
+impl Transform for Hold {
+    fn transform(&mut self, input: Batch, _: &mut TransformOutput) {
+        if self.due.is_none() {
+            self.due = Some(Instant::now() + Duration::from_secs(self.secs));
+        }
+        self.held.extend(input);
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        self.due
+    }
+    fn on_deadline(&mut self, out: &mut TransformOutput) {
+        self.due = None;
+        out.default.append(&mut self.held);
+    }
+    fn flush(&mut self, out: &mut TransformOutput) {
+        out.default.append(&mut self.held);
+    }
+}
+
+fn collected() -> &'static Mutex<HashMap<String, Vec<Event>>> {
+    static C: OnceLock<Mutex<HashMap<String, Vec<Event>>>> = OnceLock::new();
+    C.get_or_init(Default::default)
+}
+
+fn count(name: &str) -> usize {
+    collected().lock().unwrap().get(name).map_or(0, Vec::len)
+}
+
+/// Keeps what it receives under `name`.
+#[derive(Debug, Deserialize)]
+struct CollectConfig {
+    name: String,
+}
+
+impl SinkConfig for CollectConfig {
+    fn build(&self, mut cx: SinkContext) -> Result<Task, BuildError> {
+        let name = self.name.clone();
+        Ok(Box::pin(async move {
+            while let Some(batch) = cx.input.recv().await {
+                cx.metrics.sent_events.increment(batch.len() as u64);
+                collected()
+                    .lock()
+                    .unwrap()
+                    .entry(name.clone())
+                    .or_default()
+                    .extend(batch);
+            }
+        }))
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::builtin();
+    r.transforms.push(transform::<SplitConfig>("split"));
+    r.transforms.push(transform::<HoldConfig>("hold"));
+    r.sinks.push(sink::<CollectConfig>("collect"));
+    r
+}
+
+fn load(text: &str) -> Result<Config, String> {
+    Config::from_texts_with(
+        vec![(PathBuf::from("t.toml"), text.to_string())],
+        registry(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn inputs_name_outputs_and_validate_lists_the_ones_that_exist() {
+    let base = r#"
+        [api]
+        enabled = false
+        [sources.src]
+        type = "demo"
+        [transforms.t]
+        type = "split"
+        inputs = ["src"]
+    "#;
+    let ok = load(&format!(
+        "{base}[sinks.a]\ntype = \"blackhole\"\ninputs = [\"t\", \"t.odd\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.sinks["a"].resolved_inputs, ["t", "t.odd"]);
+    let dot = crate::config::to_dot(&ok);
+    assert!(dot.contains("\"t\" -> \"a\" [label=\"odd\"];"), "{dot}");
+    assert!(dot.contains("\"t\" -> \"a\";"), "{dot}");
+
+    let err = load(&format!(
+        "{base}[sinks.a]\ntype = \"blackhole\"\ninputs = [\"t.od\", \"src.x\"]\n"
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("`t` has no output `od`; did you mean `odd`? (its outputs: `t`, `t.odd`)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`src` has no output `x`: it has only its default output, named `src`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn each_output_reaches_only_its_consumers_and_the_accounting_adds_up() {
+    let config = load(
+        r#"
+        [api]
+        enabled = false
+        [sources.src]
+        type = "demo"
+        interval = 0
+        count = 2000
+        [transforms.t]
+        type = "split"
+        inputs = ["src"]
+        [transforms.unread]
+        type = "split"
+        inputs = ["src"]
+        [sinks.even]
+        type = "collect"
+        name = "split-even"
+        inputs = ["t"]
+        [sinks.odd]
+        type = "collect"
+        name = "split-odd"
+        inputs = ["t.odd"]
+        [sinks.all]
+        type = "collect"
+        name = "split-all"
+        inputs = ["t", "t.odd"]
+        "#,
+    )
+    .unwrap();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let mut running = metrics::with_local_recorder(&recorder, || {
+        RunningTopology::start(&config, Arc::new(Health::default()))
+    })
+    .unwrap();
+    running.sources_finished().await;
+    assert_eq!(
+        running.stop(Duration::from_secs(10)).await,
+        Stopped::Drained
+    );
+    let text = recorder.handle().render();
+    let value = |name: &str, id: &str, extra: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter(|l| l.contains(&format!("component_id=\"{id}\"")) && l.contains(extra))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    // Both outputs count as sent; an output nobody reads counts as discarded on purpose.
+    assert_eq!(
+        value("sluice_component_received_events_total", "t", ""),
+        2000.0
+    );
+    assert_eq!(value("sluice_component_sent_events_total", "t", ""), 2000.0);
+    assert_eq!(
+        value("sluice_component_received_events_total", "unread", ""),
+        2000.0
+    );
+    assert_eq!(
+        value("sluice_component_sent_events_total", "unread", ""),
+        0.0
+    );
+    assert_eq!(
+        value(
+            "sluice_component_discarded_events_total",
+            "unread",
+            "intentional=\"true\""
+        ),
+        2000.0
+    );
+    assert_eq!(
+        value("sluice_component_received_events_total", "all", ""),
+        2000.0
+    );
+    assert_eq!(count("split-even"), 1000);
+    assert_eq!(count("split-odd"), 1000);
+    assert_eq!(count("split-all"), 2000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_transform_acts_at_its_deadline_without_new_input() {
+    let config = load(
+        r#"
+        [api]
+        enabled = false
+        [sources.src]
+        type = "demo"
+        interval = 3600
+        [transforms.h]
+        type = "hold"
+        secs = 5
+        inputs = ["src"]
+        [sinks.out]
+        type = "collect"
+        name = "hold-deadline"
+        inputs = ["h"]
+        "#,
+    )
+    .unwrap();
+    let running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(count("hold-deadline"), 0, "released before its deadline");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The source stays open (one event an hour): only the deadline can release it.
+    assert_eq!(count("hold-deadline"), 1, "not released at its deadline");
+    assert_eq!(
+        running.stop(Duration::from_secs(10)).await,
+        Stopped::Drained
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_flushes_held_events_through_the_rest_of_the_graph() {
+    let config = load(
+        r#"
+        [api]
+        enabled = false
+        [sources.src]
+        type = "demo"
+        interval = 3600
+        [transforms.h1]
+        type = "hold"
+        secs = 3600
+        inputs = ["src"]
+        [transforms.h2]
+        type = "hold"
+        secs = 3600
+        inputs = ["h1"]
+        [sinks.out]
+        type = "collect"
+        name = "hold-flush"
+        inputs = ["h2"]
+        "#,
+    )
+    .unwrap();
+    let running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count("hold-flush"), 0);
+    // h1 flushes into h2, whose input then closes and which flushes into the sink.
+    assert_eq!(
+        running.stop(Duration::from_secs(10)).await,
+        Stopped::Drained
+    );
+    assert_eq!(count("hold-flush"), 1);
+}
