@@ -6,7 +6,7 @@ mod finalizer;
 mod metric;
 
 pub use finalizer::{BatchNotifier, BatchStatus, EventFinalizers};
-pub use metric::{Metric, MetricKind, MetricValue};
+pub use metric::{Bucket, Metric, MetricKind, MetricValue, Quantile, Sample, StatisticKind};
 
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;

@@ -3,13 +3,13 @@
 //! a sink that keeps what it receives for the test to read.
 
 use super::component::{
-    sink, transform, BuildError, Registry, SinkConfig, SinkContext, Task, Transform,
-    TransformConfig, TransformContext, TransformOutput,
+    sink, source, transform, BuildError, Registry, SinkConfig, SinkContext, SourceConfig,
+    SourceContext, Task, Transform, TransformConfig, TransformContext, TransformOutput,
 };
 use super::{RunningTopology, Stopped};
 use crate::api::Health;
 use crate::config::Config;
-use crate::event::{Batch, Event};
+use crate::event::{Batch, Event, EventMetadata, Metric, MetricKind, MetricValue};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -118,8 +118,37 @@ impl SinkConfig for CollectConfig {
     }
 }
 
+/// Emits `count` counter samples, then ends.
+#[derive(Debug, Deserialize)]
+struct MetricGenConfig {
+    count: u64,
+}
+
+impl SourceConfig for MetricGenConfig {
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+        let count = self.count;
+        Ok(Box::pin(async move {
+            let batch: Batch = (0..count)
+                .map(|i| {
+                    let mut m = Metric::new(
+                        "jobs",
+                        MetricKind::Incremental,
+                        MetricValue::Counter(i as f64),
+                        EventMetadata::new("gen", chrono::Utc::now()),
+                    );
+                    m.tags.insert("queue".into(), "mail".into());
+                    Event::Metric(m)
+                })
+                .collect();
+            cx.metrics.received_events.increment(count);
+            let _ = cx.out.send(batch).await;
+        }))
+    }
+}
+
 fn registry() -> Registry {
     let mut r = Registry::builtin();
+    r.sources.push(source::<MetricGenConfig>("metric_gen"));
     r.transforms.push(transform::<SplitConfig>("split"));
     r.transforms.push(transform::<HoldConfig>("hold"));
     r.sinks.push(sink::<CollectConfig>("collect"));
@@ -313,4 +342,47 @@ async fn shutdown_flushes_held_events_through_the_rest_of_the_graph() {
         Stopped::Drained
     );
     assert_eq!(count("hold-flush"), 1);
+}
+
+#[tokio::test]
+async fn metric_events_pass_through_transforms_into_the_file_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.jsonl");
+    let config = load(&format!(
+        r#"
+        data_dir = "{dir}"
+        [api]
+        enabled = false
+        [sources.gen]
+        type = "metric_gen"
+        count = 10
+        [transforms.s]
+        type = "sample"
+        rate = 2
+        inputs = ["gen"]
+        [sinks.out]
+        type = "file"
+        path = "{path}"
+        inputs = ["s"]
+        "#,
+        dir = dir.path().display(),
+        path = path.display()
+    ))
+    .unwrap();
+    let mut running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    running.sources_finished().await;
+    assert_eq!(
+        running.stop(Duration::from_secs(10)).await,
+        Stopped::Drained
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"name": "jobs", "tags": {"queue": "mail"}, "kind": "incremental", "counter": {"value": 2.0}})
+    );
 }

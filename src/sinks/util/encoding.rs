@@ -2,7 +2,7 @@
 //! RFC 3339) and text (the `message` field). They write into a caller's reusable buffer,
 //! so encoding a batch allocates nothing once the buffer has grown.
 
-use crate::event::{Event, Metric, MetricKind, MetricValue, ObjectMap, Value};
+use crate::event::{Event, Metric, MetricKind, MetricValue, ObjectMap, StatisticKind, Value};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -71,61 +71,130 @@ pub fn encode_text(event: &Event, out: &mut Vec<u8>) {
             out.push(b' ');
             match &m.value {
                 MetricValue::Counter(v) | MetricValue::Gauge(v) => write_f64(*v, out),
-                MetricValue::Distribution(s) => write_f64(s.len() as f64, out),
+                MetricValue::Set(values) => write_f64(values.len() as f64, out),
+                MetricValue::Distribution { samples, .. } => write_f64(samples.len() as f64, out),
+                MetricValue::AggregatedHistogram { count, .. }
+                | MetricValue::AggregatedSummary { count, .. } => write_f64(*count as f64, out),
             }
         }
     }
 }
 
+/// A metric in Vector's JSON shape (what its `json` codec writes), so tools that read
+/// Vector's metric output read ours: `{"name", "namespace"?, "tags"?, "timestamp"?,
+/// "interval_ms"?, "kind", "<type>": {...}}`.
 fn write_metric(m: &Metric, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"name\":");
     write_str(&m.name, out);
-    out.extend_from_slice(b",\"tags\":{");
-    for (i, (k, v)) in m.tags.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(k, out);
-        out.push(b':');
-        write_str(v, out);
+    if let Some(ns) = &m.namespace {
+        out.extend_from_slice(b",\"namespace\":");
+        write_str(ns, out);
     }
-    out.extend_from_slice(b"},\"kind\":");
-    out.extend_from_slice(match m.kind {
-        MetricKind::Incremental => b"\"incremental\"",
-        MetricKind::Absolute => b"\"absolute\"",
-    });
-    match &m.value {
-        MetricValue::Counter(v) => {
-            out.extend_from_slice(b",\"counter\":{\"value\":");
-            write_f64(*v, out);
-            out.push(b'}');
-        }
-        MetricValue::Gauge(v) => {
-            out.extend_from_slice(b",\"gauge\":{\"value\":");
-            write_f64(*v, out);
-            out.push(b'}');
-        }
-        MetricValue::Distribution(samples) => {
-            out.extend_from_slice(b",\"distribution\":{\"samples\":[");
-            for (i, (v, rate)) in samples.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"{\"value\":");
-                write_f64(*v, out);
-                out.extend_from_slice(b",\"rate\":");
-                out.extend_from_slice(itoa::Buffer::new().format(*rate).as_bytes());
-                out.push(b'}');
+    if !m.tags.is_empty() {
+        out.extend_from_slice(b",\"tags\":{");
+        for (i, (k, v)) in m.tags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            out.extend_from_slice(b"]}");
+            write_str(k, out);
+            out.push(b':');
+            write_str(v, out);
         }
+        out.push(b'}');
     }
     if let Some(ts) = m.timestamp {
         out.extend_from_slice(b",\"timestamp\":\"");
         write_timestamp(&ts, out);
         out.push(b'"');
     }
-    out.push(b'}');
+    if let Some(ms) = m.interval_ms {
+        out.extend_from_slice(b",\"interval_ms\":");
+        out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+    }
+    out.extend_from_slice(b",\"kind\":");
+    out.extend_from_slice(match m.kind {
+        MetricKind::Incremental => b"\"incremental\"",
+        MetricKind::Absolute => b"\"absolute\"",
+    });
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(m.value.type_name().as_bytes());
+    out.extend_from_slice(b"\":{");
+    let count_sum = |out: &mut Vec<u8>, count: u64, sum: f64| {
+        out.extend_from_slice(b",\"count\":");
+        out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+        out.extend_from_slice(b",\"sum\":");
+        write_f64(sum, out);
+    };
+    match &m.value {
+        MetricValue::Counter(v) | MetricValue::Gauge(v) => {
+            out.extend_from_slice(b"\"value\":");
+            write_f64(*v, out);
+        }
+        MetricValue::Set(values) => {
+            out.extend_from_slice(b"\"values\":");
+            write_list(out, values, |v, out| write_str(v, out));
+        }
+        MetricValue::Distribution { samples, statistic } => {
+            out.extend_from_slice(b"\"samples\":");
+            write_list(out, samples, |s, out| {
+                out.extend_from_slice(b"{\"value\":");
+                write_f64(s.value, out);
+                out.extend_from_slice(b",\"rate\":");
+                out.extend_from_slice(itoa::Buffer::new().format(s.rate).as_bytes());
+                out.push(b'}');
+            });
+            out.extend_from_slice(match statistic {
+                StatisticKind::Histogram => b",\"statistic\":\"histogram\"",
+                StatisticKind::Summary => b",\"statistic\":\"summary\"",
+            });
+        }
+        MetricValue::AggregatedHistogram {
+            buckets,
+            count,
+            sum,
+        } => {
+            out.extend_from_slice(b"\"buckets\":");
+            write_list(out, buckets, |b, out| {
+                out.extend_from_slice(b"{\"upper_limit\":");
+                write_f64(b.upper_limit, out);
+                out.extend_from_slice(b",\"count\":");
+                out.extend_from_slice(itoa::Buffer::new().format(b.count).as_bytes());
+                out.push(b'}');
+            });
+            count_sum(out, *count, *sum);
+        }
+        MetricValue::AggregatedSummary {
+            quantiles,
+            count,
+            sum,
+        } => {
+            out.extend_from_slice(b"\"quantiles\":");
+            write_list(out, quantiles, |q, out| {
+                out.extend_from_slice(b"{\"quantile\":");
+                write_f64(q.quantile, out);
+                out.extend_from_slice(b",\"value\":");
+                write_f64(q.value, out);
+                out.push(b'}');
+            });
+            count_sum(out, *count, *sum);
+        }
+    }
+    out.extend_from_slice(b"}}");
+}
+
+fn write_list<'a, T: 'a>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = &'a T>,
+    item: impl Fn(&'a T, &mut Vec<u8>),
+) {
+    out.push(b'[');
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(x, out);
+    }
+    out.push(b']');
 }
 
 fn write_object(map: &ObjectMap, out: &mut Vec<u8>) {
@@ -331,6 +400,84 @@ mod tests {
                 ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             );
         }
+    }
+
+    #[test]
+    fn metrics_take_vectors_json_shape() {
+        use crate::event::{Bucket, EventMetadata, Quantile, Sample};
+        let md = || EventMetadata::new("t", Utc::now());
+        let json = |m: Metric| {
+            let mut out = Vec::new();
+            encode_json(&Event::Metric(m), &mut out);
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let mut c = Metric::new(
+            "requests",
+            MetricKind::Incremental,
+            MetricValue::Counter(2.0),
+            md(),
+        );
+        c.namespace = Some("app".into());
+        c.tags.insert("host".into(), "web-1".into());
+        c.timestamp = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single();
+        c.interval_ms = Some(10_000);
+        assert_eq!(
+            json(c),
+            serde_json::json!({"name": "requests", "namespace": "app", "tags": {"host": "web-1"},
+                "timestamp": "2026-12-01T00:00:00Z", "interval_ms": 10000,
+                "kind": "incremental", "counter": {"value": 2.0}})
+        );
+        let g = Metric::new("temp", MetricKind::Absolute, MetricValue::Gauge(21.5), md());
+        assert_eq!(
+            json(g),
+            serde_json::json!({"name": "temp", "kind": "absolute", "gauge": {"value": 21.5}})
+        );
+        let set = MetricValue::Set(["b".to_string(), "a".to_string()].into());
+        assert_eq!(
+            json(Metric::new("users", MetricKind::Incremental, set, md()))["set"],
+            serde_json::json!({"values": ["a", "b"]})
+        );
+        let d = MetricValue::Distribution {
+            samples: vec![Sample {
+                value: 1.5,
+                rate: 2,
+            }],
+            statistic: StatisticKind::Summary,
+        };
+        assert_eq!(
+            json(Metric::new("lat", MetricKind::Incremental, d, md()))["distribution"],
+            serde_json::json!({"samples": [{"value": 1.5, "rate": 2}], "statistic": "summary"})
+        );
+        let h = MetricValue::AggregatedHistogram {
+            buckets: vec![
+                Bucket {
+                    upper_limit: 0.5,
+                    count: 3,
+                },
+                Bucket {
+                    upper_limit: 1.0,
+                    count: 1,
+                },
+            ],
+            count: 4,
+            sum: 1.75,
+        };
+        assert_eq!(
+            json(Metric::new("lat", MetricKind::Absolute, h, md()))["aggregated_histogram"],
+            serde_json::json!({"buckets": [{"upper_limit": 0.5, "count": 3}, {"upper_limit": 1.0, "count": 1}], "count": 4, "sum": 1.75})
+        );
+        let q = MetricValue::AggregatedSummary {
+            quantiles: vec![Quantile {
+                quantile: 0.99,
+                value: 0.9,
+            }],
+            count: 10,
+            sum: 3.0,
+        };
+        assert_eq!(
+            json(Metric::new("lat", MetricKind::Absolute, q, md()))["aggregated_summary"],
+            serde_json::json!({"quantiles": [{"quantile": 0.99, "value": 0.9}], "count": 10, "sum": 3.0})
+        );
     }
 
     #[test]
