@@ -71,7 +71,33 @@ fn wrong_type_names_the_key() {
     let text = format!("{SRC}max_length = \"big\"\n{SINK}");
     assert_invalid(
         &[("a.toml", &text)],
-        &["DIR/a.toml: [sources.in] key `max_length`: wrong type: found string \"big\", expected usize"],
+        &["DIR/a.toml: [sources.in] key `max_length`: wrong type: found string \"big\", expected a non-negative integer"],
+    );
+}
+
+#[test]
+fn one_run_reports_every_problem_even_siblings_and_the_graph_beside_key_errors() {
+    // The config a new user needed four rounds to fix: now one run names everything.
+    let text = format!(
+        "{SRC}[sinks.out]\ntype = \"http\"\nuri = \"http://127.0.0.1:1/\"\ninputs = [\"inn\"]\n\
+         batch.max_event = 5\nrequest.timeout_secs = \"x\"\nrequest.concurrency = \"y\"\n\
+         buffer.max_events = \"2000\"\nbuffer.when_full = \"drop\"\n"
+    );
+    let (code, _, err) = validate(&[("a.toml", &text)]);
+    assert_eq!(code, 78, "{err}");
+    for e in [
+        "[sinks.out] key `batch.max_event`: unknown key; did you mean `max_events`?",
+        "[sinks.out] key `request.timeout_secs`: wrong type: found string \"x\", expected a number",
+        "[sinks.out] key `request.concurrency`: wrong type: found string \"y\", expected a non-negative integer",
+        "[sinks.out] key `buffer.max_events`: wrong type: found string \"2000\", expected a non-negative integer",
+        "[sinks.out] key `buffer.when_full`: unknown value `drop`",
+        "[sinks.out] key `inputs`: `inn` is not a source or transform; did you mean `in`?",
+    ] {
+        assert!(err.contains(e), "missing {e:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("usize") && !err.contains("f64"),
+        "Rust type names leak:\n{err}"
     );
 }
 

@@ -26,7 +26,8 @@ impl FieldIssue {
 }
 
 /// Deserializes `T`, reporting every bad key rather than only the first: after each
-/// error on a top-level key, that key is set aside and the table tried again.
+/// error, the offending key (however deeply nested, so its siblings are still checked)
+/// is set aside and the table tried again.
 pub fn from_toml_all<T: DeserializeOwned>(value: toml::Value) -> Result<T, Vec<FieldIssue>> {
     let toml::Value::Table(mut table) = value else {
         return from_toml(value).map_err(|e| vec![e]);
@@ -38,25 +39,63 @@ pub fn from_toml_all<T: DeserializeOwned>(value: toml::Value) -> Result<T, Vec<F
             Ok(v) if issues.is_empty() => return Ok(v),
             Ok(_) => return Err(issues),
             Err(issue) => {
-                let top = issue
-                    .key
-                    .as_deref()
-                    .and_then(|k| k.split('.').next())
-                    .map(str::to_string);
+                let key = issue.key.clone().unwrap_or_default();
                 // A required key we set aside ourselves is not a new problem.
                 let is_echo = issue.message == "missing required key"
-                    && top.as_ref().is_some_and(|t| removed.contains(t));
+                    && removed
+                        .iter()
+                        .any(|r| key == *r || key.starts_with(&format!("{r}.")));
                 if !is_echo {
                     issues.push(issue);
                 }
-                match top {
-                    Some(t) if table.remove(&t).is_some() => removed.push(t),
-                    _ => return Err(issues),
+                match remove_path(&mut table, &key) {
+                    Some(path) => removed.push(path),
+                    None => return Err(issues),
                 }
             }
         }
     }
     Err(issues)
+}
+
+/// Removes the deepest existing key along the dotted `path`; returns the path removed.
+/// A missing required key has nothing to remove, so its parent goes instead.
+fn remove_path(table: &mut toml::Table, path: &str) -> Option<String> {
+    fn remove_at(t: &mut toml::Table, parts: &[&str]) -> bool {
+        match parts {
+            [] => false,
+            [last] => t.remove(*last).is_some(),
+            [first, rest @ ..] => match t.get_mut(*first) {
+                Some(toml::Value::Table(inner)) => remove_at(inner, rest),
+                _ => false,
+            },
+        }
+    }
+    let parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+    (1..=parts.len())
+        .rev()
+        .find(|&depth| remove_at(table, &parts[..depth]))
+        .map(|depth| parts[..depth].join("."))
+}
+
+/// Serde's names for what it expected, in the words of someone writing TOML.
+fn expected_in_words(expected: &str) -> String {
+    let plain = expected.trim();
+    let words = match plain {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a non-negative integer",
+        "isize" | "i64" | "i32" | "i16" | "i8" => "an integer",
+        "f64" | "f32" => "a number",
+        "a boolean" | "bool" => "true or false",
+        "a sequence" => "a list",
+        "a map" => "a table",
+        "option" => "a value",
+        "a string" | "string" => "a string",
+        _ if plain.starts_with("struct ") => "a table",
+        _ if plain.starts_with("enum ") => "one of the listed values",
+        _ if plain.starts_with("a tuple") => "a list",
+        _ => return plain.to_string(),
+    };
+    words.to_string()
 }
 
 /// Deserializes `T` from a TOML value with a structured error.
@@ -105,15 +144,17 @@ pub fn from_toml<T: DeserializeOwned>(value: toml::Value) -> Result<T, FieldIssu
             DeserializerError::InvalidType(unexp, exp) => FieldIssue {
                 key: parent,
                 message: format!(
-                    "wrong type: found {}, expected {exp}",
-                    unexp.to_unexpected()
+                    "wrong type: found {}, expected {}",
+                    unexp.to_unexpected(),
+                    expected_in_words(&exp)
                 ),
             },
             DeserializerError::InvalidValue(unexp, exp) => FieldIssue {
                 key: parent,
                 message: format!(
-                    "invalid value: found {}, expected {exp}",
-                    unexp.to_unexpected()
+                    "invalid value: found {}, expected {}",
+                    unexp.to_unexpected(),
+                    expected_in_words(&exp)
                 ),
             },
             other => FieldIssue {

@@ -144,6 +144,11 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
         s.resolved_inputs = resolve(&s.file, &name, id, &s.inputs, &mut errors);
     }
 
+    // Consumers whose options did not load: their inputs are still checked.
+    for u in &config.unloaded_inputs {
+        resolve(&u.file, &u.name, &u.id, &u.inputs, &mut errors);
+    }
+
     // Cycles can only run through transforms: walk each one's inputs depth-first.
     let edges: BTreeMap<&str, Vec<&str>> = config
         .transforms

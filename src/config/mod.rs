@@ -133,6 +133,19 @@ pub struct Config {
     pub sinks: BTreeMap<String, SinkOuter>,
     /// IDs declared but not loadable: already reported, so inputs naming them are not.
     broken: std::collections::BTreeSet<String>,
+    /// Inputs of transforms and sinks that did not load, still checked against the
+    /// graph so one config run reports a misspelt key and a dangling input together.
+    unloaded_inputs: Vec<UnloadedInputs>,
+}
+
+/// The `inputs` of a consumer whose own options failed to load.
+#[derive(Debug)]
+struct UnloadedInputs {
+    file: PathBuf,
+    /// `sinks.ID` or `transforms.ID`.
+    name: String,
+    id: String,
+    inputs: Vec<String>,
 }
 
 impl Config {
@@ -196,6 +209,7 @@ impl Config {
             transforms: BTreeMap::new(),
             sinks: BTreeMap::new(),
             broken: Default::default(),
+            unloaded_inputs: Vec::new(),
         }
         .run(texts)
     }
@@ -225,6 +239,7 @@ struct Loader {
     transforms: BTreeMap<String, TransformOuter>,
     sinks: BTreeMap<String, SinkOuter>,
     broken: std::collections::BTreeSet<String>,
+    unloaded_inputs: Vec<UnloadedInputs>,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -254,6 +269,7 @@ impl Loader {
             transforms: std::mem::take(&mut self.transforms),
             sinks: std::mem::take(&mut self.sinks),
             broken: std::mem::take(&mut self.broken),
+            unloaded_inputs: std::mem::take(&mut self.unloaded_inputs),
         };
         self.errors.extend(graph::validate(&mut config));
         if self.errors.is_empty() {
@@ -458,19 +474,29 @@ impl Loader {
         let mut buffer = BufferConfig::default();
         if kind == ComponentKind::Sink {
             if let Some(b) = table.remove("buffer") {
-                match from_toml::<BufferConfig>(b) {
+                match field::from_toml_all::<BufferConfig>(b) {
                     Ok(b) => buffer = b,
-                    Err(issue) => self.errors.push(err(
-                        Some(
-                            format!("buffer.{}", issue.key.unwrap_or_default())
-                                .trim_end_matches('.'),
-                        ),
-                        issue.message,
-                    )),
+                    Err(issues) => {
+                        for issue in issues {
+                            self.errors.push(err(
+                                Some(
+                                    format!("buffer.{}", issue.key.unwrap_or_default())
+                                        .trim_end_matches('.'),
+                                ),
+                                issue.message,
+                            ))
+                        }
+                    }
                 }
             }
         }
         let rest = toml::Value::Table(table);
+        let unloaded = UnloadedInputs {
+            file: file.to_path_buf(),
+            name: name.clone(),
+            id: id.clone(),
+            inputs: inputs.clone(),
+        };
         match kind {
             ComponentKind::Source => {
                 let registry = self.registry.sources.clone();
@@ -491,36 +517,40 @@ impl Loader {
                 let registry = self.registry.transforms.clone();
                 let parsed =
                     self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
-                if let Some((t, inner)) = parsed {
-                    self.transforms.insert(
-                        id,
-                        TransformOuter {
-                            type_name: t,
-                            file: file.to_path_buf(),
-                            inputs,
-                            resolved_inputs: Vec::new(),
-                            inner,
-                        },
-                    );
-                }
+                let Some((t, inner)) = parsed else {
+                    self.unloaded_inputs.push(unloaded);
+                    return;
+                };
+                self.transforms.insert(
+                    id,
+                    TransformOuter {
+                        type_name: t,
+                        file: file.to_path_buf(),
+                        inputs,
+                        resolved_inputs: Vec::new(),
+                        inner,
+                    },
+                );
             }
             ComponentKind::Sink => {
                 let registry = self.registry.sinks.clone();
                 let parsed =
                     self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
-                if let Some((t, inner)) = parsed {
-                    self.sinks.insert(
-                        id,
-                        SinkOuter {
-                            type_name: t,
-                            file: file.to_path_buf(),
-                            inputs,
-                            resolved_inputs: Vec::new(),
-                            buffer,
-                            inner,
-                        },
-                    );
-                }
+                let Some((t, inner)) = parsed else {
+                    self.unloaded_inputs.push(unloaded);
+                    return;
+                };
+                self.sinks.insert(
+                    id,
+                    SinkOuter {
+                        type_name: t,
+                        file: file.to_path_buf(),
+                        inputs,
+                        resolved_inputs: Vec::new(),
+                        buffer,
+                        inner,
+                    },
+                );
             }
         }
     }
