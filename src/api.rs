@@ -79,9 +79,16 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
 
 /// Binds the API listener; failing here stops start-up with a clear message.
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|e| format!("cannot serve the API on {address}: {e}"))
+    TcpListener::bind(address).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another sluice on this host? The API listens on 127.0.0.1:9598 unless told \
+             otherwise: give this one its own with `[api] address = \"127.0.0.1:9599\"`, \
+             or turn it off with `[api] enabled = false`)"
+        } else {
+            ""
+        };
+        format!("cannot serve the API on {address}: {e}{hint}")
+    })
 }
 
 /// Serves the API until the process exits.

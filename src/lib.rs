@@ -3,6 +3,7 @@
 //! back instead of growing. See DESIGN.md for the architecture and metric contract.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;

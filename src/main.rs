@@ -1,4 +1,5 @@
 //! The `sluice` command: `run`, `validate` and `graph`.
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice::config::{to_dot, Config, ConfigErrors};
@@ -113,8 +114,15 @@ fn main() -> ExitCode {
         },
         Command::Graph(args) => match load(&args) {
             Ok(c) => {
-                print!("{}", to_dot(&c));
-                ExitCode::SUCCESS
+                use std::io::Write;
+                // A reader that went away (`| dot` with no dot, `| head`) is not an error.
+                match std::io::stdout().lock().write_all(to_dot(&c).as_bytes()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        eprintln!("Cannot write the graph: {e}");
+                        ExitCode::FAILURE
+                    }
+                    _ => ExitCode::SUCCESS,
+                }
             }
             Err(e) => report_invalid(&e),
         },
@@ -198,7 +206,9 @@ async fn run(config: Config) -> ExitCode {
         .await
     {
         Stopped::Drained => {
-            tracing::info!("Shutdown complete; everything in flight was delivered.");
+            // Drained means every component finished its input; whatever a sink could
+            // not deliver on the way was counted and logged by that sink.
+            tracing::info!("Shutdown complete; every component drained its input.");
             ExitCode::SUCCESS
         }
         Stopped::TimedOut { undelivered } => {

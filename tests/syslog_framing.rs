@@ -8,7 +8,7 @@ use chrono::Utc;
 use proptest::prelude::*;
 use serde_json::Value as Json;
 use sluice::event::ObjectMap;
-use sluice::sources::syslog::{parse_into, Framer};
+use sluice::sources::syslog::{parse_into, Framer, Parsed};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/syslog");
 
@@ -158,7 +158,21 @@ proptest! {
     #[test]
     fn parser_never_panics_and_keeps_raw_text(data in proptest::collection::vec(any::<u8>(), 0..300)) {
         let mut fields = ObjectMap::new();
-        let _ = parse_into(&Bytes::from(data), None, Utc::now(), &mut fields);
+        let text = String::from_utf8_lossy(&data).trim().to_string();
+        match parse_into(&Bytes::from(data), None, Utc::now(), &mut fields) {
+            // Not syslog: the whole text, as received (invalid UTF-8 replaced), is the message.
+            Parsed::Raw => prop_assert_eq!(
+                fields.get("message").map(|m| m.to_string_lossy().into_owned()),
+                Some(text)
+            ),
+            // Only whitespace: nothing to keep.
+            Parsed::Empty => prop_assert!(text.is_empty()),
+            // Syslog: the message is a piece of the text, never something made up.
+            Parsed::Syslog => {
+                let message = fields.get("message").map(|m| m.to_string_lossy().into_owned()).unwrap_or_default();
+                prop_assert!(text.contains(&message), "{:?} is not in {:?}", message, text);
+            }
+        }
     }
 
     #[test]

@@ -242,6 +242,7 @@ fn embedded_default_and_every_example_validate() {
                 .arg("validate")
                 .arg("--config")
                 .arg(&p)
+                .env("INGEST_TOKEN", "a-token")
                 .output()
                 .expect("run");
             assert!(
@@ -254,6 +255,18 @@ fn embedded_default_and_every_example_validate() {
         }
     }
     assert!(n >= 6, "one example per component expected, found {n}");
+    // An example never ships a working default credential.
+    let out = Command::new(support::bin())
+        .args(["validate", "--config"])
+        .arg(examples.join("http_ingest.toml"))
+        .env_remove("INGEST_TOKEN")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("environment variable `INGEST_TOKEN` is not set: set INGEST_TOKEN"),
+        "{err}"
+    );
     let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sluice.toml");
     let out = Command::new(support::bin())
         .arg("validate")

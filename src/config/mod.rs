@@ -283,12 +283,16 @@ impl Loader {
         let text = match interpolate::interpolate(text, |n| std::env::var(n).ok()) {
             Ok(t) => t,
             Err(missing) => {
-                for (line, name) in missing {
+                for m in missing {
+                    let (line, name) = (m.line, m.name);
                     self.errors.push(ConfigError::file(
                         file,
-                        format!(
-                            "line {line}: environment variable `{name}` is not set and has no default (write ${{{name}:-default}} to give one)"
-                        ),
+                        match m.message {
+                            Some(msg) => format!("line {line}: environment variable `{name}` is not set: {msg}"),
+                            None => format!(
+                                "line {line}: environment variable `{name}` is not set and has no default (write ${{{name}:-default}} to give one)"
+                            ),
+                        },
                     ));
                 }
                 return;

@@ -39,21 +39,38 @@ impl SinkConfig for ConsoleConfig {
         on_own_thread(&format!("sink-{name}"), async move {
             let errors = cx.metrics.error_reporter("io");
             let mut buf = Vec::with_capacity(64 * 1024);
+            // Once the reader has gone (`| head`), nothing more can be written: the rest
+            // is counted, not attempted, and reported once at the end.
+            let mut closed = false;
+            let mut unwritten = 0u64;
             while let Some(mut batch) = cx.input.recv().await {
                 buf.clear();
                 let n = batch.len() as u64;
-                for e in &batch {
-                    codec.encode_line(e, &mut buf);
-                }
-                let res = match target {
-                    Target::Stdout => std::io::stdout().lock().write_all(&buf),
-                    Target::Stderr => std::io::stderr().lock().write_all(&buf),
+                let res = if closed {
+                    Err(std::io::ErrorKind::BrokenPipe.into())
+                } else {
+                    for e in &batch {
+                        codec.encode_line(e, &mut buf);
+                    }
+                    match target {
+                        Target::Stdout => std::io::stdout().lock().write_all(&buf),
+                        Target::Stderr => std::io::stderr().lock().write_all(&buf),
+                    }
                 };
                 let status = match res {
                     Ok(()) => {
                         cx.metrics.sent_events.increment(n);
                         cx.metrics.sent_bytes.increment(buf.len() as u64);
                         BatchStatus::Delivered
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        if !closed {
+                            errors.report(1, || format!("{target:?} was closed by its reader; events are no longer written"));
+                            closed = true;
+                        }
+                        unwritten += n;
+                        cx.metrics.discarded_unintentional.increment(n);
+                        BatchStatus::Errored
                     }
                     Err(e) => {
                         errors.report(1, || format!("Writing to {target:?} failed: {e}"));
@@ -64,6 +81,9 @@ impl SinkConfig for ConsoleConfig {
                 for e in batch.iter_mut() {
                     e.take_finalizers().update_status(status);
                 }
+            }
+            if unwritten > 0 {
+                tracing::error!(component_id = %cx.id, undelivered = unwritten, "{target:?} closed before the end: these events were not written.");
             }
         })
     }

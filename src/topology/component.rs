@@ -81,6 +81,10 @@ pub struct SourceContext {
     pub metrics: ComponentMetrics,
     /// The global `data_dir`, for state such as checkpoints.
     pub data_dir: PathBuf,
+    /// `shutdown_timeout_secs`: how long the whole drain may take after `shutdown`, so a
+    /// source that waits for acknowledgements before its final checkpoint stops waiting
+    /// in time to write it.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 /// A `[sources.ID]` config.

@@ -34,7 +34,7 @@ where
         .enable_time()
         .build()
         .map_err(|source| BuildError::Io {
-            what: "starting the sink's runtime".into(),
+            what: format!("starting the runtime of {name}"),
             source,
         })?;
     std::thread::Builder::new()
@@ -44,7 +44,7 @@ where
             let _ = tx.send(());
         })
         .map_err(|source| BuildError::Io {
-            what: "starting the sink's thread".into(),
+            what: format!("starting the thread of {name}"),
             source,
         })?;
     Ok(Box::pin(async move {
@@ -87,7 +87,7 @@ pub struct RunningTopology {
     health: Arc<Health>,
 }
 
-fn labels(kind: ComponentKind, id: &str, type_name: &'static str) -> ComponentMetrics {
+fn component_metrics(kind: ComponentKind, id: &str, type_name: &'static str) -> ComponentMetrics {
     ComponentMetrics::new(ComponentLabels {
         id: Arc::from(id),
         kind,
@@ -108,7 +108,7 @@ impl RunningTopology {
         let mut buffers = Vec::new();
 
         for (id, sink) in &config.sinks {
-            let m = labels(ComponentKind::Sink, id, sink.type_name);
+            let m = component_metrics(ComponentKind::Sink, id, sink.type_name);
             let (tx, rx) = buffer::buffer(&sink.buffer, m.clone());
             for input in &sink.resolved_inputs {
                 senders.entry(input.clone()).or_default().push(tx.clone());
@@ -117,7 +117,7 @@ impl RunningTopology {
             sink_inputs.insert(id.clone(), (rx, m));
         }
         for (id, t) in &config.transforms {
-            let m = labels(ComponentKind::Transform, id, t.type_name);
+            let m = component_metrics(ComponentKind::Transform, id, t.type_name);
             let (tx, rx) = buffer::buffer(&BufferConfig::default(), m.clone());
             for input in &t.resolved_inputs {
                 senders.entry(input.clone()).or_default().push(tx.clone());
@@ -177,7 +177,7 @@ impl RunningTopology {
         }
         let mut source_tasks = Vec::new();
         for (id, s) in &config.sources {
-            let m = labels(ComponentKind::Source, id, s.type_name);
+            let m = component_metrics(ComponentKind::Source, id, s.type_name);
             let outputs = senders.remove(id).unwrap_or_default();
             if outputs.is_empty() {
                 tracing::warn!(component_id = %id, "Source feeds no transform or sink; its events go nowhere.");
@@ -188,6 +188,7 @@ impl RunningTopology {
                 shutdown: shutdown.child_token(),
                 metrics: m,
                 data_dir: config.data_dir.clone(),
+                shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
             };
             match s.inner.build(cx) {
                 Ok(task) => source_tasks.push((Arc::<str>::from(id.as_str()), task)),

@@ -468,8 +468,14 @@ impl Follower {
         // Messages still being gathered go out now rather than wait for a restart.
         self.flush_multiline().await;
         // Shutdown: what was sent drains through the sinks; wait for their answers so
-        // the final checkpoint covers everything delivered.
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // the final checkpoint covers everything delivered, but stop a second before
+        // `shutdown_timeout_secs` runs out so the checkpoint is still written.
+        let wait = self
+            .cx
+            .shutdown_timeout
+            .saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_millis(100));
+        let deadline = Instant::now() + wait;
         while !self.pending.is_empty() && Instant::now() < deadline {
             tokio::select! {
                 Some((seq, status)) = self.acks_rx.recv() => self.ack(seq, status),
