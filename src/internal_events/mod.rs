@@ -266,6 +266,10 @@ pub fn describe_all() {
         "sluice_files_open",
         "Files a file source follows or a file sink keeps open."
     );
+    describe_gauge!(
+        "sluice_files_open_peak",
+        "The most files a file source has held open at once since start (bounded by max_open_files)."
+    );
     describe_counter!(
         "sluice_files_added_total",
         "Files a file source started following."

@@ -180,11 +180,12 @@ impl BufferSender {
                         }
                         _ => 0,
                     };
-                    let dropped = batch.len() - fit as usize;
+                    let dropped = (batch.len() - fit as usize) as u64;
                     batch.truncate(fit as usize);
-                    self.metrics
-                        .discarded_unintentional
-                        .increment(dropped as u64);
+                    // They reached this component and it dropped them: received and
+                    // discarded, so its events still add up.
+                    self.metrics.received_events.increment(dropped);
+                    self.metrics.discarded_unintentional.increment(dropped);
                     if fit == 0 {
                         TrySend::Done
                     } else {

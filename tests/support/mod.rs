@@ -298,9 +298,28 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// The contract of DESIGN.md §3: every component exports these series with its
-/// `component_id`, `component_kind` and `component_type`; returns the samples so the
-/// caller can assert on values.
+/// `component_id`, `component_kind` and `component_type`, and after a drain its events
+/// add up: every event it received was sent on or discarded, none vanished in between
+/// (`received = sent + discarded`; a transform whose outputs overlap may send more).
+/// Returns the samples so the caller can assert on values. Call it once the component
+/// has finished what it took in; [`component_metrics_in_flight`] is for the moments
+/// when events are knowingly still held (a sink whose destination is down).
 pub fn assert_component_metrics(text: &str, id: &str, kind: &str, ty: &str) -> ComponentSample {
+    let s = component_metrics_in_flight(text, id, kind, ty);
+    assert!(
+        s.received_events == s.sent_events + s.discarded
+            || (kind == "transform" && s.sent_events + s.discarded > s.received_events),
+        "{kind} {id} ({ty}) does not add up: received {} != sent {} + discarded {}\n{text}",
+        s.received_events,
+        s.sent_events,
+        s.discarded
+    );
+    s
+}
+
+/// The contract's series of one component without the accounting identity, for a
+/// component that still holds events on purpose; returns the samples.
+pub fn component_metrics_in_flight(text: &str, id: &str, kind: &str, ty: &str) -> ComponentSample {
     let l = [
         ("component_id", id),
         ("component_kind", kind),

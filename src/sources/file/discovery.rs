@@ -200,7 +200,7 @@ impl Follower {
                 self.busy.insert(id.clone());
                 self.files.insert(id, t);
                 self.added.increment(1);
-                self.open_gauge.set(self.files.len() as f64);
+                self.files_changed();
                 true
             }
             Err(e) => {
@@ -358,7 +358,7 @@ impl Follower {
         if let Some(t) = self.files.remove(&id) {
             self.parked.insert(id.clone(), t.offset);
             self.busy.remove(&id);
-            self.open_gauge.set(self.files.len() as f64);
+            self.files_changed();
         }
         true
     }

@@ -245,6 +245,10 @@ struct Follower {
     io: ErrorReporter,
     checkpoint_errors: ErrorReporter,
     open_gauge: metrics::Gauge,
+    /// The most files open at once since start, so `max_open_files` can be checked and
+    /// tuned without sampling `sluice_files_open` fast enough to catch a spike.
+    open_peak: usize,
+    open_peak_gauge: metrics::Gauge,
     added: metrics::Counter,
     rotated: metrics::Counter,
     truncations: metrics::Counter,
@@ -310,6 +314,8 @@ impl Follower {
             io: cx.metrics.error_reporter("io"),
             checkpoint_errors,
             open_gauge: cx.metrics.gauge("sluice_files_open"),
+            open_peak: 0,
+            open_peak_gauge: cx.metrics.gauge("sluice_files_open_peak"),
             added: cx.metrics.counter("sluice_files_added_total"),
             rotated: cx.metrics.counter("sluice_files_rotated_total"),
             truncations: cx.metrics.counter("sluice_files_truncated_total"),
@@ -485,6 +491,16 @@ impl Follower {
         }
         self.write_checkpoints();
         self.open_gauge.set(0.0);
+    }
+
+    /// Reports how many files are open (and the peak) after the set of them changed.
+    fn files_changed(&mut self) {
+        let open = self.files.len();
+        self.open_gauge.set(open as f64);
+        if open > self.open_peak {
+            self.open_peak = open;
+            self.open_peak_gauge.set(open as f64);
+        }
     }
 
     /// The earliest moment the idle loop has work without being woken by inotify or an
@@ -800,7 +816,7 @@ impl Follower {
             None => !(t.finished && t.last_data.elapsed() >= wait),
         });
         if self.files.len() != before {
-            self.open_gauge.set(self.files.len() as f64);
+            self.files_changed();
         }
     }
 }
