@@ -2,13 +2,17 @@
 //! counters with the same labels, pre-registered so the hot path only bumps handles,
 //! and every failure is counted and logged (rate-limited) by the same call.
 
+pub mod failures;
 pub mod names;
+
+pub use failures::Reporter;
 
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, Counter, Gauge,
 };
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Which table of the config a component comes from.
@@ -99,20 +103,41 @@ impl ComponentMetrics {
         }
     }
 
-    /// A counter-and-log pair for one kind of failure of this component.
+    /// A counter-and-log pair for one kind of failure of this component. Every call
+    /// for one component and `error_type` returns the same one, so a thousand
+    /// connections with bad input share one rate limit instead of logging a thousand
+    /// lines. Looked up under a lock: take it at start, not per event. Prefer the typed
+    /// [`Reporter`]; this is for error types only known at run time.
     pub fn error_reporter(&self, error_type: &'static str) -> ErrorReporter {
-        let mut l = self.labels.labels().to_vec();
-        l.push(("error_type", error_type.to_string()));
-        ErrorReporter {
-            inner: Arc::new(ErrorReporterInner {
-                counter: counter!("sluice_component_errors_total", &l),
-                component_id: self.labels.id.clone(),
-                component_kind: self.labels.kind.as_str(),
-                error_type,
-                last_log_secs: AtomicU64::new(0),
-                suppressed: AtomicU64::new(0),
-            }),
-        }
+        type Key = (Arc<str>, ComponentKind, &'static str);
+        static CACHE: OnceLock<Mutex<HashMap<Key, ErrorReporter>>> = OnceLock::new();
+        let key = (self.labels.id.clone(), self.labels.kind, error_type);
+        let mut cache = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                let mut l = self.labels.labels().to_vec();
+                l.push(("error_type", error_type.to_string()));
+                ErrorReporter {
+                    inner: Arc::new(ErrorReporterInner {
+                        counter: counter!("sluice_component_errors_total", &l),
+                        component_id: self.labels.id.clone(),
+                        component_kind: self.labels.kind.as_str(),
+                        error_type,
+                        last_log_secs: AtomicU64::new(0),
+                        suppressed: AtomicU64::new(0),
+                    }),
+                }
+            })
+            .clone()
+    }
+
+    /// The typed reporter of failure `F` for this component.
+    pub fn reporter<F: failures::Failure>(&self) -> Reporter<F> {
+        Reporter::new(self)
     }
 
     /// A gauge with this component's labels plus extra ones, for per-component extras.
@@ -257,10 +282,6 @@ pub fn describe_all() {
     describe_counter!(
         "sluice_tcp_connections_total",
         "TCP connections a socket source accepted."
-    );
-    describe_counter!(
-        "sluice_tcp_connections_refused_total",
-        "TCP connections closed at once because connection_limit was reached."
     );
     describe_gauge!(
         "sluice_files_open",

@@ -4,6 +4,7 @@
 use super::util::encoding::EncodingConfig;
 use super::util::on_own_thread;
 use crate::event::BatchStatus;
+use crate::internal_events::failures::WriteFailed;
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use serde::Deserialize;
 use std::io::Write;
@@ -37,7 +38,7 @@ impl SinkConfig for ConsoleConfig {
         let target = self.target;
         let name = cx.id.to_string();
         on_own_thread(&format!("sink-{name}"), async move {
-            let errors = cx.metrics.error_reporter("io");
+            let errors = cx.metrics.reporter::<WriteFailed>();
             let mut buf = Vec::with_capacity(64 * 1024);
             // Once the reader has gone (`| head`), nothing more can be written: the rest
             // is counted, not attempted, and reported once at the end.
@@ -65,16 +66,16 @@ impl SinkConfig for ConsoleConfig {
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                         if !closed {
-                            errors.report(1, || format!("{target:?} was closed by its reader; events are no longer written"));
+                            errors.emit_dropped(n, || format!("{target:?} was closed by its reader; events are no longer written"));
                             closed = true;
+                        } else {
+                            cx.metrics.discarded_unintentional.increment(n);
                         }
                         unwritten += n;
-                        cx.metrics.discarded_unintentional.increment(n);
                         BatchStatus::Errored
                     }
                     Err(e) => {
-                        errors.report(1, || format!("Writing to {target:?} failed: {e}"));
-                        cx.metrics.discarded_unintentional.increment(n);
+                        errors.emit_dropped(n, || format!("Writing to {target:?} failed: {e}"));
                         BatchStatus::Errored
                     }
                 };

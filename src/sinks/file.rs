@@ -8,7 +8,8 @@ use super::util::template::Template;
 use super::util::{on_own_thread, Dropper};
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, BatchStatus, EventFinalizers};
-use crate::internal_events::{ComponentMetrics, ErrorReporter};
+use crate::internal_events::failures::{FileTrouble, TemplateFailed, WriteFailed};
+use crate::internal_events::{ComponentMetrics, Reporter};
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
@@ -56,8 +57,9 @@ impl SinkConfig for FileSinkConfig {
             compression: self.compression,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             files: HashMap::new(),
-            io_errors: cx.metrics.error_reporter("io"),
-            template_errors: cx.metrics.error_reporter("template"),
+            io_errors: cx.metrics.reporter(),
+            file_trouble: cx.metrics.reporter(),
+            template_errors: cx.metrics.reporter(),
             open_gauge: cx.metrics.gauge("sluice_files_open"),
             metrics: cx.metrics.clone(),
             path_buf: String::new(),
@@ -125,8 +127,9 @@ struct FileSink {
     compression: Compression,
     idle_timeout: Duration,
     files: HashMap<String, OpenFile>,
-    io_errors: ErrorReporter,
-    template_errors: ErrorReporter,
+    io_errors: Reporter<WriteFailed>,
+    file_trouble: Reporter<FileTrouble>,
+    template_errors: Reporter<TemplateFailed>,
     open_gauge: Gauge,
     metrics: ComponentMetrics,
     path_buf: String,
@@ -175,7 +178,6 @@ impl FileSink {
     /// Encodes a batch into the pending buffers of its files; returns bytes added.
     fn encode(&mut self, mut batch: Batch, finalizers: &mut Vec<EventFinalizers>) -> usize {
         let mut added = 0;
-        let mut dropped = 0u64;
         for event in batch.iter_mut() {
             let f = event.take_finalizers();
             let time: DateTime<Utc> = Template::event_time(event);
@@ -196,10 +198,9 @@ impl FileSink {
                 match self.template.render(event, time, &mut self.path_buf) {
                     Ok(()) => &self.path_buf,
                     Err(e) => {
-                        dropped += 1;
                         // Permanent for this event: its source must not wait for it.
                         f.update_status(BatchStatus::Rejected);
-                        self.template_errors.report(1, || {
+                        self.template_errors.emit_dropped(1, || {
                             format!(
                                 "Event dropped: cannot render path `{}`: {e}",
                                 self.template.as_str()
@@ -236,11 +237,11 @@ impl FileSink {
                         self.last.as_mut().map(|(_, f)| f)
                     }
                     Err(e) => {
-                        dropped += 1;
                         // Not delivered: a source that waits (file tail) keeps it.
                         f.update_status(BatchStatus::Errored);
-                        self.io_errors
-                            .report(1, || format!("Event dropped: cannot open `{path}`: {e}"));
+                        self.io_errors.emit_dropped(1, || {
+                            format!("Event dropped: cannot open `{path}`: {e}")
+                        });
                         continue;
                     }
                 }
@@ -253,9 +254,6 @@ impl FileSink {
             self.codec.encode_line(event, &mut file.pending);
             file.pending_events += 1;
             added += file.pending.len() - before;
-        }
-        if dropped > 0 {
-            self.metrics.discarded_unintentional.increment(dropped);
         }
         self.spent.push(batch);
         added
@@ -275,9 +273,8 @@ impl FileSink {
                 }
                 Err(e) => {
                     status = BatchStatus::Errored;
-                    self.metrics.discarded_unintentional.increment(lines);
                     self.io_errors
-                        .report(1, || format!("Writing to `{path}` failed: {e}"));
+                        .emit_dropped(lines, || format!("Writing to `{path}` failed: {e}"));
                 }
             }
         }
@@ -300,15 +297,15 @@ impl FileSink {
             if let Some(f) = self.files.remove(&path) {
                 self.open_gauge.decrement(1.0);
                 if let Err(e) = f.close() {
-                    self.io_errors
-                        .report(1, || format!("Closing `{path}` failed: {e}"));
+                    self.file_trouble
+                        .emit(|| format!("Closing `{path}` failed: {e}"));
                 }
             }
         }
         for (path, f) in self.files.iter_mut() {
             if let Err(e) = f.flush() {
-                self.io_errors
-                    .report(1, || format!("Flushing `{path}` failed: {e}"));
+                self.file_trouble
+                    .emit(|| format!("Flushing `{path}` failed: {e}"));
             }
         }
     }
@@ -321,8 +318,8 @@ impl FileSink {
         for (path, f) in self.files.drain() {
             self.open_gauge.decrement(1.0);
             if let Err(e) = f.close() {
-                self.io_errors
-                    .report(1, || format!("Closing `{path}` failed: {e}"));
+                self.file_trouble
+                    .emit(|| format!("Closing `{path}` failed: {e}"));
             }
         }
     }

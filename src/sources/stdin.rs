@@ -4,6 +4,7 @@
 
 use super::syslog::{Framer, Mode};
 use crate::event::{EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS};
+use crate::internal_events::failures::{ReadFailed, Truncated};
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
@@ -29,8 +30,8 @@ impl SourceConfig for StdinConfig {
         Ok(Box::pin(async move {
             let source_id = crate::event::intern(&cx.id);
             let host = Value::Bytes(Bytes::from(crate::hostname()));
-            let truncated = cx.metrics.error_reporter("truncated");
-            let io = cx.metrics.error_reporter("io");
+            let truncated = cx.metrics.reporter::<Truncated>();
+            let io = cx.metrics.reporter::<ReadFailed>();
             let mut framer = Framer::with_mode(Mode::Newline, max_length);
             let mut stdin = tokio::io::stdin();
             let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -40,7 +41,7 @@ impl SourceConfig for StdinConfig {
                 let n = tokio::select! {
                     r = stdin.read_buf(&mut buf) => match r {
                         Ok(n) => n,
-                        Err(e) => { io.report(1, || format!("Reading stdin failed: {e}")); 0 }
+                        Err(e) => { io.emit(|| format!("Reading stdin failed: {e}")); 0 }
                     },
                     _ = cx.shutdown.cancelled() => 0,
                 };
@@ -55,7 +56,7 @@ impl SourceConfig for StdinConfig {
                     let Some(d) = step else { break };
                     let Some(mut line) = d.frame else { continue };
                     if d.truncated {
-                        truncated.report(1, || {
+                        truncated.emit(|| {
                             format!(
                                 "Line longer than max_length ({max_length} bytes) was truncated."
                             )

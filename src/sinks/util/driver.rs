@@ -8,7 +8,8 @@
 use super::circuit::CircuitBreaker;
 use super::retry::RequestConfig;
 use crate::event::{BatchStatus, EventFinalizers};
-use crate::internal_events::{names, ComponentMetrics, ErrorReporter};
+use crate::internal_events::failures::{Rejected, RequestAbandoned, RequestRetried};
+use crate::internal_events::{names, ComponentMetrics, Reporter};
 use crate::topology::buffer::HeldEvents;
 use metrics::Counter;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -79,8 +80,9 @@ struct Accounting {
     metrics: ComponentMetrics,
     held: HeldEvents,
     retries: Counter,
-    failed: ErrorReporter,
-    rejected: ErrorReporter,
+    retried: Reporter<RequestRetried>,
+    abandoned: Reporter<RequestAbandoned>,
+    rejected: Reporter<Rejected>,
 }
 
 /// The request scheduler of one sink.
@@ -111,8 +113,9 @@ impl<S: Service> Driver<S> {
             accounting: Accounting {
                 held,
                 retries: metrics.counter(names::SINK_RETRIES),
-                failed: metrics.error_reporter("request_failed"),
-                rejected: metrics.error_reporter("rejected"),
+                retried: metrics.reporter(),
+                abandoned: metrics.reporter(),
+                rejected: metrics.reporter(),
                 metrics: metrics.clone(),
             },
             policy: Arc::new(policy),
@@ -222,12 +225,9 @@ async fn run<S: Service>(
             Outcome::Partial { rejected, reason } => {
                 work.breaker.record_delivered();
                 let rejected = rejected.min(work.events);
-                acc.rejected.report(1, || {
+                acc.rejected.emit_dropped(rejected as u64, || {
                     format!("The destination refused {rejected} of {} events; they are not sent again: {reason}", work.events)
                 });
-                acc.metrics
-                    .discarded_unintentional
-                    .increment(rejected as u64);
                 acc.metrics
                     .sent_events
                     .increment((work.events - rejected) as u64);
@@ -237,10 +237,9 @@ async fn run<S: Service>(
             Outcome::Reject { reason } => {
                 work.breaker.record_success();
                 let n = work.events;
-                acc.rejected.report(1, || {
+                acc.rejected.emit_dropped(n as u64, || {
                     format!("The destination refused {n} events; they are not sent again: {reason}")
                 });
-                acc.metrics.discarded_unintentional.increment(n as u64);
                 break BatchStatus::Rejected;
             }
             Outcome::Retry {
@@ -256,17 +255,15 @@ async fn run<S: Service>(
                 }
                 if u64::from(retry) >= policy.retry_attempts {
                     let n = work.events;
-                    acc.failed.report(1, || {
+                    acc.abandoned.emit_dropped(n as u64, || {
                         format!("Giving up on {n} events after {retry} retries: {reason}")
                     });
-                    acc.metrics.discarded_unintentional.increment(n as u64);
                     break BatchStatus::Errored;
                 }
                 retry = retry.saturating_add(1);
                 let delay = policy.backoff(retry, retry_after);
-                acc.failed.report(1, || {
-                    format!("{reason}; retry {retry} in {} ms", delay.as_millis())
-                });
+                acc.retried
+                    .emit(|| format!("{reason}; retry {retry} in {} ms", delay.as_millis()));
                 acc.retries.increment(1);
                 tokio::time::sleep(delay).await;
             }
@@ -344,8 +341,14 @@ mod tests {
         let recorder = PrometheusBuilder::new().build_recorder();
         let fake = Arc::new(Fake::default());
         let (driver, breaker) = metrics::with_local_recorder(&recorder, || {
+            // Reporters are shared per component ID: each test needs its own.
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let id = format!(
+                "driver-{}",
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
             let m = ComponentMetrics::new(ComponentLabels {
-                id: "t".into(),
+                id: id.into(),
                 kind: ComponentKind::Sink,
                 type_name: "test",
             });

@@ -46,7 +46,7 @@ impl Follower {
                             self.consider(&path, first, Some(&mut known));
                         }
                     }
-                    Err(e) => self.io.report(1, || {
+                    Err(e) => self.io.emit(|| {
                         format!(
                             "Cannot look into {} for `{pattern}`: {}",
                             e.path().display(),
@@ -104,9 +104,8 @@ impl Follower {
             Err(e) => {
                 // Unreadable (permissions, usually): counted, logged, retried at the
                 // next scan.
-                self.io.report(1, || {
-                    format!("Cannot open {} to follow it: {e}", path.display())
-                });
+                self.io
+                    .emit(|| format!("Cannot open {} to follow it: {e}", path.display()));
                 return;
             }
         };
@@ -123,7 +122,7 @@ impl Follower {
             }
             Err(e) => {
                 self.io
-                    .report(1, || format!("Cannot fingerprint {}: {e}", path.display()));
+                    .emit(|| format!("Cannot fingerprint {}: {e}", path.display()));
                 return;
             }
         };
@@ -205,7 +204,7 @@ impl Follower {
             }
             Err(e) => {
                 self.io
-                    .report(1, || format!("Cannot follow {}: {e}", path.display()));
+                    .emit(|| format!("Cannot follow {}: {e}", path.display()));
                 false
             }
         }
@@ -253,7 +252,7 @@ impl Follower {
             let entries = match std::fs::read_dir(dir) {
                 Ok(e) => e,
                 Err(e) => {
-                    self.io.report(1, || {
+                    self.io.emit(|| {
                         format!(
                             "Cannot look for the copy of truncated {} in {}: {e}",
                             r.path.display(),

@@ -19,7 +19,8 @@ use crate::config::field::FieldIssue;
 use crate::event::{
     BatchNotifier, BatchStatus, EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS,
 };
-use crate::internal_events::ErrorReporter;
+use crate::internal_events::failures::{CheckpointFailed, FileTrouble, ReadFailed, Truncated};
+use crate::internal_events::Reporter;
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
 use bytes::Bytes;
 use chrono::Utc;
@@ -241,9 +242,10 @@ struct Follower {
     started: bool,
     host: Value,
     source_id: &'static str,
-    truncated: ErrorReporter,
-    io: ErrorReporter,
-    checkpoint_errors: ErrorReporter,
+    truncated: Reporter<Truncated>,
+    io: Reporter<FileTrouble>,
+    read_errors: Reporter<ReadFailed>,
+    checkpoint_errors: Reporter<CheckpointFailed>,
     open_gauge: metrics::Gauge,
     /// The most files open at once since start, so `max_open_files` can be checked and
     /// tuned without sampling `sluice_files_open` fast enough to catch a spike.
@@ -273,9 +275,9 @@ impl Follower {
         cx: SourceContext,
     ) -> Self {
         let (checkpoints, problem) = Checkpoints::load(&dir);
-        let checkpoint_errors = cx.metrics.error_reporter("checkpoint");
+        let checkpoint_errors = cx.metrics.reporter::<CheckpointFailed>();
         if let Some(p) = problem {
-            checkpoint_errors.report(1, || p);
+            checkpoint_errors.emit(|| p);
         }
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let rescan = |reason: &str| {
@@ -310,8 +312,9 @@ impl Follower {
             started: false,
             host: Value::Bytes(Bytes::from(crate::hostname())),
             source_id: crate::event::intern(&cx.id),
-            truncated: cx.metrics.error_reporter("truncated"),
-            io: cx.metrics.error_reporter("io"),
+            truncated: cx.metrics.reporter(),
+            io: cx.metrics.reporter(),
+            read_errors: cx.metrics.reporter(),
             checkpoint_errors,
             open_gauge: cx.metrics.gauge("sluice_files_open"),
             open_peak: 0,
@@ -564,8 +567,8 @@ impl Follower {
                         break;
                     }
                     Err(e) => {
-                        self.io
-                            .report(1, || format!("Reading {} failed: {e}", t.path.display()));
+                        self.read_errors
+                            .emit(|| format!("Reading {} failed: {e}", t.path.display()));
                         break;
                     }
                 }
@@ -647,7 +650,7 @@ impl Follower {
         };
         if let Err(e) = t.restart() {
             self.io
-                .report(1, || format!("Cannot restart {}: {e}", t.path.display()));
+                .emit(|| format!("Cannot restart {}: {e}", t.path.display()));
         }
         let provisional = format!("{PROVISIONAL}{}-{}", t.dev_ino.0, t.dev_ino.1);
         t.id = provisional.clone();
@@ -682,7 +685,7 @@ impl Follower {
             {
                 if truncated {
                     let max = self.config.max_line_bytes;
-                    self.truncated.report(1, || {
+                    self.truncated.emit(|| {
                         format!(
                             "Line longer than max_line_bytes ({max}) in {} was truncated.",
                             t_path.display()
@@ -802,7 +805,7 @@ impl Follower {
             Ok(false) => {}
             Err(e) => self
                 .checkpoint_errors
-                .report(1, || format!("Writing checkpoints failed: {e}")),
+                .emit(|| format!("Writing checkpoints failed: {e}")),
         }
     }
 

@@ -12,7 +12,10 @@ pub use decode::{Codec, DecodingConfig};
 use crate::config::field::FieldIssue;
 use crate::event::{BatchNotifier, BatchStatus, Event, EventMetadata, LogEvent, Value};
 use crate::http::{Auth, AuthVerifier, ServerTlsConfig};
-use crate::internal_events::ErrorReporter;
+use crate::internal_events::failures::{
+    AcceptFailed, BadRequest, BodyTooLarge, DecodeFailed, TlsHandshakeFailed, Unauthorized,
+};
+use crate::internal_events::Reporter;
 use crate::topology::component::{BuildError, Resource, SourceConfig, SourceContext, Task};
 use crate::topology::fanout::Refused;
 use bytes::{Bytes, BytesMut};
@@ -211,14 +214,14 @@ impl SourceConfig for HttpServerConfig {
             source_id: crate::event::intern(&cx.id),
             source_type: Value::Bytes(Bytes::from_static(b"http_server")),
             statuses,
-            decode_errors: cx.metrics.error_reporter("decode"),
-            too_large: cx.metrics.error_reporter("too_large"),
+            decode_errors: cx.metrics.reporter(),
+            too_large: cx.metrics.reporter(),
             header_names: name_matches(&self.headers)
                 .map_err(|e| BuildError::Other(format!("headers: {e}")))?,
             query_names: name_matches(&self.query_parameters)
                 .map_err(|e| BuildError::Other(format!("query_parameters: {e}")))?,
-            unauthorized: cx.metrics.error_reporter("unauthorized"),
-            bad_request: cx.metrics.error_reporter("bad_request"),
+            unauthorized: cx.metrics.reporter(),
+            bad_request: cx.metrics.reporter(),
             config: self.clone(),
             cx,
         });
@@ -304,10 +307,10 @@ struct Handler {
     source_id: &'static str,
     source_type: Value,
     statuses: HashMap<u16, Counter>,
-    decode_errors: ErrorReporter,
-    too_large: ErrorReporter,
-    unauthorized: ErrorReporter,
-    bad_request: ErrorReporter,
+    decode_errors: Reporter<DecodeFailed>,
+    too_large: Reporter<BodyTooLarge>,
+    unauthorized: Reporter<Unauthorized>,
+    bad_request: Reporter<BadRequest>,
     header_names: Vec<NameMatch>,
     query_names: Vec<NameMatch>,
 }
@@ -315,8 +318,8 @@ struct Handler {
 type Reply = Response<Full<Bytes>>;
 
 async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, h: Arc<Handler>) {
-    let accept_errors = h.cx.metrics.error_reporter("accept");
-    let tls_errors = h.cx.metrics.error_reporter("tls");
+    let accept_errors = h.cx.metrics.reporter::<AcceptFailed>();
+    let tls_errors = h.cx.metrics.reporter::<TlsHandshakeFailed>();
     let mut conns = JoinSet::new();
     tracing::info!(component_id = %h.cx.id, address = %h.config.address, tls = tls.is_some(), "Listening for HTTP.");
     loop {
@@ -329,14 +332,14 @@ async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, h:
                         match tls {
                             Some(acceptor) => match acceptor.accept(stream).await {
                                 Ok(s) => connection(s, peer, h).await,
-                                Err(e) => tls_errors.report(1, || format!("TLS handshake with {peer} failed: {e}")),
+                                Err(e) => tls_errors.emit(|| format!("TLS handshake with {peer} failed: {e}")),
                             },
                             None => connection(stream, peer, h).await,
                         }
                     });
                 }
                 Err(e) => {
-                    accept_errors.report(1, || format!("Accepting a connection failed: {e}"));
+                    accept_errors.emit(|| format!("Accepting a connection failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -366,16 +369,14 @@ where
             }
             // Refusals the handler has not reported itself: counted and logged (rate
             // limited) so a misconfigured client shows up in the log, not only in metrics.
-            let reporter = match status {
-                StatusCode::UNAUTHORIZED => Some(&h.unauthorized),
+            let message = || format!("Refused {what} from {peer} with {status}");
+            match status {
+                StatusCode::UNAUTHORIZED => h.unauthorized.emit(message),
                 StatusCode::NOT_FOUND
                 | StatusCode::METHOD_NOT_ALLOWED
                 | StatusCode::REQUEST_TIMEOUT
-                | StatusCode::UNSUPPORTED_MEDIA_TYPE => Some(&h.bad_request),
-                _ => None,
-            };
-            if let Some(r) = reporter {
-                r.report(1, || format!("Refused {what} from {peer} with {status}"));
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE => h.bad_request.emit(message),
+                _ => {}
             }
             Ok::<_, std::convert::Infallible>(reply)
         }
@@ -650,9 +651,8 @@ impl Handler {
 
     fn too_large(&self, peer: SocketAddr) -> Reply {
         let max = self.config.max_body_bytes;
-        self.too_large.report(1, || {
-            format!("A body from {peer} exceeded max_body_bytes ({max})")
-        });
+        self.too_large
+            .emit(|| format!("A body from {peer} exceeded max_body_bytes ({max})"));
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("the body exceeds max_body_bytes ({max} bytes, after decompression)"),
@@ -661,7 +661,7 @@ impl Handler {
 
     fn bad_body(&self, peer: SocketAddr, message: String) -> Reply {
         self.decode_errors
-            .report(1, || format!("Refused a body from {peer}: {message}"));
+            .emit(|| format!("Refused a body from {peer}: {message}"));
         error(StatusCode::BAD_REQUEST, &message)
     }
 }

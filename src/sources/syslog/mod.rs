@@ -13,7 +13,8 @@ pub use rfc5424::parse_strict;
 
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, EventMetadata, LogEvent, ObjectMap};
-use crate::internal_events::ErrorReporter;
+use crate::internal_events::failures::{NotSyslog, Truncated};
+use crate::internal_events::Reporter;
 use crate::topology::component::{BuildError, Resource, SourceConfig, SourceContext, Task};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -88,8 +89,8 @@ impl SourceConfig for SyslogConfig {
 /// Turns frames into events and keeps the counters; one per connection or socket.
 pub(crate) struct EventBuilder {
     source_id: &'static str,
-    parse_errors: ErrorReporter,
-    truncated: ErrorReporter,
+    parse_errors: Reporter<NotSyslog>,
+    truncated: Reporter<Truncated>,
     max_length: usize,
 }
 
@@ -97,8 +98,8 @@ impl EventBuilder {
     pub(crate) fn new(cx: &SourceContext, max_length: usize) -> Self {
         Self {
             source_id: crate::event::intern(&cx.id),
-            parse_errors: cx.metrics.error_reporter("parse"),
-            truncated: cx.metrics.error_reporter("truncated"),
+            parse_errors: cx.metrics.reporter(),
+            truncated: cx.metrics.reporter(),
             max_length,
         }
     }
@@ -115,7 +116,7 @@ impl EventBuilder {
         let mut fields = ObjectMap::new();
         match parse_into(frame, peer, now, &mut fields) {
             Parsed::Empty => return,
-            Parsed::Raw => self.parse_errors.report(1, || {
+            Parsed::Raw => self.parse_errors.emit(|| {
                 let shown = &frame[..frame.len().min(120)];
                 format!(
                     "Message is not RFC 5424 or RFC 3164 syslog; kept whole as `message`: {:?}",
@@ -125,7 +126,7 @@ impl EventBuilder {
             Parsed::Syslog => {}
         }
         if truncated {
-            self.truncated.report(1, || {
+            self.truncated.emit(|| {
                 format!(
                     "Message longer than max_length ({} bytes) was truncated.",
                     self.max_length

@@ -6,6 +6,7 @@
 
 use super::{socket, EventBuilder, Framer, FramingError, SyslogConfig};
 use crate::event::MAX_BATCH_EVENTS;
+use crate::internal_events::failures::{AcceptFailed, FramingFailed, ReadFailed};
 use crate::topology::component::{BuildError, SourceContext, Task};
 use bytes::BytesMut;
 use chrono::Utc;
@@ -46,7 +47,7 @@ async fn serve(listener: TcpListener, config: SyslogConfig, cx: SourceContext) {
     let limit = config.connection_limit.map(|n| Arc::new(Semaphore::new(n)));
     let open = cx.metrics.gauge("sluice_tcp_connections");
     let accepted = cx.metrics.counter("sluice_tcp_connections_total");
-    let accept_errors = cx.metrics.error_reporter("accept");
+    let accept_errors = cx.metrics.reporter::<AcceptFailed>();
     let mut conns = JoinSet::new();
     tracing::info!(component_id = %cx.id, address = %config.address, "Listening for syslog over TCP.");
     loop {
@@ -64,7 +65,7 @@ async fn serve(listener: TcpListener, config: SyslogConfig, cx: SourceContext) {
                     conns.spawn(connection(stream, peer, config.max_length, cx.clone(), open.clone(), permit));
                 }
                 Err(e) => {
-                    accept_errors.report(1, || format!("Accepting a TCP connection failed: {e}"));
+                    accept_errors.emit(|| format!("Accepting a TCP connection failed: {e}"));
                     // Out of descriptors and the like: back off instead of spinning.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -111,8 +112,8 @@ async fn connection(
     open.increment(1.0);
     let _ = stream.set_nodelay(true);
     let builder = EventBuilder::new(&cx, max_length);
-    let framing_errors = cx.metrics.error_reporter("framing");
-    let read_errors = cx.metrics.error_reporter("io");
+    let framing_errors = cx.metrics.reporter::<FramingFailed>();
+    let read_errors = cx.metrics.reporter::<ReadFailed>();
     let mut framer = Framer::new(max_length);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut batch = Vec::with_capacity(64);
@@ -136,7 +137,7 @@ async fn connection(
         let n = match read {
             Ok(n) => n,
             Err(e) => {
-                read_errors.report(1, || format!("Reading from {peer} failed: {e}"));
+                read_errors.emit(|| format!("Reading from {peer} failed: {e}"));
                 0
             }
         };
@@ -151,7 +152,7 @@ async fn connection(
             };
             let Some(d) = step else { break };
             if let Some(e) = d.error {
-                framing_errors.report(1, || match e {
+                framing_errors.emit(|| match e {
                     FramingError::BadLengthPrefix => format!(
                         "Connection from {peer} sent a bad octet-counting length; reading the rest as newline-framed."
                     ),

@@ -5,6 +5,8 @@
 
 use super::{socket, EventBuilder, SyslogConfig};
 use crate::event::MAX_BATCH_EVENTS;
+use crate::internal_events::failures::{ReadFailed, UdpOverflow};
+use crate::internal_events::Reporter;
 use crate::topology::component::{BuildError, SourceContext, Task};
 use bytes::BytesMut;
 use chrono::Utc;
@@ -60,8 +62,7 @@ struct DropWatch {
     inode: Option<u64>,
     seen: u64,
     total: metrics::Counter,
-    reporter: crate::internal_events::ErrorReporter,
-    discarded: metrics::Counter,
+    reporter: Reporter<UdpOverflow>,
 }
 
 impl DropWatch {
@@ -73,8 +74,7 @@ impl DropWatch {
             let n = now - self.seen;
             self.seen = now;
             self.total.absolute(now);
-            self.discarded.increment(n);
-            self.reporter.report(n, || {
+            self.reporter.emit_dropped(n, || {
                 format!("The kernel dropped {n} datagrams because the receive buffer was full; raise receive_buffer_bytes or relieve the sinks.")
             });
         }
@@ -92,13 +92,12 @@ impl Drop for AbortOnDrop {
 
 async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
     let builder = EventBuilder::new(&cx, config.max_length);
-    let errors = cx.metrics.error_reporter("io");
+    let errors = cx.metrics.reporter::<ReadFailed>();
     let mut drops = DropWatch {
         inode: socket_inode(&sock),
         seen: 0,
         total: cx.metrics.counter("sluice_udp_kernel_drops_total"),
-        reporter: cx.metrics.error_reporter("udp_overflow"),
-        discarded: cx.metrics.discarded_unintentional.clone(),
+        reporter: cx.metrics.reporter(),
     };
     // Its own task: the kernel drops exactly while this loop is blocked on a full sink.
     let watch = AbortOnDrop(tokio::spawn(async move {
@@ -153,7 +152,7 @@ async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
                     let ip = last_peer.as_ref().map(|(_, v)| v);
                     builder.push(&datagram, truncated, ip, now, &mut batch);
                 }
-                Err(e) => errors.report(1, || format!("Receiving a datagram failed: {e}")),
+                Err(e) => errors.emit(|| format!("Receiving a datagram failed: {e}")),
             }
             if batch.len() < MAX_BATCH_EVENTS {
                 if buf.capacity() - buf.len() < MAX_DATAGRAM {
