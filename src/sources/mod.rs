@@ -5,6 +5,7 @@ pub mod file;
 pub mod http_server;
 pub mod stdin;
 pub mod syslog;
+pub mod util;
 
 use crate::topology::component::{source, Registration, SourceConfig};
 

@@ -2,7 +2,7 @@
 //! finishes, and once every source has finished sluice drains and exits, so
 //! `producer | sluice run --config pipe.toml` works as a filter.
 
-use super::syslog::{Framer, Mode};
+use super::util::framing::{Framer, Mode};
 use crate::event::{EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS};
 use crate::internal_events::failures::{ReadFailed, Truncated};
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};

@@ -12,10 +12,9 @@ pub use decode::{Codec, DecodingConfig};
 use crate::config::field::FieldIssue;
 use crate::event::{BatchNotifier, BatchStatus, Event, EventMetadata, LogEvent, Value};
 use crate::http::{Auth, AuthVerifier, ServerTlsConfig};
-use crate::internal_events::failures::{
-    AcceptFailed, BadRequest, BodyTooLarge, DecodeFailed, TlsHandshakeFailed, Unauthorized,
-};
+use crate::internal_events::failures::{BadRequest, BodyTooLarge, DecodeFailed, Unauthorized};
 use crate::internal_events::Reporter;
+use crate::sources::util::tcp::{self, ListenerContext, ListenerOptions};
 use crate::topology::component::{BuildError, Resource, SourceConfig, SourceContext, Task};
 use crate::topology::fanout::Refused;
 use bytes::{Bytes, BytesMut};
@@ -31,7 +30,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 /// How long a request waits for room in full sinks before it is answered 503.
 const FULL_WAIT: Duration = Duration::from_millis(500);
@@ -169,21 +167,7 @@ impl SourceConfig for HttpServerConfig {
             Some(a) => Some(a.verifier().map_err(BuildError::Other)?),
             None => None,
         };
-        let std_listener =
-            std::net::TcpListener::bind(self.address).map_err(|source| BuildError::Io {
-                what: format!("binding {}/tcp", self.address),
-                source,
-            })?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| BuildError::Io {
-                what: format!("configuring {}/tcp", self.address),
-                source,
-            })?;
-        let listener = TcpListener::from_std(std_listener).map_err(|source| BuildError::Io {
-            what: format!("registering {}/tcp", self.address),
-            source,
-        })?;
+        let listener = crate::sources::util::tcp::bind(self.address, None)?;
         let statuses = [
             200,
             400,
@@ -318,39 +302,17 @@ struct Handler {
 type Reply = Response<Full<Bytes>>;
 
 async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, h: Arc<Handler>) {
-    let accept_errors = h.cx.metrics.reporter::<AcceptFailed>();
-    let tls_errors = h.cx.metrics.reporter::<TlsHandshakeFailed>();
-    let mut conns = JoinSet::new();
-    tracing::info!(component_id = %h.cx.id, address = %h.config.address, tls = tls.is_some(), "Listening for HTTP.");
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let (h, tls, tls_errors) = (h.clone(), tls.clone(), tls_errors.clone());
-                    conns.spawn(async move {
-                        match tls {
-                            Some(acceptor) => match acceptor.accept(stream).await {
-                                Ok(s) => connection(s, peer, h).await,
-                                Err(e) => tls_errors.emit(|| format!("TLS handshake with {peer} failed: {e}")),
-                            },
-                            None => connection(stream, peer, h).await,
-                        }
-                    });
-                }
-                Err(e) => {
-                    accept_errors.emit(|| format!("Accepting a connection failed: {e}"));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = h.cx.shutdown.cancelled() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    drop(listener);
     // Requests in flight finish (their events drain through the sinks); idle keep-alive
     // connections are closed by the graceful shutdown in `connection`.
-    while conns.join_next().await.is_some() {}
+    let cx = ListenerContext::from(&h.cx);
+    let options = ListenerOptions {
+        connection_limit: None,
+        tls,
+    };
+    tcp::serve(listener, options, cx, "HTTP", move |conn, peer| {
+        connection(conn, peer, h.clone())
+    })
+    .await;
 }
 
 async fn connection<S>(stream: S, peer: SocketAddr, h: Arc<Handler>)

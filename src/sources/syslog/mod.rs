@@ -1,13 +1,12 @@
 //! `syslog` source: RFC 5424 and RFC 3164 over UDP (one datagram, one message) or TCP
 //! (RFC 6587 octet counting or newline framing, detected per connection).
 
-mod framing;
 mod parse;
 mod rfc5424;
 mod tcp;
 mod udp;
 
-pub use framing::{char_boundary, Decoded, Framer, FramingError, Mode};
+pub use crate::sources::util::framing::{char_boundary, Decoded, Framer, FramingError, Mode};
 pub use parse::{ip_value, parse_into, resolve_year, Parsed};
 pub use rfc5424::parse_strict;
 
@@ -135,32 +134,4 @@ impl EventBuilder {
         }
         batch.push(LogEvent::from_parts(fields, EventMetadata::new(self.source_id, now)).into());
     }
-}
-
-/// Opens a socket with the options every listener shares.
-pub(crate) fn socket(
-    addr: SocketAddr,
-    ty: socket2::Type,
-    receive_buffer_bytes: Option<usize>,
-) -> Result<socket2::Socket, BuildError> {
-    let proto = if ty == socket2::Type::STREAM {
-        "tcp"
-    } else {
-        "udp"
-    };
-    let io = |what: &str, source| BuildError::Io {
-        what: format!("{what} {addr}/{proto}"),
-        source,
-    };
-    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)
-        .map_err(|e| io("creating a socket for", e))?;
-    s.set_reuse_address(true)
-        .map_err(|e| io("configuring", e))?;
-    if let Some(n) = receive_buffer_bytes {
-        s.set_recv_buffer_size(n)
-            .map_err(|e| io("setting receive_buffer_bytes on", e))?;
-    }
-    s.set_nonblocking(true).map_err(|e| io("configuring", e))?;
-    s.bind(&addr.into()).map_err(|e| io("binding", e))?;
-    Ok(s)
 }

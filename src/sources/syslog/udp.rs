@@ -3,10 +3,11 @@
 //! UDP cannot push back; what the kernel drops while sluice is busy is lost, which
 //! `receive_buffer_bytes` makes rarer.
 
-use super::{socket, EventBuilder, SyslogConfig};
+use super::{EventBuilder, SyslogConfig};
 use crate::event::MAX_BATCH_EVENTS;
 use crate::internal_events::failures::{ReadFailed, UdpOverflow};
 use crate::internal_events::Reporter;
+use crate::sources::util::tcp::bind_socket as socket;
 use crate::topology::component::{BuildError, SourceContext, Task};
 use bytes::BytesMut;
 use chrono::Utc;

@@ -1,5 +1,6 @@
-//! RFC 6587 framing for syslog over TCP. Each connection starts by looking at its first
-//! bytes: `<digits> <space>` means octet counting, anything else newline framing (LF, or
+//! Splitting a byte stream into messages, shared by every source that reads one (syslog
+//! over TCP, stdin, later Kafka-free TCP inputs): RFC 6587 framing, or plain newlines.
+//! Each connection starts by looking at its first bytes: `<digits> <space>` means octet counting, anything else newline framing (LF, or
 //! NUL as some senders use). Frames may arrive split across reads in any way. Memory per
 //! connection stays bounded by `max_length`: an overlong message is cut to `max_length`
 //! (on a UTF-8 character boundary) and the rest of it is skipped, never buffered.

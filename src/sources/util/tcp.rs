@@ -1,0 +1,323 @@
+//! The TCP listener every socket source uses: bound with `socket2` (address reuse, a
+//! receive buffer size, a deep backlog), accepting with a backoff when accept fails (out
+//! of descriptors), one task per connection behind an optional TLS handshake and an
+//! optional connection limit, and the connection gauges. On shutdown it stops
+//! accepting, then takes the connections the kernel had already completed (the listen
+//! backlog: those clients' data is ours too) and waits for every connection task, which
+//! reads its peer to the end on its own terms.
+
+use crate::internal_events::failures::{AcceptFailed, TlsHandshakeFailed};
+use crate::internal_events::ComponentMetrics;
+use crate::topology::component::{BuildError, SourceContext};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Backlog of completed connections the kernel keeps for us.
+const BACKLOG: i32 = 1024;
+
+/// How long to wait after a failed accept before the next one.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A socket bound to `addr` with address reuse, non-blocking, and (if given) its receive
+/// buffer set: what TCP and UDP sources bind with.
+pub fn bind_socket(
+    addr: SocketAddr,
+    ty: socket2::Type,
+    receive_buffer_bytes: Option<usize>,
+) -> Result<socket2::Socket, BuildError> {
+    let proto = if ty == socket2::Type::STREAM {
+        "tcp"
+    } else {
+        "udp"
+    };
+    let io = |what: &str, source| BuildError::Io {
+        what: format!("{what} {addr}/{proto}"),
+        source,
+    };
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)
+        .map_err(|e| io("creating a socket for", e))?;
+    s.set_reuse_address(true)
+        .map_err(|e| io("configuring", e))?;
+    if let Some(n) = receive_buffer_bytes {
+        s.set_recv_buffer_size(n)
+            .map_err(|e| io("setting receive_buffer_bytes on", e))?;
+    }
+    s.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+    s.bind(&addr.into()).map_err(|e| io("binding", e))?;
+    Ok(s)
+}
+
+/// A listening TCP socket on `addr`, ready for [`serve`]. Binding happens at build time
+/// so an address in use fails start-up, not later.
+pub fn bind(
+    addr: SocketAddr,
+    receive_buffer_bytes: Option<usize>,
+) -> Result<TcpListener, BuildError> {
+    let s = bind_socket(addr, socket2::Type::STREAM, receive_buffer_bytes)?;
+    s.listen(BACKLOG).map_err(|source| BuildError::Io {
+        what: format!("listening on {addr}/tcp"),
+        source,
+    })?;
+    TcpListener::from_std(s.into()).map_err(|source| BuildError::Io {
+        what: format!("registering {addr}/tcp"),
+        source,
+    })
+}
+
+/// How a listener treats its connections.
+#[derive(Clone, Default)]
+pub struct ListenerOptions {
+    /// At most this many connections at once; further clients wait in the backlog.
+    pub connection_limit: Option<usize>,
+    /// Terminate TLS before the connection task sees the stream.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// What the listener needs of its source.
+#[derive(Clone)]
+pub struct ListenerContext {
+    /// For log lines.
+    pub id: Arc<str>,
+    /// The source's metrics: connection gauges and accept errors are counted there.
+    pub metrics: ComponentMetrics,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+impl From<&SourceContext> for ListenerContext {
+    fn from(cx: &SourceContext) -> Self {
+        Self {
+            id: cx.id.clone(),
+            metrics: cx.metrics.clone(),
+            shutdown: cx.shutdown.clone(),
+        }
+    }
+}
+
+/// An accepted connection, in the clear or inside TLS: both read and write the same way.
+pub enum Conn {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// After a TLS handshake.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Accepts until shutdown, running `handler` on each connection in a task of its own,
+/// then drains the backlog and waits for every connection task. `protocol` names the
+/// listener in its log lines ("syslog over TCP", "HTTP").
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    options: ListenerOptions,
+    cx: ListenerContext,
+    protocol: &'static str,
+    handler: H,
+) where
+    H: Fn(Conn, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let limit = options
+        .connection_limit
+        .map(|n| Arc::new(Semaphore::new(n)));
+    let open = cx.metrics.gauge("sluice_tcp_connections");
+    let accepted = cx.metrics.counter("sluice_tcp_connections_total");
+    let accept_errors = cx.metrics.reporter::<AcceptFailed>();
+    let tls_errors = cx.metrics.reporter::<TlsHandshakeFailed>();
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    tracing::info!(component_id = %cx.id, %address, tls = options.tls.is_some(), "Listening for {protocol}.");
+    let mut conns = JoinSet::new();
+    let spawn = |conns: &mut JoinSet<()>,
+                 stream: TcpStream,
+                 peer: SocketAddr,
+                 permit: Option<tokio::sync::OwnedSemaphorePermit>| {
+        let _ = stream.set_nodelay(true);
+        accepted.increment(1);
+        open.increment(1.0);
+        let (handler, tls, tls_errors, open) = (
+            handler.clone(),
+            options.tls.clone(),
+            tls_errors.clone(),
+            open.clone(),
+        );
+        conns.spawn(async move {
+            let _permit = permit;
+            match tls {
+                None => handler(Conn::Plain(stream), peer).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => handler(Conn::Tls(Box::new(s)), peer).await,
+                    Err(e) => tls_errors.emit(|| format!("TLS handshake with {peer} failed: {e}")),
+                },
+            }
+            open.decrement(1.0);
+        });
+    };
+    loop {
+        let permit = match &limit {
+            Some(sem) => tokio::select! {
+                p = sem.clone().acquire_owned() => p.ok(),
+                _ = cx.shutdown.cancelled() => break,
+            },
+            None => None,
+        };
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => spawn(&mut conns, stream, peer, permit),
+                Err(e) => {
+                    accept_errors.emit(|| format!("Accepting a connection failed: {e}"));
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            _ = cx.shutdown.cancelled() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    // Connections the kernel completed before the signal carry the clients' data too.
+    let sock = socket2::SockRef::from(&listener);
+    while let Ok((s, addr)) = sock.accept() {
+        let Some(peer) = addr.as_socket() else {
+            continue;
+        };
+        let std: std::net::TcpStream = s.into();
+        if std.set_nonblocking(true).is_err() {
+            continue;
+        }
+        if let Ok(stream) = TcpStream::from_std(std) {
+            spawn(&mut conns, stream, peer, None);
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+    tracing::info!(component_id = %cx.id, "Stopped listening for {protocol}; every connection drained.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::internal_events::{ComponentKind, ComponentLabels};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn context() -> ListenerContext {
+        ListenerContext {
+            id: "tcp-test".into(),
+            metrics: ComponentMetrics::new(ComponentLabels {
+                id: "tcp-test".into(),
+                kind: ComponentKind::Source,
+                type_name: "test",
+            }),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn backlog_and_open_connections_are_drained_at_shutdown() {
+        let listener = bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cx = context();
+        let shutdown = cx.shutdown.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        // A limit of one: the second client waits in the backlog while the first is open.
+        let server = tokio::spawn(serve(
+            listener,
+            ListenerOptions {
+                connection_limit: Some(1),
+                tls: None,
+            },
+            cx,
+            "test",
+            move |mut conn: Conn, _peer| {
+                let tx = tx.clone();
+                async move {
+                    let mut all = Vec::new();
+                    let _ = conn.read_to_end(&mut all).await;
+                    let _ = tx.send(all);
+                }
+            },
+        ));
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        first.write_all(b"first").await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        second.write_all(b"second").await.unwrap();
+        second.shutdown().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        shutdown.cancel();
+        // The first connection is still open: the listener waits for it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!server.is_finished());
+        first.shutdown().await.unwrap();
+        drop(first);
+        server.await.unwrap();
+        let mut got = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+        got.sort();
+        assert_eq!(got, [b"first".to_vec(), b"second".to_vec()]);
+    }
+}
