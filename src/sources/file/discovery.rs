@@ -3,8 +3,9 @@
 //! walk), noticing files that were renamed away or deleted, and finding the copy that
 //! `copytruncate` made of a file that was then truncated, wherever the globs look.
 
+use super::follower::{Follower, Retired};
 use super::tail::{is_gzip, FileId, Tailed};
-use super::{Follower, ReadFrom, Retired, PROVISIONAL};
+use super::{ReadFrom, PROVISIONAL};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -174,12 +175,12 @@ impl Follower {
         if let Some(at) = self.parked.remove(id) {
             return at;
         }
-        if let Some(e) = self.checkpoints.entries.get(id) {
+        if let Some(e) = self.delivery.checkpoints.entries.get(id) {
             return e.offset;
         }
-        if self.checkpoints.has_legacy() {
+        if self.delivery.checkpoints.has_legacy() {
             if let Some(old) = self.fingerprinter.legacy_identity(file) {
-                if let Some(offset) = self.checkpoints.adopt(&old, id, path) {
+                if let Some(offset) = self.delivery.checkpoints.adopt(&old, id, path) {
                     return offset;
                 }
             }
