@@ -4,7 +4,7 @@
 //! lines whose events the sinks reported delivered, so a sink outage followed by a crash
 //! re-sends instead of losing. Runs on its own thread: file I/O blocks.
 //!
-//! This file holds the options; [`follower`] is the task that reads, `discovery` finds
+//! This file holds the options; `follower` is the task that reads, `discovery` finds
 //! and identifies files, `delivery` turns acknowledgements into checkpoints, `tail`,
 //! `fingerprint`, `watch`, `checkpoint` and `multiline` are their parts.
 
