@@ -3,11 +3,9 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice::config::{to_dot, Config, ConfigErrors};
-use sluice::topology::{RunningTopology, Stopped};
+use sluice::topology::Stopped;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Events are built on one worker and freed on another; mimalloc handles that
 /// cross-thread pattern far better than glibc's malloc (measured in the closing note).
@@ -143,7 +141,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            rt.block_on(run(config))
+            match rt.block_on(sluice::topology::lifecycle::run(config)) {
+                Stopped::Drained => ExitCode::SUCCESS,
+                Stopped::TimedOut { .. } | Stopped::NotStarted => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -153,92 +154,5 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
-    }
-}
-
-async fn run(config: Config) -> ExitCode {
-    let handle = match sluice::api::install_recorder() {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let health = Arc::new(sluice::api::Health::default());
-    if config.api.enabled {
-        match sluice::api::bind(config.api.address).await {
-            Ok(listener) => {
-                tracing::info!(address = %config.api.address, "API serving /metrics and /health.");
-                tokio::spawn(sluice::api::serve(listener, handle, health.clone()));
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let mut topology = match RunningTopology::start(&config, health) {
-        Ok(t) => t,
-        Err(e) => {
-            for line in &e.0 {
-                tracing::error!("{line}");
-            }
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(
-        sources = config.sources.len(),
-        transforms = config.transforms.len(),
-        sinks = config.sinks.len(),
-        "sluice started."
-    );
-    let reason = tokio::select! {
-        s = shutdown_signal() => s,
-        _ = topology.sources_finished() => "all sources finished",
-    };
-    tracing::info!(
-        reason,
-        timeout_secs = config.shutdown_timeout_secs,
-        "Shutting down: draining events in flight."
-    );
-    match topology
-        .stop(Duration::from_secs(config.shutdown_timeout_secs))
-        .await
-    {
-        Stopped::Drained => {
-            // Drained means every component finished its input; whatever a sink could
-            // not deliver on the way was counted and logged by that sink.
-            tracing::info!("Shutdown complete; every component drained its input.");
-            ExitCode::SUCCESS
-        }
-        Stopped::TimedOut { undelivered } => {
-            tracing::error!(
-                undelivered,
-                "Shutdown timed out; events still buffered were not delivered."
-            );
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
     }
 }

@@ -2,6 +2,7 @@
 //! typed component tables from the registries, and validation that reports every problem
 //! at once with file, component and key.
 
+pub mod diff;
 pub mod error;
 pub mod field;
 mod graph;
@@ -80,6 +81,9 @@ pub struct SourceOuter {
     pub type_name: &'static str,
     /// The file that declares it.
     pub file: PathBuf,
+    /// Its table as written (after `${VAR}` interpolation), so two configs can be
+    /// compared component by component on reload.
+    pub raw: toml::Value,
     /// Its typed options.
     pub inner: Box<dyn SourceConfig>,
 }
@@ -95,6 +99,9 @@ pub struct TransformOuter {
     pub inputs: Vec<String>,
     /// `inputs` with globs expanded.
     pub resolved_inputs: Vec<String>,
+    /// Its table as written (after `${VAR}` interpolation), so two configs can be
+    /// compared component by component on reload.
+    pub raw: toml::Value,
     /// Its typed options.
     pub inner: Box<dyn TransformConfig>,
 }
@@ -112,6 +119,9 @@ pub struct SinkOuter {
     pub resolved_inputs: Vec<String>,
     /// Its input buffer.
     pub buffer: BufferConfig,
+    /// Its table as written (after `${VAR}` interpolation), so two configs can be
+    /// compared component by component on reload.
+    pub raw: toml::Value,
     /// Its typed options.
     pub inner: Box<dyn SinkConfig>,
 }
@@ -433,6 +443,7 @@ impl Loader {
             self.errors.push(err(None, "must be a table".into()));
             return;
         };
+        let raw = toml::Value::Table(table.clone());
         let type_name = match table.remove("type") {
             Some(toml::Value::String(t)) => t,
             Some(other) => {
@@ -512,6 +523,7 @@ impl Loader {
                         SourceOuter {
                             type_name: t,
                             file: file.to_path_buf(),
+                            raw,
                             inner,
                         },
                     );
@@ -532,6 +544,7 @@ impl Loader {
                         file: file.to_path_buf(),
                         inputs,
                         resolved_inputs: Vec::new(),
+                        raw,
                         inner,
                     },
                 );
@@ -552,6 +565,7 @@ impl Loader {
                         inputs,
                         resolved_inputs: Vec::new(),
                         buffer,
+                        raw,
                         inner,
                     },
                 );

@@ -85,6 +85,10 @@ pub struct BufferReceiver {
     held: HeldEvents,
     /// The consumer's `received_events`, counted here so no sink or transform can forget.
     received: metrics::Counter,
+    /// The consumer's own shutdown: once cancelled, `recv` hands out what is queued and
+    /// then ends, as if every sender had gone, so one component can be stopped (on
+    /// reload) without stopping its sources.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// Events a sink took out of its buffer but has not finished with (gathered into
@@ -145,6 +149,7 @@ pub fn buffer(config: &BufferConfig, metrics: ComponentMetrics) -> (BufferSender
             depth,
             held: HeldEvents::default(),
             received,
+            stop: tokio_util::sync::CancellationToken::new(),
         },
     )
 }
@@ -290,12 +295,38 @@ impl BufferReceiver {
         self.held.clone()
     }
 
-    /// The next batch, or `None` once every sender is gone and the queue is empty.
-    /// Taking a batch out is what counts it as received by the consuming component.
+    /// The next batch, or `None` once every sender is gone (or the consumer was
+    /// stopped) and the queue is empty. Taking a batch out is what counts it as received
+    /// by the consuming component.
     pub async fn recv(&mut self) -> Option<Batch> {
-        let (batch, cost) = self.rx.recv().await?;
+        let (batch, cost) = if self.stop.is_cancelled() {
+            self.close_input();
+            self.rx.recv().await?
+        } else {
+            tokio::select! {
+                biased;
+                b = self.rx.recv() => b?,
+                _ = self.stop.cancelled() => {
+                    self.close_input();
+                    self.rx.recv().await?
+                }
+            }
+        };
         self.release(&batch, cost);
         Some(batch)
+    }
+
+    /// Refuses new batches (senders see the component gone) while what is queued can
+    /// still be taken out.
+    fn close_input(&mut self) {
+        self.room.close();
+        self.rx.close();
+    }
+
+    /// Stops the consuming component alone: what is queued is still handed out, then
+    /// `recv` ends. Senders see the buffer closed once this receiver is dropped.
+    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
     }
 
     /// The next batch if one is queued, without waiting: lets a sink gather what piled up.
@@ -389,6 +420,20 @@ mod tests {
         let (tx, mut rx) = make(10, WhenFull::Block);
         assert!(tx.send(batch(25)).await.is_ok());
         assert_eq!(rx.recv().await.map(|b| b.len()), Some(25));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_consumer_gets_what_was_queued_then_the_end() {
+        let (tx, mut rx) = make(100, WhenFull::Block);
+        assert!(tx.send(batch(3)).await.is_ok());
+        assert!(tx.send(batch(4)).await.is_ok());
+        rx.stop_token().cancel();
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(3));
+        // New batches are refused once stopped; the queued ones still come out.
+        assert!(tx.send(batch(5)).await.is_err());
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(4));
+        assert!(rx.recv().await.is_none());
+        assert_eq!(rx.probe().queued(), 0);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 pub mod buffer;
 pub mod component;
 pub mod fanout;
+pub mod lifecycle;
 pub mod transform;
 
 use crate::api::Health;
@@ -76,6 +77,8 @@ pub enum Stopped {
         /// Events left in sink buffers.
         undelivered: u64,
     },
+    /// The pipeline never ran: the API or a component could not start (logged).
+    NotStarted,
 }
 
 /// A graph whose tasks are running.
@@ -85,6 +88,10 @@ pub struct RunningTopology {
     shutdown: CancellationToken,
     buffers: Vec<(Arc<str>, buffer::BufferProbe)>,
     health: Arc<Health>,
+    /// One shutdown token per component: a source's stops it accepting, a transform's
+    /// or sink's ends its input once what is queued is taken. What a reload uses to stop
+    /// the components it removes or rebuilds without touching the others.
+    tokens: BTreeMap<(ComponentKind, String), CancellationToken>,
 }
 
 fn component_metrics(kind: ComponentKind, id: &str, type_name: &'static str) -> ComponentMetrics {
@@ -106,6 +113,7 @@ impl RunningTopology {
         let mut transform_inputs: BTreeMap<String, (BufferReceiver, ComponentMetrics)> =
             BTreeMap::new();
         let mut buffers = Vec::new();
+        let mut tokens = BTreeMap::new();
 
         for (id, sink) in &config.sinks {
             let m = component_metrics(ComponentKind::Sink, id, sink.type_name);
@@ -114,6 +122,7 @@ impl RunningTopology {
                 senders.entry(input.clone()).or_default().push(tx.clone());
             }
             buffers.push((Arc::from(id.as_str()), rx.probe()));
+            tokens.insert((ComponentKind::Sink, id.clone()), rx.stop_token());
             sink_inputs.insert(id.clone(), (rx, m));
         }
         for (id, t) in &config.transforms {
@@ -122,6 +131,7 @@ impl RunningTopology {
             for input in &t.resolved_inputs {
                 senders.entry(input.clone()).or_default().push(tx.clone());
             }
+            tokens.insert((ComponentKind::Transform, id.clone()), rx.stop_token());
             transform_inputs.insert(id.clone(), (rx, m));
         }
 
@@ -182,10 +192,12 @@ impl RunningTopology {
             if outputs.is_empty() {
                 tracing::warn!(component_id = %id, "Source feeds no transform or sink; its events go nowhere.");
             }
+            let token = shutdown.child_token();
+            tokens.insert((ComponentKind::Source, id.clone()), token.clone());
             let cx = SourceContext {
                 id: Arc::from(id.as_str()),
                 out: Fanout::new(outputs, &m),
-                shutdown: shutdown.child_token(),
+                shutdown: token,
                 metrics: m,
                 data_dir: config.data_dir.clone(),
                 shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
@@ -221,7 +233,21 @@ impl RunningTopology {
             shutdown,
             buffers,
             health,
+            tokens,
         })
+    }
+
+    /// Stops one component alone: a source stops accepting and drains; a transform or
+    /// sink takes what its buffer holds, passes it on or delivers it, and ends. Its
+    /// upstream then sees it gone. `false` when there is no such component.
+    pub fn stop_component(&self, kind: ComponentKind, id: &str) -> bool {
+        match self.tokens.get(&(kind, id.to_string())) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Waits until every source has finished on its own (stdin closed, demo count reached).

@@ -386,3 +386,40 @@ async fn metric_events_pass_through_transforms_into_the_file_sink() {
         serde_json::json!({"name": "jobs", "tags": {"queue": "mail"}, "kind": "incremental", "counter": {"value": 2.0}})
     );
 }
+
+#[tokio::test]
+async fn one_component_stops_alone_and_its_siblings_go_on() {
+    let config = load(
+        r#"
+        [api]
+        enabled = false
+        [sources.src]
+        type = "demo"
+        interval = 0.001
+        [sinks.a]
+        type = "collect"
+        name = "stop-a"
+        inputs = ["src"]
+        [sinks.b]
+        type = "collect"
+        name = "stop-b"
+        inputs = ["src"]
+        "#,
+    )
+    .unwrap();
+    let running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(running.stop_component(crate::internal_events::ComponentKind::Sink, "a"));
+    assert!(!running.stop_component(crate::internal_events::ComponentKind::Sink, "nope"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (a1, b1) = (count("stop-a"), count("stop-b"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (a2, b2) = (count("stop-a"), count("stop-b"));
+    assert!(a1 > 0, "a never received anything");
+    assert_eq!(a1, a2, "a stopped, yet it still receives");
+    assert!(b2 > b1, "b stopped with a: {b1} then {b2}");
+    assert_eq!(
+        running.stop(Duration::from_secs(10)).await,
+        Stopped::Drained
+    );
+}
