@@ -123,8 +123,21 @@ pub enum TrySend {
     Closed,
 }
 
-/// Makes a buffer for the component whose `metrics` are given.
+/// Makes a buffer for the component whose `metrics` are given: the one constructor,
+/// whatever `buffer.type` says. Senders and the receiver are the same types for every
+/// kind of buffer, so fanout, sinks and the shutdown report never see which one it is;
+/// a disk buffer is another arm here that keeps the same accounting (room in events,
+/// depth gauge, held events, received counted on the way out).
 pub fn buffer(config: &BufferConfig, metrics: ComponentMetrics) -> (BufferSender, BufferReceiver) {
+    match config.kind {
+        BufferType::Memory => memory_buffer(config, metrics),
+    }
+}
+
+fn memory_buffer(
+    config: &BufferConfig,
+    metrics: ComponentMetrics,
+) -> (BufferSender, BufferReceiver) {
     let max = config
         .max_events
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
