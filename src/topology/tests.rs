@@ -137,7 +137,7 @@ impl SourceConfig for MetricGenConfig {
                         EventMetadata::new("gen", chrono::Utc::now()),
                     );
                     m.tags.insert("queue".into(), "mail".into());
-                    Event::Metric(m)
+                    Event::from(m)
                 })
                 .collect();
             cx.metrics.received_events.increment(count);

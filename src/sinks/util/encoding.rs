@@ -408,7 +408,7 @@ mod tests {
         let md = || EventMetadata::new("t", Utc::now());
         let json = |m: Metric| {
             let mut out = Vec::new();
-            encode_json(&Event::Metric(m), &mut out);
+            encode_json(&Event::from(m), &mut out);
             serde_json::from_slice::<serde_json::Value>(&out).unwrap()
         };
         let mut c = Metric::new(
