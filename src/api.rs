@@ -2,6 +2,7 @@
 //! which answers 200 with each component's state while the pipeline runs and 503 while
 //! it starts or stops, so an orchestrator routes traffic only to a working agent.
 
+use crate::internal_events::names;
 use crate::internal_events::ComponentKind;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -73,7 +74,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     crate::internal_events::describe_all();
-    metrics::gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
 }
 
@@ -138,7 +139,7 @@ fn respond(
     }
     match req.uri().path() {
         "/metrics" => {
-            metrics::gauge!("sluice_uptime_seconds").set(started.elapsed().as_secs_f64());
+            metrics::gauge!(names::UPTIME).set(started.elapsed().as_secs_f64());
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

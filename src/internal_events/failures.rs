@@ -135,7 +135,7 @@ failures! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::internal_events::{ComponentKind, ComponentLabels};
+    use crate::internal_events::{names, ComponentKind, ComponentLabels};
     use metrics_exporter_prometheus::PrometheusBuilder;
 
     #[test]
@@ -187,20 +187,8 @@ mod tests {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum()
         };
-        assert_eq!(
-            value("sluice_component_errors_total", "error_type=\"framing\""),
-            1000.0
-        );
-        assert_eq!(
-            value("sluice_component_errors_total", "error_type=\"io\""),
-            1.0
-        );
-        assert_eq!(
-            value(
-                "sluice_component_discarded_events_total",
-                "intentional=\"false\""
-            ),
-            7.0
-        );
+        assert_eq!(value(names::ERRORS, "error_type=\"framing\""), 1000.0);
+        assert_eq!(value(names::ERRORS, "error_type=\"io\""), 1.0);
+        assert_eq!(value(names::DISCARDED_EVENTS, "intentional=\"false\""), 7.0);
     }
 }

@@ -87,18 +87,15 @@ impl ComponentMetrics {
             v2
         };
         Self {
-            received_events: counter!("sluice_component_received_events_total", &l),
-            received_bytes: counter!("sluice_component_received_bytes_total", &l),
-            sent_events: counter!("sluice_component_sent_events_total", &l),
-            sent_bytes: counter!("sluice_component_sent_bytes_total", &l),
+            received_events: counter!(names::RECEIVED_EVENTS, &l),
+            received_bytes: counter!(names::RECEIVED_BYTES, &l),
+            sent_events: counter!(names::SENT_EVENTS, &l),
+            sent_bytes: counter!(names::SENT_BYTES, &l),
             discarded_unintentional: counter!(
-                "sluice_component_discarded_events_total",
+                names::DISCARDED_EVENTS,
                 &with("intentional", "false")
             ),
-            discarded_intentional: counter!(
-                "sluice_component_discarded_events_total",
-                &with("intentional", "true")
-            ),
+            discarded_intentional: counter!(names::DISCARDED_EVENTS, &with("intentional", "true")),
             labels,
         }
     }
@@ -123,7 +120,7 @@ impl ComponentMetrics {
                 l.push(("error_type", error_type.to_string()));
                 ErrorReporter {
                     inner: Arc::new(ErrorReporterInner {
-                        counter: counter!("sluice_component_errors_total", &l),
+                        counter: counter!(names::ERRORS, &l),
                         component_id: self.labels.id.clone(),
                         component_kind: self.labels.kind.as_str(),
                         error_type,
@@ -221,46 +218,37 @@ impl ErrorReporter {
 
 /// Gives every metric sluice exports its HELP text, once, at start.
 pub fn describe_all() {
+    describe_counter!(names::RECEIVED_EVENTS, "Events a component took in.");
     describe_counter!(
-        "sluice_component_received_events_total",
-        "Events a component took in."
-    );
-    describe_counter!(
-        "sluice_component_received_bytes_total",
+        names::RECEIVED_BYTES,
         "Raw bytes a source read off the wire or disk."
     );
     describe_counter!(
-        "sluice_component_sent_events_total",
+        names::SENT_EVENTS,
         "Events a component passed on or delivered."
     );
+    describe_counter!(names::SENT_BYTES, "Bytes a sink wrote to its destination.");
+    describe_counter!(names::ERRORS, "Errors by component and error_type.");
     describe_counter!(
-        "sluice_component_sent_bytes_total",
-        "Bytes a sink wrote to its destination."
-    );
-    describe_counter!(
-        "sluice_component_errors_total",
-        "Errors by component and error_type."
-    );
-    describe_counter!(
-        "sluice_component_discarded_events_total",
+        names::DISCARDED_EVENTS,
         "Events dropped: intentional=true by a filter, false by failure or overflow."
     );
-    describe_gauge!("sluice_buffer_events", "Events waiting in front of a sink.");
+    describe_gauge!(names::BUFFER_EVENTS, "Events waiting in front of a sink.");
     describe_gauge!(
-        "sluice_buffer_max_events",
+        names::BUFFER_MAX_EVENTS,
         "Capacity of the buffer in front of a sink."
     );
-    describe_gauge!("sluice_uptime_seconds", "Seconds since sluice started.");
+    describe_gauge!(names::UPTIME, "Seconds since sluice started.");
     describe_gauge!(
-        "sluice_build_info",
+        names::BUILD_INFO,
         "Always 1; the version label says which sluice runs."
     );
     describe_counter!(
-        "sluice_http_server_requests_total",
+        names::HTTP_SERVER_REQUESTS,
         "Requests an HTTP source answered, by status."
     );
     describe_counter!(
-        "sluice_http_client_requests_total",
+        names::HTTP_CLIENT_REQUESTS,
         "Requests an HTTP sink sent, by response status (or `error` when none came)."
     );
     describe_counter!(
@@ -268,7 +256,7 @@ pub fn describe_all() {
         "Requests a sink sent again after a retryable failure."
     );
     describe_histogram!(
-        "sluice_http_client_request_duration_seconds",
+        names::HTTP_CLIENT_REQUEST_DURATION,
         "Time from sending a request to its response, per attempt."
     );
     describe_gauge!(
@@ -276,43 +264,37 @@ pub fn describe_all() {
         "1 while a sink has stopped sending to a failing destination and only probes it."
     );
     describe_gauge!(
-        "sluice_tcp_connections",
+        names::TCP_CONNECTIONS,
         "Open TCP connections of a socket source."
     );
     describe_counter!(
-        "sluice_tcp_connections_total",
+        names::TCP_CONNECTIONS_ACCEPTED,
         "TCP connections a socket source accepted."
     );
     describe_gauge!(
-        "sluice_files_open",
+        names::FILES_OPEN,
         "Files a file source follows or a file sink keeps open."
     );
     describe_gauge!(
-        "sluice_files_open_peak",
+        names::FILES_OPEN_PEAK,
         "The most files a file source has held open at once since start (bounded by max_open_files)."
     );
+    describe_counter!(names::FILES_ADDED, "Files a file source started following.");
     describe_counter!(
-        "sluice_files_added_total",
-        "Files a file source started following."
-    );
-    describe_counter!(
-        "sluice_files_rotated_total",
+        names::FILES_ROTATED,
         "Followed files that were renamed away or deleted."
     );
     describe_counter!(
-        "sluice_files_truncated_total",
+        names::FILES_TRUNCATED,
         "Followed files that were truncated (copytruncate) and read again from the start."
     );
     describe_counter!(
-        "sluice_files_rescans_total",
+        names::FILES_RESCANS,
         "Times a file source looked at every file at once because inotify may have missed events: the kernel queue overflowed (`overflow`), the watcher failed (`error`), or a watched directory was deleted or replaced (`watch_lost`)."
     );
+    describe_counter!(names::CHECKPOINT_WRITES, "Checkpoint files written.");
     describe_counter!(
-        "sluice_checkpoint_writes_total",
-        "Checkpoint files written."
-    );
-    describe_counter!(
-        "sluice_udp_kernel_drops_total",
+        names::UDP_KERNEL_DROPS,
         "Datagrams the kernel dropped for a UDP source because its receive buffer was full."
     );
 }

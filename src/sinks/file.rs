@@ -9,6 +9,7 @@ use super::util::{on_own_thread, Dropper};
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, BatchStatus, EventFinalizers};
 use crate::internal_events::failures::{FileTrouble, TemplateFailed, WriteFailed};
+use crate::internal_events::names;
 use crate::internal_events::{ComponentMetrics, Reporter};
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use chrono::{DateTime, Utc};
@@ -60,7 +61,7 @@ impl SinkConfig for FileSinkConfig {
             io_errors: cx.metrics.reporter(),
             file_trouble: cx.metrics.reporter(),
             template_errors: cx.metrics.reporter(),
-            open_gauge: cx.metrics.gauge("sluice_files_open"),
+            open_gauge: cx.metrics.gauge(names::FILES_OPEN),
             metrics: cx.metrics.clone(),
             path_buf: String::new(),
             cached: None,

@@ -3,6 +3,7 @@
 //! A semaphore holds the room; the queue itself never grows past it.
 
 use crate::event::Batch;
+use crate::internal_events::names;
 use crate::internal_events::ComponentMetrics;
 use metrics::Gauge;
 use serde::{Deserialize, Serialize};
@@ -143,9 +144,9 @@ fn memory_buffer(
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
     let (tx, rx) = mpsc::unbounded_channel();
     let room = Arc::new(Semaphore::new(max as usize));
-    let depth = metrics.gauge("sluice_buffer_events");
+    let depth = metrics.gauge(names::BUFFER_EVENTS);
     let received = metrics.received_events.clone();
-    metrics.gauge("sluice_buffer_max_events").set(max as f64);
+    metrics.gauge(names::BUFFER_MAX_EVENTS).set(max as f64);
     (
         BufferSender {
             tx,

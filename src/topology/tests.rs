@@ -10,6 +10,7 @@ use super::{RunningTopology, Stopped};
 use crate::api::Health;
 use crate::config::Config;
 use crate::event::{Batch, Event, EventMetadata, Metric, MetricKind, MetricValue};
+use crate::internal_events::names;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -247,31 +248,15 @@ async fn each_output_reaches_only_its_consumers_and_the_accounting_adds_up() {
             .sum()
     };
     // Both outputs count as sent; an output nobody reads counts as discarded on purpose.
+    assert_eq!(value(names::RECEIVED_EVENTS, "t", ""), 2000.0);
+    assert_eq!(value(names::SENT_EVENTS, "t", ""), 2000.0);
+    assert_eq!(value(names::RECEIVED_EVENTS, "unread", ""), 2000.0);
+    assert_eq!(value(names::SENT_EVENTS, "unread", ""), 0.0);
     assert_eq!(
-        value("sluice_component_received_events_total", "t", ""),
+        value(names::DISCARDED_EVENTS, "unread", "intentional=\"true\""),
         2000.0
     );
-    assert_eq!(value("sluice_component_sent_events_total", "t", ""), 2000.0);
-    assert_eq!(
-        value("sluice_component_received_events_total", "unread", ""),
-        2000.0
-    );
-    assert_eq!(
-        value("sluice_component_sent_events_total", "unread", ""),
-        0.0
-    );
-    assert_eq!(
-        value(
-            "sluice_component_discarded_events_total",
-            "unread",
-            "intentional=\"true\""
-        ),
-        2000.0
-    );
-    assert_eq!(
-        value("sluice_component_received_events_total", "all", ""),
-        2000.0
-    );
+    assert_eq!(value(names::RECEIVED_EVENTS, "all", ""), 2000.0);
     assert_eq!(count("split-even"), 1000);
     assert_eq!(count("split-odd"), 1000);
     assert_eq!(count("split-all"), 2000);

@@ -110,6 +110,9 @@ struct Open {
     events: usize,
     finalizers: EventFinalizers,
     started: Instant,
+    /// For destinations that need events in order (CloudWatch Logs: chronological):
+    /// each event's sort key and where its encoding sits in `body`.
+    records: Vec<(i64, usize, usize)>,
 }
 
 impl Open {
@@ -119,11 +122,26 @@ impl Open {
             events: 0,
             finalizers: EventFinalizers::default(),
             started: Instant::now(),
+            records: Vec::new(),
         }
     }
 }
 
 fn close(framing: Framing, key: String, mut open: Open) -> Payload {
+    if !open.records.is_sorted_by_key(|r| r.0) {
+        // Rebuilt once per payload, in key order (stable: equal keys keep arrival order).
+        let mut records = std::mem::take(&mut open.records);
+        records.sort_by_key(|r| r.0);
+        let mut body = Vec::with_capacity(open.body.len() + framing.suffix.len());
+        body.extend_from_slice(framing.prefix);
+        for (i, (_, start, end)) in records.iter().enumerate() {
+            if i > 0 {
+                body.extend_from_slice(framing.separator);
+            }
+            body.extend_from_slice(&open.body[*start..*end]);
+        }
+        open.body = body;
+    }
     open.body.extend_from_slice(framing.suffix);
     Payload {
         key,
@@ -162,6 +180,19 @@ impl Batcher {
         finalizers: EventFinalizers,
         ready: &mut Vec<Payload>,
     ) -> Result<(), (E, EventFinalizers)> {
+        self.push_ordered(key, None, encode, finalizers, ready)
+    }
+
+    /// Like [`Batcher::push`]; with an `order` key, each closed payload holds its
+    /// events sorted by it (CloudWatch Logs refuses a batch out of chronological order).
+    pub fn push_ordered<E>(
+        &mut self,
+        key: &str,
+        order: Option<i64>,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+        finalizers: EventFinalizers,
+        ready: &mut Vec<Payload>,
+    ) -> Result<(), (E, EventFinalizers)> {
         let f = self.framing;
         let limits = self.limits;
         // New payloads start at the size the last one reached, so the buffer does not
@@ -196,11 +227,17 @@ impl Batcher {
             // This event starts the next payload; the full one goes out without it.
             let mut next = Open::new(capacity);
             next.body.extend_from_slice(f.prefix);
+            let moved = next.body.len();
             next.body.extend_from_slice(&open.body[start..]);
+            if let Some(k) = order {
+                next.records.push((k, moved, next.body.len()));
+            }
             open.body.truncate(mark);
             let full = std::mem::replace(open, next);
             self.last_size = full.body.len();
             ready.push(close(f, key.to_string(), full));
+        } else if let Some(k) = order {
+            open.records.push((k, start, open.body.len()));
         }
         open.events += 1;
         open.finalizers.merge(finalizers);
@@ -304,6 +341,26 @@ mod tests {
         b.take_due(true, &mut ready);
         let bodies: Vec<&[u8]> = ready.iter().map(|p| p.body.as_slice()).collect();
         assert_eq!(bodies, [&b"[aaaa]"[..], b"[bbbb]", b"[cccccccccccccccc]"]);
+    }
+
+    #[test]
+    fn ordered_payloads_hold_their_events_sorted_even_across_a_split() {
+        let mut b = Batcher::new(limits(100, 12), JSON);
+        let mut ready = Vec::new();
+        // "[k3,k1,k2]" is 10 bytes; "k0" would make 13: it starts the next payload.
+        for (k, text) in [(3, "k3"), (1, "k1"), (2, "k2"), (9, "k9"), (0, "k0")] {
+            b.push_ordered(
+                "p",
+                Some(k),
+                put(text.as_bytes()),
+                Default::default(),
+                &mut ready,
+            )
+            .unwrap();
+        }
+        b.take_due(true, &mut ready);
+        let bodies: Vec<&[u8]> = ready.iter().map(|p| p.body.as_slice()).collect();
+        assert_eq!(bodies, [&b"[k1,k2,k3]"[..], b"[k0,k9]"]);
     }
 
     #[test]

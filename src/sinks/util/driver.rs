@@ -437,12 +437,9 @@ mod tests {
             gap >= Duration::from_secs(7),
             "Retry-After: 7 was not honoured: {gap:?}"
         );
-        assert_eq!(r.counter("sluice_component_sent_events_total", ""), 10.0);
+        assert_eq!(r.counter(names::SENT_EVENTS, ""), 10.0);
         assert_eq!(r.counter(names::SINK_RETRIES, ""), 2.0);
-        assert_eq!(
-            r.counter("sluice_component_discarded_events_total", ""),
-            0.0
-        );
+        assert_eq!(r.counter(names::DISCARDED_EVENTS, ""), 0.0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -475,16 +472,10 @@ mod tests {
             "one attempt and two retries"
         );
         assert_eq!(
-            r.counter(
-                "sluice_component_discarded_events_total",
-                "intentional=\"false\""
-            ),
+            r.counter(names::DISCARDED_EVENTS, "intentional=\"false\""),
             7.0
         );
-        assert_eq!(
-            r.counter("sluice_component_errors_total", "error_type=\"rejected\""),
-            1.0
-        );
+        assert_eq!(r.counter(names::ERRORS, "error_type=\"rejected\""), 1.0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -501,12 +492,9 @@ mod tests {
         r.driver.drain().await;
         assert_eq!(status.await.unwrap(), BatchStatus::Delivered);
         assert_eq!(r.fake.attempts.lock().unwrap().len(), 1, "never retried");
-        assert_eq!(r.counter("sluice_component_sent_events_total", ""), 7.0);
+        assert_eq!(r.counter(names::SENT_EVENTS, ""), 7.0);
         assert_eq!(
-            r.counter(
-                "sluice_component_discarded_events_total",
-                "intentional=\"false\""
-            ),
+            r.counter(names::DISCARDED_EVENTS, "intentional=\"false\""),
             3.0
         );
     }

@@ -5,6 +5,7 @@
 //! limit, enough to log why a request was refused.
 
 use crate::http::ClientTlsConfig;
+use crate::internal_events::names;
 use crate::internal_events::ComponentMetrics;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -69,11 +70,11 @@ impl HttpClient {
             timeout,
             statuses: Mutex::new(HashMap::new()),
             transport_errors: metrics.counter_with(
-                "sluice_http_client_requests_total",
+                names::HTTP_CLIENT_REQUESTS,
                 "status",
                 "error".into(),
             ),
-            duration: metrics.histogram("sluice_http_client_request_duration_seconds"),
+            duration: metrics.histogram(names::HTTP_CLIENT_REQUEST_DURATION),
             metrics: metrics.clone(),
         })
     }
@@ -114,11 +115,8 @@ impl HttpClient {
         let mut m = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(status)
             .or_insert_with(|| {
-                self.metrics.counter_with(
-                    "sluice_http_client_requests_total",
-                    "status",
-                    status.to_string(),
-                )
+                self.metrics
+                    .counter_with(names::HTTP_CLIENT_REQUESTS, "status", status.to_string())
             })
             .increment(1);
     }

@@ -63,6 +63,13 @@ pub trait RequestBuilder: Send + 'static {
         Ok(())
     }
 
+    /// A key the events of one payload are sorted by before it is sent, for
+    /// destinations that need an order (CloudWatch Logs: chronological). The default,
+    /// `None`, keeps arrival order at no cost.
+    fn order_key(&self, _event: &Event) -> Option<i64> {
+        None
+    }
+
     /// Appends one event to a payload. On error, whatever was appended is taken back.
     fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable>;
 
@@ -182,11 +189,15 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
             }
             let finalizers = e.take_finalizers();
             let event: &Event = e;
+            let order = self.builder.order_key(event);
             let builder = &mut self.builder;
-            match self
-                .batcher
-                .push(key, |out| builder.encode(event, out), finalizers, ready)
-            {
+            match self.batcher.push_ordered(
+                key,
+                order,
+                |out| builder.encode(event, out),
+                finalizers,
+                ready,
+            ) {
                 Ok(()) => taken += 1,
                 Err((why, finalizers)) => {
                     finalizers.update_status(BatchStatus::Rejected);

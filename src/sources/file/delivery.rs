@@ -10,6 +10,7 @@ use super::tail::FileId;
 use super::PROVISIONAL;
 use crate::event::{BatchNotifier, BatchStatus, Event};
 use crate::internal_events::failures::CheckpointFailed;
+use crate::internal_events::names;
 use crate::internal_events::Reporter;
 use crate::topology::component::SourceContext;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -54,7 +55,7 @@ impl Delivery {
             acks_tx,
             acks_rx,
             next_seq: 0,
-            writes: cx.metrics.counter("sluice_checkpoint_writes_total"),
+            writes: cx.metrics.counter(names::CHECKPOINT_WRITES),
             errors,
         }
     }

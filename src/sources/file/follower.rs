@@ -9,6 +9,7 @@ use super::tail::{FileId, Line, Progress, Tailed};
 use super::{fingerprint, multiline, watch, FileConfig, WatchMode, PROVISIONAL};
 use crate::event::{EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS};
 use crate::internal_events::failures::{FileTrouble, ReadFailed, Truncated};
+use crate::internal_events::names;
 use crate::internal_events::Reporter;
 use crate::topology::component::SourceContext;
 use bytes::Bytes;
@@ -90,7 +91,7 @@ impl Follower {
         let delivery = Delivery::load(&dir, &cx);
         let rescan = |reason: &str| {
             cx.metrics
-                .counter_with("sluice_files_rescans_total", "reason", reason.to_string())
+                .counter_with(names::FILES_RESCANS, "reason", reason.to_string())
         };
         Self {
             include,
@@ -118,12 +119,12 @@ impl Follower {
             truncated: cx.metrics.reporter(),
             io: cx.metrics.reporter(),
             read_errors: cx.metrics.reporter(),
-            open_gauge: cx.metrics.gauge("sluice_files_open"),
+            open_gauge: cx.metrics.gauge(names::FILES_OPEN),
             open_peak: 0,
-            open_peak_gauge: cx.metrics.gauge("sluice_files_open_peak"),
-            added: cx.metrics.counter("sluice_files_added_total"),
-            rotated: cx.metrics.counter("sluice_files_rotated_total"),
-            truncations: cx.metrics.counter("sluice_files_truncated_total"),
+            open_peak_gauge: cx.metrics.gauge(names::FILES_OPEN_PEAK),
+            added: cx.metrics.counter(names::FILES_ADDED),
+            rotated: cx.metrics.counter(names::FILES_ROTATED),
+            truncations: cx.metrics.counter(names::FILES_TRUNCATED),
             rescans: Rescans {
                 overflow: rescan("overflow"),
                 error: rescan("error"),

@@ -13,6 +13,7 @@ use crate::config::field::FieldIssue;
 use crate::event::{BatchNotifier, BatchStatus, Event, EventMetadata, LogEvent, Value};
 use crate::http::{Auth, AuthVerifier, ServerTlsConfig};
 use crate::internal_events::failures::{BadRequest, BodyTooLarge, DecodeFailed, Unauthorized};
+use crate::internal_events::names;
 use crate::internal_events::Reporter;
 use crate::sources::util::tcp::{self, ListenerContext, ListenerOptions};
 use crate::topology::component::{BuildError, Resource, SourceConfig, SourceContext, Task};
@@ -183,11 +184,9 @@ impl SourceConfig for HttpServerConfig {
         ]
         .into_iter()
         .map(|s| {
-            let c = cx.metrics.counter_with(
-                "sluice_http_server_requests_total",
-                "status",
-                s.to_string(),
-            );
+            let c = cx
+                .metrics
+                .counter_with(names::HTTP_SERVER_REQUESTS, "status", s.to_string());
             (s, c)
         })
         .collect();

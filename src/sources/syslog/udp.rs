@@ -6,6 +6,7 @@
 use super::{EventBuilder, SyslogConfig};
 use crate::event::MAX_BATCH_EVENTS;
 use crate::internal_events::failures::{ReadFailed, UdpOverflow};
+use crate::internal_events::names;
 use crate::internal_events::Reporter;
 use crate::sources::util::tcp::bind_socket as socket;
 use crate::topology::component::{BuildError, SourceContext, Task};
@@ -97,7 +98,7 @@ async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
     let mut drops = DropWatch {
         inode: socket_inode(&sock),
         seen: 0,
-        total: cx.metrics.counter("sluice_udp_kernel_drops_total"),
+        total: cx.metrics.counter(names::UDP_KERNEL_DROPS),
         reporter: cx.metrics.reporter(),
     };
     // Its own task: the kernel drops exactly while this loop is blocked on a full sink.

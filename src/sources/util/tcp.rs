@@ -7,6 +7,7 @@
 //! reads its peer to the end on its own terms.
 
 use crate::internal_events::failures::{AcceptFailed, TlsHandshakeFailed};
+use crate::internal_events::names;
 use crate::internal_events::ComponentMetrics;
 use crate::topology::component::{BuildError, SourceContext};
 use std::future::Future;
@@ -187,8 +188,8 @@ pub async fn serve<H, F>(
     let limit = options
         .connection_limit
         .map(|n| Arc::new(Semaphore::new(n)));
-    let open = cx.metrics.gauge("sluice_tcp_connections");
-    let accepted = cx.metrics.counter("sluice_tcp_connections_total");
+    let open = cx.metrics.gauge(names::TCP_CONNECTIONS);
+    let accepted = cx.metrics.counter(names::TCP_CONNECTIONS_ACCEPTED);
     let accept_errors = cx.metrics.reporter::<AcceptFailed>();
     let tls_errors = cx.metrics.reporter::<TlsHandshakeFailed>();
     let address = listener
