@@ -155,6 +155,17 @@ circuit_breaker.failure_threshold = 0
     );
     // Logged once, then rate-limited: the counters above hold every occurrence.
     assert_eq!(log.matches("request_failed").count(), 1, "{log}");
+    // The destination recovered: said once, after the error, so the log does not end
+    // on a stale failure.
+    let recovered = log
+        .find("Destination accepts requests again.")
+        .unwrap_or_else(|| panic!("no recovery line: {log}"));
+    assert!(recovered > log.find("request_failed").unwrap_or(0), "{log}");
+    assert_eq!(
+        log.matches("Destination accepts requests again.").count(),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
