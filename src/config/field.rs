@@ -23,6 +23,15 @@ impl FieldIssue {
             message: message.into(),
         }
     }
+
+    /// The `(key, problem)` pairs of a nested table (`batch`, `request`), each under
+    /// `prefix`, so every component reports a shared table's problems the same way.
+    pub fn under(prefix: &str, problems: Vec<(&'static str, &'static str)>) -> Vec<FieldIssue> {
+        problems
+            .into_iter()
+            .map(|(k, p)| FieldIssue::new(format!("{prefix}.{k}"), p))
+            .collect()
+    }
 }
 
 /// Deserializes `T`, reporting every bad key rather than only the first: after each

@@ -364,14 +364,14 @@ impl Drop for BufferReceiver {
     }
 }
 
+/// Batches and buffers for the tests of the buffer and of fanout.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_util {
     use super::*;
     use crate::event::{EventMetadata, LogEvent, ObjectMap};
     use crate::internal_events::{ComponentKind, ComponentLabels};
-    use std::time::Duration;
 
-    fn batch(n: usize) -> Batch {
+    pub(crate) fn batch(n: usize) -> Batch {
         (0..n)
             .map(|_| {
                 LogEvent::from_parts(
@@ -383,7 +383,7 @@ mod tests {
             .collect()
     }
 
-    fn make(max: usize, when_full: WhenFull) -> (BufferSender, BufferReceiver) {
+    pub(crate) fn make(max: usize, when_full: WhenFull) -> (BufferSender, BufferReceiver) {
         let m = ComponentMetrics::new(ComponentLabels {
             id: "t".into(),
             kind: ComponentKind::Sink,
@@ -398,6 +398,13 @@ mod tests {
             m,
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::{batch, make};
+    use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn block_waits_for_room_then_delivers() {

@@ -142,9 +142,9 @@ pub enum Refused {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventMetadata, LogEvent, ObjectMap};
     use crate::internal_events::{ComponentKind, ComponentLabels};
-    use crate::topology::buffer::{buffer, BufferConfig, BufferReceiver, BufferType, WhenFull};
+    use crate::topology::buffer::test_util::{batch, make};
+    use crate::topology::buffer::WhenFull;
 
     fn metrics(id: &str) -> ComponentMetrics {
         ComponentMetrics::new(ComponentLabels {
@@ -152,29 +152,6 @@ mod tests {
             kind: ComponentKind::Sink,
             type_name: "test",
         })
-    }
-
-    fn batch(n: usize) -> Batch {
-        (0..n)
-            .map(|_| {
-                LogEvent::from_parts(
-                    ObjectMap::new(),
-                    EventMetadata::new("t", chrono::Utc::now()),
-                )
-                .into()
-            })
-            .collect()
-    }
-
-    fn make(max: usize, when_full: WhenFull) -> (BufferSender, BufferReceiver) {
-        buffer(
-            &BufferConfig {
-                kind: BufferType::Memory,
-                max_events: max,
-                when_full,
-            },
-            metrics("sink"),
-        )
     }
 
     #[tokio::test]

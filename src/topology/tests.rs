@@ -156,19 +156,21 @@ fn registry() -> Registry {
     r
 }
 
+/// A config of `text` with the test components and without the API (tests run side by
+/// side and would fight over its port).
 fn load(text: &str) -> Result<Config, String> {
-    Config::from_texts_with(
-        vec![(PathBuf::from("t.toml"), text.to_string())],
-        registry(),
-    )
-    .map_err(|e| e.to_string())
+    let text = format!("{text}\n[api]\nenabled = false\n");
+    Config::from_texts_with(vec![(PathBuf::from("t.toml"), text)], registry())
+        .map_err(|e| e.to_string())
+}
+
+fn start(config: &Config) -> RunningTopology {
+    RunningTopology::start(config, Arc::new(Health::default())).unwrap()
 }
 
 #[test]
 fn inputs_name_outputs_and_validate_lists_the_ones_that_exist() {
     let base = r#"
-        [api]
-        enabled = false
         [sources.src]
         type = "demo"
         [transforms.t]
@@ -202,8 +204,6 @@ fn inputs_name_outputs_and_validate_lists_the_ones_that_exist() {
 async fn each_output_reaches_only_its_consumers_and_the_accounting_adds_up() {
     let config = load(
         r#"
-        [api]
-        enabled = false
         [sources.src]
         type = "demo"
         interval = 0
@@ -266,8 +266,6 @@ async fn each_output_reaches_only_its_consumers_and_the_accounting_adds_up() {
 async fn a_timed_transform_acts_at_its_deadline_without_new_input() {
     let config = load(
         r#"
-        [api]
-        enabled = false
         [sources.src]
         type = "demo"
         interval = 3600
@@ -282,7 +280,7 @@ async fn a_timed_transform_acts_at_its_deadline_without_new_input() {
         "#,
     )
     .unwrap();
-    let running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    let running = start(&config);
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(count("hold-deadline"), 0, "released before its deadline");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -298,8 +296,6 @@ async fn a_timed_transform_acts_at_its_deadline_without_new_input() {
 async fn shutdown_flushes_held_events_through_the_rest_of_the_graph() {
     let config = load(
         r#"
-        [api]
-        enabled = false
         [sources.src]
         type = "demo"
         interval = 3600
@@ -318,7 +314,7 @@ async fn shutdown_flushes_held_events_through_the_rest_of_the_graph() {
         "#,
     )
     .unwrap();
-    let running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    let running = start(&config);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(count("hold-flush"), 0);
     // h1 flushes into h2, whose input then closes and which flushes into the sink.
@@ -336,8 +332,6 @@ async fn metric_events_pass_through_transforms_into_the_file_sink() {
     let config = load(&format!(
         r#"
         data_dir = "{dir}"
-        [api]
-        enabled = false
         [sources.gen]
         type = "metric_gen"
         count = 10
@@ -354,7 +348,7 @@ async fn metric_events_pass_through_transforms_into_the_file_sink() {
         path = path.display()
     ))
     .unwrap();
-    let mut running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    let mut running = start(&config);
     running.sources_finished().await;
     assert_eq!(
         running.stop(Duration::from_secs(10)).await,
@@ -376,8 +370,6 @@ async fn metric_events_pass_through_transforms_into_the_file_sink() {
 async fn one_component_stops_alone_and_its_siblings_go_on() {
     let config = load(
         r#"
-        [api]
-        enabled = false
         [sources.src]
         type = "demo"
         interval = 0.001
@@ -392,7 +384,7 @@ async fn one_component_stops_alone_and_its_siblings_go_on() {
         "#,
     )
     .unwrap();
-    let running = RunningTopology::start(&config, Arc::new(Health::default())).unwrap();
+    let running = start(&config);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(running.stop_component(crate::internal_events::ComponentKind::Sink, "a"));
     assert!(!running.stop_component(crate::internal_events::ComponentKind::Sink, "nope"));

@@ -66,10 +66,7 @@ impl RequestConfig {
     /// Range checks, each under `prefix` (the table's key in the sink, e.g. `request`),
     /// so every sink reports them the same way.
     pub fn issues(&self, prefix: &str) -> Vec<crate::config::field::FieldIssue> {
-        self.problems()
-            .into_iter()
-            .map(|(k, p)| crate::config::field::FieldIssue::new(format!("{prefix}.{k}"), p))
-            .collect()
+        crate::config::field::FieldIssue::under(prefix, self.problems())
     }
 
     /// Range checks, as `(key, problem)` relative to the table.
