@@ -97,3 +97,26 @@ async fn shutdown_signal() -> &'static str {
         "SIGINT"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pipeline_whose_sources_finish_runs_drains_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let text = format!(
+            "data_dir = \"{}\"\n[api]\nenabled = false\n[sources.gen]\ntype = \"demo\"\ninterval = 0\ncount = 2500\n[sinks.out]\ntype = \"file\"\ninputs = [\"gen\"]\npath = \"{}\"\n",
+            dir.path().display(),
+            out.display()
+        );
+        let config = Config::from_texts(vec![("t.toml".into(), text)]).unwrap();
+        assert_eq!(run(config).await, Stopped::Drained);
+        let lines = std::fs::read_to_string(&out).unwrap().lines().count();
+        assert_eq!(
+            lines, 2500,
+            "everything sent was written before run returned"
+        );
+    }
+}
