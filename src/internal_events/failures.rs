@@ -122,6 +122,9 @@ failures! {
     UdpOverflow: "udp_overflow", Lossy;
     /// Reading or writing checkpoints failed.
     CheckpointFailed: "checkpoint", Lossless;
+    /// A name or tag value the line protocol cannot carry was changed (trailing
+    /// backslashes dropped, control characters made spaces); the point was written.
+    LineProtocolAltered: "line_protocol", Lossless;
     /// A request body could not be decoded; the client was told (400).
     DecodeFailed: "decode", Lossless;
     /// A request body exceeded the limit; the client was told (413).

@@ -4,6 +4,7 @@ pub mod blackhole;
 pub mod console;
 pub mod file;
 pub mod http;
+pub mod influxdb;
 pub mod util;
 
 use crate::topology::component::{sink, Registration, SinkConfig};
@@ -14,4 +15,5 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<console::ConsoleConfig>("console"),
     sink::<blackhole::BlackholeConfig>("blackhole"),
     sink::<http::HttpSinkConfig>("http"),
+    sink::<influxdb::InfluxDbConfig>("influxdb"),
 ];

@@ -50,7 +50,12 @@ impl RequestBuilder for HttpRequestBuilder {
         Ok(())
     }
 
-    fn build(&mut self, partition: &str, body: Bytes) -> Result<Built<HttpRequest>, Unsendable> {
+    fn build(
+        &mut self,
+        partition: &str,
+        body: Bytes,
+        _events: usize,
+    ) -> Result<Built<HttpRequest>, Unsendable> {
         let uri = match &self.static_uri {
             Some(u) => u.clone(),
             None => parse_uri(partition).map_err(|e| Unsendable::new("invalid_uri", e))?,

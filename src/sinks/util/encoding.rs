@@ -210,6 +210,11 @@ fn write_object(map: &ObjectMap, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
+/// Appends one value as JSON (what a sink writes for arrays it cannot carry natively).
+pub fn encode_json_value(v: &Value, out: &mut Vec<u8>) {
+    write_value(v, out)
+}
+
 fn write_value(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Bytes(b) => write_bytes(b, out),

@@ -73,8 +73,14 @@ pub trait RequestBuilder: Send + 'static {
     /// Appends one event to a payload. On error, whatever was appended is taken back.
     fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable>;
 
-    /// Makes a closed, compressed payload of `partition` into a request.
-    fn build(&mut self, partition: &str, body: Bytes) -> Result<Built<Self::Request>, Unsendable>;
+    /// Makes a closed, compressed payload of `partition`, holding `events` events, into a
+    /// request.
+    fn build(
+        &mut self,
+        partition: &str,
+        body: Bytes,
+        events: usize,
+    ) -> Result<Built<Self::Request>, Unsendable>;
 }
 
 /// The options every batching sink shares, resolved.
@@ -222,7 +228,7 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
             }
         };
         let bytes = body.len();
-        let built = match self.builder.build(&p.key, body) {
+        let built = match self.builder.build(&p.key, body, p.events) {
             Ok(b) => b,
             Err(why) => {
                 self.held.sub(p.events as u64);

@@ -1,0 +1,307 @@
+//! InfluxDB line protocol, written exactly: `measurement[,tag=value...] field=value[,...]
+//! timestamp`. Escaping follows the spec (`../shared/corpus/influx/RULES.md`):
+//!
+//! - measurement: comma and space;
+//! - tag keys, tag values, field keys: comma, equals sign and space;
+//! - string field values: double quote and backslash, inside double quotes.
+//!
+//! Where the protocol cannot carry a value as it is, the writer changes it and says so
+//! (the caller counts it), rather than writing a line the server misreads:
+//!
+//! - a name or tag value ending in backslashes would escape the separator after it
+//!   (InfluxDB 1.x cannot store one in any encoding): the trailing backslashes are
+//!   dropped;
+//! - control characters (newlines, tabs) cannot appear in names or tag values: each
+//!   becomes a space (escaped).
+//!
+//! Newlines inside string fields are written as they are: inside quotes InfluxDB 1.x and
+//! 2.x read them back exactly (tested against influxd), and a multi-line log message stays
+//! one message. Integers carry the `i` suffix (never `u`, which 1.x refuses); floats are
+//! always written with a decimal point or an exponent, and NaN or infinity (which the
+//! protocol cannot carry) is left out.
+
+/// Precision of the timestamps in one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Nanoseconds (the default).
+    #[default]
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds.
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl Precision {
+    /// The `precision=` query value (v1 and v2 agree on these four).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Ns => "ns",
+            Precision::Us => "us",
+            Precision::Ms => "ms",
+            Precision::S => "s",
+        }
+    }
+
+    fn divisor(self) -> i64 {
+        match self {
+            Precision::Ns => 1,
+            Precision::Us => 1_000,
+            Precision::Ms => 1_000_000,
+            Precision::S => 1_000_000_000,
+        }
+    }
+}
+
+/// Which element is being written: each escapes a different set of characters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Element {
+    Measurement,
+    /// Tag keys, tag values and field keys.
+    KeyOrTag,
+}
+
+/// Appends a name or tag value, escaped for `element`. Returns whether it had to be
+/// changed (see the module documentation); an empty result writes nothing.
+fn write_escaped(out: &mut Vec<u8>, s: &str, element: Element) -> bool {
+    let trimmed = s.trim_end_matches('\\');
+    let mut altered = trimmed.len() != s.len();
+    for c in trimmed.chars() {
+        let c = if c.is_control() {
+            altered = true;
+            ' '
+        } else {
+            c
+        };
+        match c {
+            ',' | ' ' => out.push(b'\\'),
+            '=' if element == Element::KeyOrTag => out.push(b'\\'),
+            _ => {}
+        }
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+    altered
+}
+
+/// Appends the measurement. Returns whether it had to be changed.
+pub fn measurement(out: &mut Vec<u8>, s: &str) -> bool {
+    write_escaped(out, s, Element::Measurement)
+}
+
+/// Appends a tag key, a field key or a tag value. Returns whether it had to be changed.
+pub fn key(out: &mut Vec<u8>, s: &str) -> bool {
+    write_escaped(out, s, Element::KeyOrTag)
+}
+
+/// Whether a tag value would be written as nothing (empty, or only backslashes): such a
+/// tag is left out, as the protocol has no empty tag value.
+pub fn is_empty_tag(s: &str) -> bool {
+    s.trim_end_matches('\\').is_empty()
+}
+
+/// Appends a string field value, quoted.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+/// Appends a float field value, always with a decimal point or an exponent. `false` (and
+/// nothing written) for NaN and infinities.
+pub fn float(out: &mut Vec<u8>, v: f64) -> bool {
+    if !v.is_finite() {
+        return false;
+    }
+    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    true
+}
+
+/// Appends an integer field value with its `i` suffix.
+pub fn integer(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    out.push(b'i');
+}
+
+/// Appends a boolean field value.
+pub fn boolean(out: &mut Vec<u8>, v: bool) {
+    out.extend_from_slice(if v { b"true" } else { b"false" });
+}
+
+/// Appends ` timestamp` (with its leading space) in `precision`.
+pub fn timestamp(out: &mut Vec<u8>, nanos: i64, precision: Precision) {
+    out.push(b' ');
+    out.extend_from_slice(
+        itoa::Buffer::new()
+            .format(nanos.div_euclid(precision.divisor()))
+            .as_bytes(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits a line at unescaped separators outside quotes: what a parser sees. Quotes
+    /// only quote in the field set (the second part of a line, or a field list).
+    fn parts(line: &str, sep: u8) -> Vec<String> {
+        let bytes = line.as_bytes();
+        let (mut out, mut cur, mut quoted) = (Vec::new(), Vec::new(), false);
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            // As the Go parsers read it: a backslash escapes only what needs escaping
+            // there (`"` and `\` inside quotes; `,`, `=` and space outside).
+            let escapes: &[u8] = if quoted { b"\"\\" } else { b", =" };
+            if b == b'\\' && bytes.get(i + 1).is_some_and(|n| escapes.contains(n)) {
+                cur.extend_from_slice(&bytes[i..i + 2]);
+                i += 2;
+                continue;
+            }
+            if b == b'"' && (sep == b',' || out.len() == 1) {
+                quoted = !quoted;
+            }
+            if b == sep && !quoted {
+                out.push(String::from_utf8(std::mem::take(&mut cur)).unwrap());
+            } else {
+                cur.push(b);
+            }
+            i += 1;
+        }
+        out.push(String::from_utf8(cur).unwrap());
+        out
+    }
+
+    /// `key=value` split at the first unescaped `=`.
+    fn split_key(field: &str) -> (&str, &str) {
+        let bytes = field.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'=' => return (&field[..i], &field[i + 1..]),
+                _ => i += 1,
+            }
+        }
+        (field, "")
+    }
+
+    /// Two field values mean the same: floats compared as numbers (`1` and `1.0`,
+    /// `1e308` and `1e+308` are one value), everything else as text.
+    fn same_value(a: &str, b: &str) -> bool {
+        let float = |s: &str| {
+            (!s.ends_with('i') && !s.ends_with('u') && !s.starts_with('"'))
+                .then(|| s.parse::<f64>().ok())
+                .flatten()
+        };
+        match (float(a), float(b)) {
+            (Some(x), Some(y)) => x == y,
+            // The Go encoder writes a newline in a string as `\n`, which InfluxDB's own
+            // parser stores as a backslash and an `n`; we write the newline itself,
+            // which it stores as written (see the module documentation).
+            _ => {
+                a.replace("\\n", "\n")
+                    .replace("\\r", "\r")
+                    .replace("\\t", "\t")
+                    == b
+            }
+        }
+    }
+
+    fn encode_case(point: &serde_json::Value) -> String {
+        let mut out = Vec::new();
+        measurement(&mut out, point["measurement"].as_str().unwrap());
+        for t in point["tags"].as_array().unwrap() {
+            out.push(b',');
+            key(&mut out, t[0].as_str().unwrap());
+            out.push(b'=');
+            key(&mut out, t[1].as_str().unwrap());
+        }
+        for (i, f) in point["fields"].as_array().unwrap().iter().enumerate() {
+            out.push(if i == 0 { b' ' } else { b',' });
+            key(&mut out, f[0].as_str().unwrap());
+            out.push(b'=');
+            let v = &f[1]["value"];
+            match f[1]["type"].as_str().unwrap() {
+                "float" => assert!(float(&mut out, v.as_f64().unwrap())),
+                "int" => integer(&mut out, v.as_i64().unwrap()),
+                "bool" => boolean(&mut out, v.as_bool().unwrap()),
+                "string" => string(&mut out, v.as_str().unwrap()),
+                other => panic!("{other}"),
+            }
+        }
+        timestamp(&mut out, point["time_ns"].as_i64().unwrap(), Precision::Ns);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every encode case of InfluxData's corpus that expects a line: the same
+    /// measurement, tags, fields and timestamp, field by field.
+    #[test]
+    fn the_reference_encoder_corpus_round_trips() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/corpus/influx/cases.jsonl"
+        );
+        let Ok(text) = std::fs::read_to_string(path) else {
+            panic!("the shared corpus is missing at {path}");
+        };
+        let mut checked = 0;
+        for line in text.lines() {
+            let case: serde_json::Value = serde_json::from_str(line).unwrap();
+            if case["direction"] != "encode" || case.get("expect_line").is_none() {
+                continue;
+            }
+            let want = case["expect_line"].as_str().unwrap();
+            let got = encode_case(&case["point"]);
+            let (w, g) = (parts(want, b' '), parts(&got, b' '));
+            assert_eq!(w.len(), g.len(), "{}: {got:?} vs {want:?}", case["id"]);
+            assert_eq!(w[0], g[0], "{}: measurement and tags", case["id"]);
+            assert_eq!(w[2], g[2], "{}: timestamp", case["id"]);
+            let (wf, gf) = (parts(&w[1], b','), parts(&g[1], b','));
+            assert_eq!(wf.len(), gf.len(), "{}", case["id"]);
+            for (a, b) in wf.iter().zip(&gf) {
+                let (ak, av) = split_key(a);
+                let (bk, bv) = split_key(b);
+                assert_eq!(ak, bk, "{}", case["id"]);
+                assert!(same_value(av, bv), "{}: {av} vs {bv}", case["id"]);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 100, "only {checked} encode cases");
+    }
+
+    #[test]
+    fn what_the_protocol_cannot_carry_is_changed_and_reported() {
+        let mut out = Vec::new();
+        assert!(key(&mut out, "C:\\dir\\"));
+        assert_eq!(out, b"C:\\dir");
+        out.clear();
+        assert!(key(&mut out, "two\nlines\tand tab"));
+        assert_eq!(out, b"two\\ lines\\ and\\ tab");
+        out.clear();
+        assert!(!measurement(&mut out, "cpu=load,x y"));
+        assert_eq!(out, b"cpu=load\\,x\\ y");
+        assert!(is_empty_tag("\\\\") && is_empty_tag("") && !is_empty_tag("a"));
+        out.clear();
+        string(&mut out, "say \"hi\"\\\nnext line");
+        assert_eq!(out, b"\"say \\\"hi\\\"\\\\\nnext line\"");
+        out.clear();
+        assert!(float(&mut out, 25.0));
+        assert_eq!(out, b"25.0", "a float must not read back as an integer");
+        assert!(!float(&mut out, f64::NAN));
+        out.clear();
+        timestamp(&mut out, -1_500, Precision::Us);
+        assert_eq!(
+            out, b" -2",
+            "before 1970, truncation goes down, not toward zero"
+        );
+    }
+}

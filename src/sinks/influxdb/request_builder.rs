@@ -1,0 +1,291 @@
+//! Events to line-protocol points.
+//!
+//! - **A log event** is one point: the `measurement` template, the configured `tags`
+//!   (fields written as tags; missing or empty ones left out) and every other field with
+//!   its type (strings, `42i` integers, floats, booleans; objects flattened with `.`,
+//!   arrays and timestamps as strings), at the event's `timestamp`.
+//! - **A metric** is one point: measurement `namespace` (its own, else
+//!   `default_namespace`) with the metric name as the field key, or, with no namespace,
+//!   measurement `name` and field `value`; its tags as tags.
+//!
+//! Values the protocol cannot carry are changed and counted (see [`line_protocol`]); a
+//! point left with no field cannot be written and is dropped and counted.
+
+use super::line_protocol::{self as lp, Precision};
+use super::service::WriteRequest;
+use crate::event::{Event, LogEvent, Metric, MetricValue, Value};
+use crate::internal_events::failures::LineProtocolAltered;
+use crate::internal_events::Reporter;
+use crate::sinks::util::runner::{Built, RequestBuilder, Unsendable};
+use crate::sinks::util::template::Template;
+use bytes::Bytes;
+use hyper::Uri;
+
+/// See the module documentation.
+pub struct InfluxDbRequestBuilder {
+    /// The write URI with its query.
+    pub uri: Uri,
+    /// Breaker key and log name: the endpoint's authority.
+    pub destination: String,
+    /// For log events.
+    pub measurement: Template,
+    /// Field names written as tags, sorted (InfluxDB writes sorted tags fastest).
+    pub tags: Vec<String>,
+    /// For metrics without a namespace of their own.
+    pub default_namespace: Option<String>,
+    /// Of the timestamps.
+    pub precision: Precision,
+    /// Names and tag values that had to be changed.
+    pub altered: Reporter<LineProtocolAltered>,
+    /// Reused for the rendered measurement.
+    scratch: String,
+}
+
+impl InfluxDbRequestBuilder {
+    /// A builder writing to `uri`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        uri: Uri,
+        destination: String,
+        measurement: Template,
+        mut tags: Vec<String>,
+        default_namespace: Option<String>,
+        precision: Precision,
+        altered: Reporter<LineProtocolAltered>,
+    ) -> Self {
+        tags.sort();
+        tags.dedup();
+        Self {
+            uri,
+            destination,
+            measurement,
+            tags,
+            default_namespace,
+            precision,
+            altered,
+            scratch: String::new(),
+        }
+    }
+
+    fn log(
+        &mut self,
+        log: &LogEvent,
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Unsendable> {
+        let time = Template::event_time(event);
+        self.scratch.clear();
+        self.measurement
+            .render(event, time, &mut self.scratch)
+            .map_err(|e| Unsendable::new("template", format!("measurement: {e}")))?;
+        let mut altered = lp::measurement(out, &self.scratch);
+        for t in &self.tags {
+            let Some(v) = log.get_path(t) else { continue };
+            let text = tag_text(v);
+            if lp::is_empty_tag(&text) {
+                continue;
+            }
+            out.push(b',');
+            altered |= lp::key(out, t);
+            out.push(b'=');
+            altered |= lp::key(out, &text);
+        }
+        let mut first = true;
+        let mut prefix = String::new();
+        for (k, v) in log.fields() {
+            if k.as_str() == "timestamp" {
+                continue;
+            }
+            altered |= self.field(k.as_str(), v, &mut prefix, &mut first, out);
+        }
+        if first {
+            return Err(Unsendable::new(
+                "no_fields",
+                "a log event with no field besides its tags and timestamp cannot be written",
+            ));
+        }
+        lp::timestamp(out, nanos(time), self.precision);
+        Ok(altered)
+    }
+
+    /// Writes one field (objects flattened under `prefix`); returns whether a key had to
+    /// be changed.
+    fn field(
+        &self,
+        key: &str,
+        v: &Value,
+        prefix: &mut String,
+        first: &mut bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let len = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(key);
+        let mut altered = false;
+        if let Value::Object(m) = v {
+            for (k, inner) in m {
+                altered |= self.field(k.as_str(), inner, prefix, first, out);
+            }
+        } else if !(len == 0
+            && self
+                .tags
+                .binary_search_by(|t| t.as_str().cmp(prefix))
+                .is_ok())
+        {
+            let mark = out.len();
+            out.push(if *first { b' ' } else { b',' });
+            altered |= lp::key(out, prefix);
+            out.push(b'=');
+            let written = match v {
+                Value::Bytes(b) => {
+                    lp::string(out, &String::from_utf8_lossy(b));
+                    true
+                }
+                Value::Integer(i) => {
+                    lp::integer(out, *i);
+                    true
+                }
+                Value::Float(f) => lp::float(out, f.into_inner()),
+                Value::Boolean(b) => {
+                    lp::boolean(out, *b);
+                    true
+                }
+                Value::Timestamp(t) => {
+                    lp::string(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+                    true
+                }
+                Value::Null => false,
+                other => {
+                    // Arrays (and anything else) as their JSON text.
+                    let mut json = Vec::new();
+                    crate::sinks::util::encoding::encode_json_value(other, &mut json);
+                    lp::string(out, &String::from_utf8_lossy(&json));
+                    true
+                }
+            };
+            if written {
+                *first = false;
+            } else {
+                out.truncate(mark);
+            }
+        }
+        prefix.truncate(len);
+        altered
+    }
+
+    fn metric(&self, m: &Metric, out: &mut Vec<u8>) -> Result<bool, Unsendable> {
+        let namespace = m.namespace.as_deref().or(self.default_namespace.as_deref());
+        let (measurement, field) = match namespace {
+            Some(ns) => (ns, m.name.as_str()),
+            None => (m.name.as_str(), "value"),
+        };
+        let mut altered = lp::measurement(out, measurement);
+        for (k, v) in &m.tags {
+            if lp::is_empty_tag(v) {
+                continue;
+            }
+            out.push(b',');
+            altered |= lp::key(out, k);
+            out.push(b'=');
+            altered |= lp::key(out, v);
+        }
+        out.push(b' ');
+        let mut put = |out: &mut Vec<u8>, suffix: &str, write: &dyn Fn(&mut Vec<u8>) -> bool| {
+            let mark = out.len();
+            if out.last() != Some(&b' ') {
+                out.push(b',');
+            }
+            let mut k = String::from(field);
+            k.push_str(suffix);
+            altered |= lp::key(out, &k);
+            out.push(b'=');
+            if !write(out) {
+                out.truncate(mark);
+            }
+        };
+        match &m.value {
+            MetricValue::Counter(v) | MetricValue::Gauge(v) => put(out, "", &|o| lp::float(o, *v)),
+            MetricValue::Set(values) => put(out, "", &|o| {
+                lp::integer(o, values.len() as i64);
+                true
+            }),
+            MetricValue::Distribution { samples, .. } => {
+                let count: u64 = samples.iter().map(|s| u64::from(s.rate)).sum();
+                let sum: f64 = samples.iter().map(|s| s.value * f64::from(s.rate)).sum();
+                put(out, "_count", &|o| {
+                    lp::integer(o, count as i64);
+                    true
+                });
+                put(out, "_sum", &|o| lp::float(o, sum));
+            }
+            MetricValue::AggregatedHistogram { count, sum, .. }
+            | MetricValue::AggregatedSummary { count, sum, .. } => {
+                put(out, "_count", &|o| {
+                    lp::integer(o, *count as i64);
+                    true
+                });
+                put(out, "_sum", &|o| lp::float(o, *sum));
+            }
+        }
+        if out.last() == Some(&b' ') {
+            return Err(Unsendable::new(
+                "no_fields",
+                "a metric whose value cannot be written (NaN or infinite)",
+            ));
+        }
+        lp::timestamp(
+            out,
+            nanos(m.timestamp.unwrap_or(m.metadata.ingest_time)),
+            self.precision,
+        );
+        Ok(altered)
+    }
+}
+
+fn nanos(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// A field value as tag text.
+fn tag_text(v: &Value) -> String {
+    match v {
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Null => String::new(),
+        other => other.to_string_lossy().into_owned(),
+    }
+}
+
+impl RequestBuilder for InfluxDbRequestBuilder {
+    type Request = WriteRequest;
+
+    fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable> {
+        let altered = match event {
+            Event::Log(l) => self.log(l, event, out)?,
+            Event::Metric(m) => self.metric(m, out)?,
+        };
+        if altered {
+            self.altered.emit(|| {
+                "A name or tag value the line protocol cannot carry was changed: trailing backslashes dropped, control characters made spaces".to_string()
+            });
+        }
+        Ok(())
+    }
+
+    fn build(
+        &mut self,
+        _partition: &str,
+        body: Bytes,
+        points: usize,
+    ) -> Result<Built<WriteRequest>, Unsendable> {
+        Ok(Built {
+            request: WriteRequest {
+                uri: self.uri.clone(),
+                body,
+                points,
+            },
+            destination: self.destination.clone(),
+        })
+    }
+}
