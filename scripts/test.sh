@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the real programs the integration
 # tests drive (util-linux `logger`, Prometheus' `promtool`, `logrotate`, `curl`, `openssl`,
-# `python3` for the rotation tests' writer), quickly skipping what is
+# `python3` for the rotation tests' writer, InfluxDB 1.x `influxd` and VictoriaMetrics
+# for the influxdb sink), quickly skipping what is
 # already there, then runs every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

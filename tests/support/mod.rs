@@ -3,6 +3,7 @@
 //! component must honour (DESIGN.md §3).
 #![allow(dead_code)]
 
+pub mod influx;
 pub mod receiver;
 pub mod seq;
 

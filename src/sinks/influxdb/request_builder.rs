@@ -143,6 +143,10 @@ impl InfluxDbRequestBuilder {
                     lp::string(out, &String::from_utf8_lossy(b));
                     true
                 }
+                Value::String(s) => {
+                    lp::string(out, s);
+                    true
+                }
                 Value::Integer(i) => {
                     lp::integer(out, *i);
                     true
@@ -252,6 +256,7 @@ fn nanos(t: chrono::DateTime<chrono::Utc>) -> i64 {
 fn tag_text(v: &Value) -> String {
     match v {
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::String(s) => s.to_string(),
         Value::Null => String::new(),
         other => other.to_string_lossy().into_owned(),
     }
