@@ -308,3 +308,32 @@ fn systemd_unit_passes_systemd_analyze() {
         "{text}"
     );
 }
+
+#[test]
+fn influxdb_options_are_checked_against_the_api_version() {
+    let sink = |body: &str| {
+        format!("{SRC}[sinks.out]\ntype = \"influxdb\"\ninputs = [\"in\"]\nendpoint = \"http://127.0.0.1:8086\"\n{body}")
+    };
+    assert_invalid(
+        &[("a.toml", &sink("api_version = \"v1\"\ntoken = \"t\"\n"))],
+        &[
+            "[sinks.out] key `database`: is required with api_version = \"v1\"",
+            "[sinks.out] key `token`: is not an option of api_version = \"v1\"",
+        ],
+    );
+    assert_invalid(
+        &[(
+            "a.toml",
+            &sink("api_version = \"v2\"\ndatabase = \"x\"\norg = \"o\"\n"),
+        )],
+        &[
+            "[sinks.out] key `bucket`: is required with api_version = \"v2\"",
+            "[sinks.out] key `token`: is required with api_version = \"v2\"",
+            "[sinks.out] key `database`: is not an option of api_version = \"v2\"",
+        ],
+    );
+    assert_invalid(
+        &[("a.toml", &sink(""))],
+        &["[sinks.out] key `api_version`: missing required key"],
+    );
+}
