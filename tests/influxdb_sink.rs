@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::influx::Influxd;
+use support::influx::{Influxd, VictoriaMetrics};
 use support::*;
 
 fn config(http: u16, influx: &str, extra: &str) -> String {
@@ -178,4 +178,67 @@ fn a_field_type_conflict_rejects_only_that_point() {
         s.log_text()
     );
     assert_eq!(rows(&db, "SELECT * FROM logs WHERE host = 'c'").len(), 1);
+}
+
+#[test]
+fn the_v2_write_api_reaches_victoria_metrics() {
+    let vm = VictoriaMetrics::start();
+    let http = free_port();
+    let s = Sluice::start_with(
+        &format!(
+            r#"
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{http}"
+decoding.codec = "ndjson"
+
+[sinks.vm]
+type = "influxdb"
+inputs = ["in"]
+endpoint = "{url}"
+api_version = "v2"
+org = "ops"
+bucket = "apps"
+token = "${{VM_TOKEN}}"
+measurement = "{{{{ appname }}}}"
+tags = ["host"]
+precision = "ms"
+batch.timeout_secs = 0.2
+"#,
+            url = vm.url
+        ),
+        |c| {
+            c.env("VM_TOKEN", "a-token");
+        },
+    );
+    post(
+        http,
+        "{\"appname\":\"checkout\",\"host\":\"web-1\",\"status\":200,\"latency\":12.5,\"message\":\"ok\"}\n{\"appname\":\"checkout\",\"host\":\"web-2\",\"status\":503,\"latency\":80.25,\"message\":\"busy\"}\n",
+    );
+    let series = |name: &str| vm.export(&format!("{{__name__=\"{name}\"}}"));
+    assert!(
+        wait_for(Duration::from_secs(20), || series("checkout_status").len()
+            == 2),
+        "{:?}\n{}",
+        series("checkout_status"),
+        s.log_text()
+    );
+    let by_host = |name: &str, host: &str| -> Vec<f64> {
+        series(name)
+            .into_iter()
+            .find(|s| s["metric"]["host"] == host)
+            .and_then(|s| s["values"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect()
+    };
+    assert_eq!(by_host("checkout_status", "web-1"), [200.0]);
+    assert_eq!(by_host("checkout_status", "web-2"), [503.0]);
+    assert_eq!(by_host("checkout_latency", "web-2"), [80.25]);
+    let m = s.metrics();
+    assert_eq!(
+        assert_component_metrics(&m, "vm", "sink", "influxdb").sent_events,
+        2.0
+    );
 }

@@ -117,3 +117,66 @@ impl Drop for Influxd {
         self.stop();
     }
 }
+
+/// A real VictoriaMetrics (Debian `victoria-metrics`) on a free loopback port with a
+/// temporary data directory: the v2 write API's other server. Stopped when dropped.
+pub struct VictoriaMetrics {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl VictoriaMetrics {
+    /// Starts it and waits until it answers.
+    pub fn start() -> VictoriaMetrics {
+        require_tool("victoria-metrics");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let child = Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.path().display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("victoria-metrics");
+        let url = format!("http://127.0.0.1:{port}");
+        assert!(
+            wait_for(Duration::from_secs(30), || ureq::get(&format!(
+                "{url}/health"
+            ))
+            .call()
+            .is_ok()),
+            "victoria-metrics did not come up"
+        );
+        VictoriaMetrics {
+            child,
+            _dir: dir,
+            url,
+        }
+    }
+
+    /// Every series matching `selector` with its samples, as the export API gives them
+    /// (one JSON object per series: `metric`, `values`, `timestamps`).
+    pub fn export(&self, selector: &str) -> Vec<Json> {
+        let _ = ureq::get(&format!("{}/internal/force_flush", self.url)).call();
+        let text = ureq::get(&format!("{}/api/v1/export", self.url))
+            .query("match[]", selector)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
