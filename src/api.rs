@@ -60,6 +60,14 @@ impl Health {
     }
 }
 
+/// The recorder's handle once installed: what `/metrics` renders and what the
+/// `internal_metrics` source reads.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    HANDLE.get().cloned()
+}
+
+static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+
 /// Installs the Prometheus recorder; call once, before any component registers metrics.
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
     // Histograms as buckets (not summaries), so they aggregate across instances.
@@ -75,6 +83,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     crate::internal_events::describe_all();
     metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    let _ = HANDLE.set(handle.clone());
     Ok(handle)
 }
 

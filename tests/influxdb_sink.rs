@@ -242,3 +242,58 @@ batch.timeout_secs = 0.2
         2.0
     );
 }
+
+#[test]
+fn internal_metrics_ship_sluices_own_counters_to_influxdb() {
+    let db = Influxd::start("sluice");
+    let http = free_port();
+    let s = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{http}"
+decoding.codec = "ndjson"
+
+[sinks.quiet]
+type = "blackhole"
+inputs = ["in"]
+print_interval_secs = 0
+
+[sources.self]
+type = "internal_metrics"
+scrape_interval_secs = 0.2
+tags.host_key = "host"
+
+[sinks.influx]
+type = "influxdb"
+inputs = ["self"]
+endpoint = "{url}"
+api_version = "v1"
+database = "sluice"
+batch.timeout_secs = 0.2
+"#,
+        url = db.url
+    ));
+    post(http, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+    let received = || {
+        rows(
+            &db,
+            "SELECT last(component_received_events_total) FROM sluice WHERE component_id = 'in' AND component_kind = 'source'",
+        )
+        .first()
+        .and_then(|r| r.get("last").and_then(serde_json::Value::as_f64))
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || received() == Some(3.0)),
+        "{:?}\n{}",
+        received(),
+        s.log_text()
+    );
+    let host = rows(
+        &db,
+        "SELECT * FROM sluice WHERE component_id = 'in' LIMIT 1",
+    );
+    assert_eq!(host[0]["host"], sluice::hostname());
+    let m = s.metrics();
+    assert_component_metrics(&m, "self", "source", "internal_metrics");
+}

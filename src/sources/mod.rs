@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod file;
 pub mod http_server;
+pub mod internal_metrics;
 pub mod stdin;
 pub mod syslog;
 pub mod util;
@@ -17,6 +18,7 @@ pub static REGISTRY: &[Registration<dyn SourceConfig>] = &[
     source::<file::FileConfig>("file"),
     source::<http_server::HttpServerConfig>("http_server"),
     source::<http_server::HttpServerConfig>("http"),
+    source::<internal_metrics::InternalMetricsConfig>("internal_metrics"),
 ];
 
 use crate::event::Batch;
