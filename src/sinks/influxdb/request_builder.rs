@@ -224,8 +224,43 @@ impl InfluxDbRequestBuilder {
                 });
                 put(out, "_sum", &|o| lp::float(o, sum));
             }
-            MetricValue::AggregatedHistogram { count, sum, .. }
-            | MetricValue::AggregatedSummary { count, sum, .. } => {
+            MetricValue::AggregatedHistogram {
+                buckets,
+                count,
+                sum,
+            } => {
+                // Cumulative per `le`, as Prometheus and Telegraf write them.
+                let mut running = 0u64;
+                for b in buckets {
+                    running += b.count;
+                    let mut le = String::from("_bucket_");
+                    le.push_str(ryu::Buffer::new().format(b.upper_limit));
+                    let n = running;
+                    put(out, &le, &|o| {
+                        lp::integer(o, n as i64);
+                        true
+                    });
+                }
+                put(out, "_count", &|o| {
+                    lp::integer(o, *count as i64);
+                    true
+                });
+                put(out, "_sum", &|o| lp::float(o, *sum));
+            }
+            MetricValue::AggregatedSummary {
+                quantiles,
+                count,
+                sum,
+            } => {
+                for q in quantiles {
+                    let mut k = String::from("_p");
+                    k.push_str(
+                        ryu::Buffer::new()
+                            .format(q.quantile * 100.0)
+                            .trim_end_matches(".0"),
+                    );
+                    put(out, &k, &|o| lp::float(o, q.value));
+                }
                 put(out, "_count", &|o| {
                     lp::integer(o, *count as i64);
                     true
@@ -262,8 +297,81 @@ fn tag_text(v: &Value) -> String {
     }
 }
 
+/// The partition of metric events: their lines are merged per series and time.
+const METRICS: &str = "metrics";
+
+/// Splits `series fields timestamp` at the unescaped spaces (metric lines carry no string
+/// fields, so no quotes).
+fn split_point(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let mut spaces = Vec::with_capacity(2);
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            b'\\' => i += 1,
+            b' ' => spaces.push(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    let (&first, &last) = (spaces.first()?, spaces.last()?);
+    (first != last).then(|| (&line[..first], &line[first + 1..last], &line[last + 1..]))
+}
+
+/// Merges metric lines of one series (measurement and tags) and timestamp into one line
+/// with all their fields, first-seen order kept: Telegraf's layout, far fewer points.
+pub fn merge_series(body: &[u8]) -> Vec<u8> {
+    let mut order: Vec<(&[u8], Vec<u8>, &[u8])> = Vec::new();
+    let mut index: std::collections::HashMap<(&[u8], &[u8]), usize> = Default::default();
+    let mut unsplit: Vec<&[u8]> = Vec::new();
+    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Some((series, fields, ts)) = split_point(line) else {
+            unsplit.push(line);
+            continue;
+        };
+        match index.get(&(series, ts)) {
+            Some(&i) => {
+                order[i].1.push(b',');
+                order[i].1.extend_from_slice(fields);
+            }
+            None => {
+                index.insert((series, ts), order.len());
+                order.push((series, fields.to_vec(), ts));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for (series, fields, ts) in order {
+        out.extend_from_slice(series);
+        out.push(b' ');
+        out.extend_from_slice(&fields);
+        out.push(b' ');
+        out.extend_from_slice(ts);
+        out.push(b'\n');
+    }
+    for line in unsplit {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out
+}
+
 impl RequestBuilder for InfluxDbRequestBuilder {
     type Request = WriteRequest;
+
+    fn partition(&mut self, event: &Event, key: &mut String) -> Result<(), Unsendable> {
+        if matches!(event, Event::Metric(_)) {
+            key.push_str(METRICS);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, partition: &str, body: Vec<u8>) -> Vec<u8> {
+        if partition == METRICS {
+            merge_series(&body)
+        } else {
+            body
+        }
+    }
 
     fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable> {
         let altered = match event {
@@ -292,5 +400,19 @@ impl RequestBuilder for InfluxDbRequestBuilder {
             },
             destination: self.destination.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_series;
+
+    #[test]
+    fn metrics_of_one_series_and_time_become_one_line() {
+        let body = b"sluice,id=a received=1.0 10\nsluice,id=a sent=2.0 10\nsluice,id=b received=5.0 10\nsluice,id=a received=3.0 20\nsluice,id=a\\ x sent=1.0 10\n";
+        assert_eq!(
+            String::from_utf8(merge_series(body)).unwrap(),
+            "sluice,id=a received=1.0,sent=2.0 10\nsluice,id=b received=5.0 10\nsluice,id=a received=3.0 20\nsluice,id=a\\ x sent=1.0 10\n"
+        );
     }
 }

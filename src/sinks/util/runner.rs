@@ -73,6 +73,13 @@ pub trait RequestBuilder: Send + 'static {
     /// Appends one event to a payload. On error, whatever was appended is taken back.
     fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable>;
 
+    /// Rewrites a closed payload before it is compressed, for a destination that packs
+    /// events together (InfluxDB: metrics of one series and time as one line). The
+    /// default leaves it as it is.
+    fn finish(&mut self, _partition: &str, body: Vec<u8>) -> Vec<u8> {
+        body
+    }
+
     /// Makes a closed, compressed payload of `partition`, holding `events` events, into a
     /// request.
     fn build(
@@ -214,7 +221,8 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
         self.held.add(taken);
     }
 
-    fn submit(&mut self, p: Payload) {
+    fn submit(&mut self, mut p: Payload) {
+        p.body = self.builder.finish(&p.key, std::mem::take(&mut p.body));
         let body = match self.compression {
             Compression::None => Bytes::from(p.body),
             Compression::Gzip => {
