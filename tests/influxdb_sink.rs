@@ -297,3 +297,79 @@ batch.timeout_secs = 0.2
     let m = s.metrics();
     assert_component_metrics(&m, "self", "source", "internal_metrics");
 }
+
+#[test]
+fn influxd_down_for_twenty_seconds_loses_nothing() {
+    let mut db = Influxd::start("sluice");
+    let http = free_port();
+    let s = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{http}"
+decoding.codec = "ndjson"
+
+[sinks.influx]
+type = "influxdb"
+inputs = ["in"]
+endpoint = "{url}"
+api_version = "v1"
+database = "sluice"
+measurement = "logs"
+tags = ["seq"]
+batch.timeout_secs = 0.2
+request.retry_initial_backoff_secs = 0.2
+request.retry_max_duration_secs = 1
+circuit_breaker.probe_interval_secs = 1
+"#,
+        url = db.url
+    ));
+    let total = 3000;
+    let feeder = std::thread::spawn(move || {
+        for batch in 0..(total / 10) {
+            let body: String = (0..10)
+                .map(|i| format!("{{\"seq\":{},\"n\":1}}\n", batch * 10 + i))
+                .collect();
+            // The pipeline fills while influxd is down: a 503 means come back later.
+            loop {
+                let (status, _) =
+                    http_post(&format!("http://127.0.0.1:{http}/"), &[], body.as_bytes());
+                if status == 200 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    db.stop();
+    std::thread::sleep(Duration::from_secs(20));
+    db.restart();
+    feeder.join().expect("feeder");
+    let count = || {
+        rows(&db, "SELECT count(n) FROM logs")
+            .first()
+            .and_then(|r| r.get("count").and_then(serde_json::Value::as_f64))
+            .unwrap_or(0.0)
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || count() == total as f64),
+        "{} of {total} points after the outage\n{}",
+        count(),
+        s.log_text()
+    );
+    let m = s.metrics();
+    let c = assert_component_metrics(&m, "influx", "sink", "influxdb");
+    assert_eq!(c.discarded, 0.0);
+    assert!(
+        metric(
+            &m,
+            "sluice_sink_retries_total",
+            &[("component_id", "influx")]
+        )
+        .unwrap_or(0.0)
+            > 0.0,
+        "the outage must have been retried through"
+    );
+}
