@@ -69,20 +69,27 @@ enum Element {
 fn write_escaped(out: &mut Vec<u8>, s: &str, element: Element) -> bool {
     let trimmed = s.trim_end_matches('\\');
     let mut altered = trimmed.len() != s.len();
-    for c in trimmed.chars() {
-        let c = if c.is_control() {
+    let bytes = trimmed.as_bytes();
+    let special = |b: u8| {
+        b == b',' || b == b' ' || b < 0x20 || b == 0x7f || (b == b'=' && element == Element::KeyOrTag)
+    };
+    // Most names need nothing: one copy. Escapes and control characters are ASCII, so
+    // a byte loop never splits a UTF-8 character.
+    if !bytes.iter().any(|&b| special(b)) {
+        out.extend_from_slice(bytes);
+        return altered;
+    }
+    for &b in bytes {
+        let b = if b < 0x20 || b == 0x7f {
             altered = true;
-            ' '
+            b' '
         } else {
-            c
+            b
         };
-        match c {
-            ',' | ' ' => out.push(b'\\'),
-            '=' if element == Element::KeyOrTag => out.push(b'\\'),
-            _ => {}
+        if special(b) {
+            out.push(b'\\');
         }
-        let mut buf = [0u8; 4];
-        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        out.push(b);
     }
     altered
 }
@@ -106,12 +113,15 @@ pub fn is_empty_tag(s: &str) -> bool {
 /// Appends a string field value, quoted.
 pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    for &b in s.as_bytes() {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
+    let mut rest = s.as_bytes();
+    // Copy the runs between quotes and backslashes whole.
+    while let Some(i) = memchr::memchr2(b'"', b'\\', rest) {
+        out.extend_from_slice(&rest[..i]);
+        out.push(b'\\');
+        out.push(rest[i]);
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 

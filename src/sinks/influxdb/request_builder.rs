@@ -39,6 +39,8 @@ pub struct InfluxDbRequestBuilder {
     pub altered: Reporter<LineProtocolAltered>,
     /// Reused for the rendered measurement.
     scratch: String,
+    /// Reused for flattened field keys.
+    prefix: String,
 }
 
 impl InfluxDbRequestBuilder {
@@ -64,6 +66,7 @@ impl InfluxDbRequestBuilder {
             precision,
             altered,
             scratch: String::new(),
+            prefix: String::new(),
         }
     }
 
@@ -74,11 +77,15 @@ impl InfluxDbRequestBuilder {
         out: &mut Vec<u8>,
     ) -> Result<bool, Unsendable> {
         let time = Template::event_time(event);
-        self.scratch.clear();
-        self.measurement
-            .render(event, time, &mut self.scratch)
-            .map_err(|e| Unsendable::new("template", format!("measurement: {e}")))?;
-        let mut altered = lp::measurement(out, &self.scratch);
+        let mut altered = if self.measurement.is_static() {
+            lp::measurement(out, self.measurement.as_str())
+        } else {
+            self.scratch.clear();
+            self.measurement
+                .render(event, time, &mut self.scratch)
+                .map_err(|e| Unsendable::new("template", format!("measurement: {e}")))?;
+            lp::measurement(out, &self.scratch)
+        };
         for t in &self.tags {
             let Some(v) = log.get_path(t) else { continue };
             let text = tag_text(v);
@@ -91,13 +98,15 @@ impl InfluxDbRequestBuilder {
             altered |= lp::key(out, &text);
         }
         let mut first = true;
-        let mut prefix = String::new();
+        let mut prefix = std::mem::take(&mut self.prefix);
+        prefix.clear();
         for (k, v) in log.fields() {
             if k.as_str() == "timestamp" {
                 continue;
             }
             altered |= self.field(k.as_str(), v, &mut prefix, &mut first, out);
         }
+        self.prefix = prefix;
         if first {
             return Err(Unsendable::new(
                 "no_fields",
@@ -287,13 +296,13 @@ fn nanos(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// A field value as tag text.
-fn tag_text(v: &Value) -> String {
+/// A field value as tag text, borrowed when it is text already.
+fn tag_text(v: &Value) -> std::borrow::Cow<'_, str> {
     match v {
-        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::String(s) => s.to_string(),
-        Value::Null => String::new(),
-        other => other.to_string_lossy().into_owned(),
+        Value::Bytes(b) => String::from_utf8_lossy(b),
+        Value::String(s) => std::borrow::Cow::Borrowed(s),
+        Value::Null => std::borrow::Cow::Borrowed(""),
+        other => other.to_string_lossy(),
     }
 }
 
