@@ -197,6 +197,45 @@ PY
   fi
 fi
 
+if [ "${INFLUX_CASES:-1}" = "1" ]; then
+  # syslog TCP -> influxdb sink into a real influxd 1.x (Debian `influxdb`) on this
+  # machine: one point per event, so events/s is points/s.
+  if command -v influxd >/dev/null 2>&1; then
+    IPORT=${IPORT:-18086}
+    mkdir -p "$work/influx"
+    cat > "$work/influx/influxdb.conf" <<TOML
+reporting-disabled = true
+bind-address = "127.0.0.1:$((IPORT + 2))"
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$IPORT"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+TOML
+    influxd -config "$work/influx/influxdb.conf" >"$work/influx/log" 2>&1 &
+    ipid=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$IPORT/ping" >/dev/null && break; sleep 0.1; done
+    curl -s -XPOST "http://127.0.0.1:$IPORT/query" --data-urlencode 'q=CREATE DATABASE load' >/dev/null
+    run_case "syslog_tcp->influxdb" "type = \"influxdb\"
+endpoint = \"http://127.0.0.1:$IPORT\"
+api_version = \"v1\"
+database = \"load\"
+measurement = \"syslog\"
+tags = [\"hostname\", \"appname\", \"procid\"]"
+    echo "  influxd peak RSS $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/$ipid/status)"
+    tail -3 "$work/influx/log" | sed "s/^/  influxd: /"
+    kill $ipid 2>/dev/null; wait $ipid 2>/dev/null || true
+  else
+    echo "syslog_tcp->influxdb: skipped (install influxdb: apt-get install influxdb)"
+  fi
+fi
+
 [ "${FILE_CASES:-1}" = "1" ] || exit 0
 # File source: one FILE_MB file of 150-byte lines, then 100 files of FILE_MB/100 each,
 # read from the beginning into blackhole and into a file.

@@ -302,6 +302,16 @@ impl SinkConfig for InfluxDbConfig {
             .rsplit_once('@')
             .map_or(destination, |(_, host)| host)
             .to_string();
+        let mut builder = InfluxDbRequestBuilder::new(
+            uri,
+            destination,
+            measurement,
+            self.tags.clone(),
+            self.default_namespace.clone(),
+            self.precision,
+            cx.metrics.reporter(),
+        );
+        builder.lanes = self.request.concurrency.max(1);
         let runner = SinkRunner::new(
             RunnerConfig {
                 batch: self.batch.limits(DEFAULT_BATCH),
@@ -310,15 +320,7 @@ impl SinkConfig for InfluxDbConfig {
                 request: self.request.clone(),
                 circuit_breaker: self.circuit_breaker.clone(),
             },
-            InfluxDbRequestBuilder::new(
-                uri,
-                destination,
-                measurement,
-                self.tags.clone(),
-                self.default_namespace.clone(),
-                self.precision,
-                cx.metrics.reporter(),
-            ),
+            builder,
             InfluxDbService { client, headers },
             &cx,
         );

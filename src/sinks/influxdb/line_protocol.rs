@@ -71,7 +71,11 @@ fn write_escaped(out: &mut Vec<u8>, s: &str, element: Element) -> bool {
     let mut altered = trimmed.len() != s.len();
     let bytes = trimmed.as_bytes();
     let special = |b: u8| {
-        b == b',' || b == b' ' || b < 0x20 || b == 0x7f || (b == b'=' && element == Element::KeyOrTag)
+        b == b','
+            || b == b' '
+            || b < 0x20
+            || b == 0x7f
+            || (b == b'=' && element == Element::KeyOrTag)
     };
     // Most names need nothing: one copy. Escapes and control characters are ASCII, so
     // a byte loop never splits a UTF-8 character.

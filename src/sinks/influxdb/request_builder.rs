@@ -41,6 +41,8 @@ pub struct InfluxDbRequestBuilder {
     scratch: String,
     /// Reused for flattened field keys.
     prefix: String,
+    /// Partitions log points spread over (`request.concurrency`).
+    pub lanes: usize,
 }
 
 impl InfluxDbRequestBuilder {
@@ -67,6 +69,7 @@ impl InfluxDbRequestBuilder {
             altered,
             scratch: String::new(),
             prefix: String::new(),
+            lanes: 1,
         }
     }
 
@@ -368,8 +371,22 @@ impl RequestBuilder for InfluxDbRequestBuilder {
     type Request = WriteRequest;
 
     fn partition(&mut self, event: &Event, key: &mut String) -> Result<(), Unsendable> {
-        if matches!(event, Event::Metric(_)) {
-            key.push_str(METRICS);
+        match event {
+            Event::Metric(_) => key.push_str(METRICS),
+            // Log points spread over `request.concurrency` partitions by their tags, so
+            // writes go out in parallel while one series' points keep their order.
+            Event::Log(l) if self.lanes > 1 => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                for t in &self.tags {
+                    if let Some(v) = l.get_path(t) {
+                        tag_text(v).hash(&mut h);
+                    }
+                }
+                let lane = h.finish() % self.lanes as u64;
+                key.push_str(itoa::Buffer::new().format(lane));
+            }
+            Event::Log(_) => {}
         }
         Ok(())
     }
