@@ -373,3 +373,52 @@ circuit_breaker.probe_interval_secs = 1
         "the outage must have been retried through"
     );
 }
+
+#[test]
+fn names_that_need_escaping_round_trip_and_a_point_without_fields_is_counted() {
+    let db = Influxd::start("sluice");
+    let http = free_port();
+    // Everything the source adds is a tag here, so an event can be left with no field.
+    let s = Sluice::start(
+        &config(http, &db.url, "")
+            .replace("measurement = \"logs\"", "measurement = \"{{ appname }}\"")
+            .replace(
+                "tags = [\"host\", \"appname\", \"dir\"]",
+                "tags = [\"host\", \"appname\", \"source_type\", \"path\"]",
+            ),
+    );
+    post(
+        http,
+        concat!(
+            r#"{"appname":"my app,v=1","host":"h 1,x=2","odd key,=x":"v \"q\" \\","ünïcode":"✓"}"#,
+            "\n",
+            // Nothing but tags: no line can carry it.
+            r#"{"appname":"tags-only","host":"h2"}"#,
+            "\n"
+        ),
+    );
+    let got = || rows(&db, "SELECT * FROM \"my app,v=1\"");
+    assert!(
+        wait_for(Duration::from_secs(20), || got().len() == 1),
+        "{}",
+        s.log_text()
+    );
+    let p = &got()[0];
+    assert_eq!(p["host"], "h 1,x=2");
+    assert_eq!(p["odd key,=x"], "v \"q\" \\");
+    assert_eq!(p["ünïcode"], "✓");
+    let dropped = |s: &Sluice| {
+        metric(
+            &s.metrics(),
+            "sluice_component_errors_total",
+            &[("component_id", "influx"), ("error_type", "no_fields")],
+        )
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || dropped(&s) == Some(1.0)),
+        "{}",
+        s.metrics()
+    );
+    let c = assert_component_metrics(&s.metrics(), "influx", "sink", "influxdb");
+    assert_eq!((c.sent_events, c.discarded), (1.0, 1.0));
+}

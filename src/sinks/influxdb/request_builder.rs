@@ -434,6 +434,53 @@ mod tests {
     use super::merge_series;
 
     #[test]
+    fn tags_are_not_also_fields_and_a_tags_only_event_is_refused() {
+        use super::*;
+        use crate::event::{EventMetadata, ObjectMap};
+        use crate::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
+        let m = ComponentMetrics::new(ComponentLabels {
+            id: "lp-unit".into(),
+            kind: ComponentKind::Sink,
+            type_name: "influxdb",
+        });
+        let mut b = InfluxDbRequestBuilder::new(
+            "http://h/write?db=x".parse().unwrap(),
+            "h".into(),
+            Template::parse("logs").unwrap(),
+            vec!["host".into(), "app".into()],
+            None,
+            Precision::S,
+            m.reporter(),
+        );
+        let event = |pairs: &[(&str, &str)]| -> Event {
+            let mut f = ObjectMap::new();
+            for (k, v) in pairs {
+                f.insert((*k).into(), Value::from(*v));
+            }
+            f.insert(
+                "timestamp".into(),
+                Value::Timestamp(chrono::DateTime::from_timestamp(100, 0).unwrap()),
+            );
+            LogEvent::from_parts(f, EventMetadata::new("t", chrono::Utc::now())).into()
+        };
+        let mut out = Vec::new();
+        b.encode(
+            &event(&[("host", "a"), ("app", "b"), ("msg", "hi")]),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "logs,app=b,host=a msg=\"hi\" 100"
+        );
+        let mut out = Vec::new();
+        let err = b
+            .encode(&event(&[("host", "a"), ("app", "b")]), &mut out)
+            .unwrap_err();
+        assert_eq!(err.error_type, "no_fields");
+    }
+
+    #[test]
     fn metrics_of_one_series_and_time_become_one_line() {
         let body = b"sluice,id=a received=1.0 10\nsluice,id=a sent=2.0 10\nsluice,id=b received=5.0 10\nsluice,id=a received=3.0 20\nsluice,id=a\\ x sent=1.0 10\n";
         assert_eq!(
