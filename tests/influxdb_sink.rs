@@ -422,3 +422,50 @@ fn names_that_need_escaping_round_trip_and_a_point_without_fields_is_counted() {
     let c = assert_component_metrics(&s.metrics(), "influx", "sink", "influxdb");
     assert_eq!((c.sent_events, c.discarded), (1.0, 1.0));
 }
+
+#[test]
+fn a_syslog_messages_own_timestamp_is_the_points_time_at_the_configured_precision() {
+    let db = Influxd::start("sluice");
+    let tcp = free_port();
+    let s = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[sinks.influx]
+type = "influxdb"
+inputs = ["in"]
+endpoint = "{url}"
+api_version = "v1"
+database = "sluice"
+measurement = "syslog"
+tags = ["appname", "hostname"]
+precision = "us"
+batch.timeout_secs = 0.2
+"#,
+        url = db.url
+    ));
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
+    std::io::Write::write_all(
+        &mut c,
+        b"<134>1 2026-11-22T14:20:00.123456Z web-1 nginx 42 ACCESS - GET / 200\n",
+    )
+    .expect("send");
+    drop(c);
+    let got = || rows(&db, "SELECT * FROM syslog");
+    assert!(
+        wait_for(Duration::from_secs(20), || got().len() == 1),
+        "{}",
+        s.log_text()
+    );
+    let p = &got()[0];
+    // 2026-11-22T14:20:00.123456Z in nanoseconds, written in microseconds.
+    assert_eq!(p["time"], 1_795_357_200_123_456_000_i64);
+    assert_eq!(p["appname"], "nginx");
+    assert_eq!(p["hostname"], "web-1");
+    assert_eq!(p["message"], "GET / 200");
+    assert_eq!(p["severity"], "info");
+    assert_eq!(p["procid"], 42);
+}

@@ -243,6 +243,7 @@ fn embedded_default_and_every_example_validate() {
                 .arg("--config")
                 .arg(&p)
                 .env("INGEST_TOKEN", "a-token")
+                .env("INFLUX_TOKEN", "a-token")
                 .output()
                 .expect("run");
             assert!(

@@ -159,9 +159,9 @@ impl InfluxDbConfig {
     fn write_uri(&self) -> Result<Uri, String> {
         let base = self.endpoint()?.to_string();
         let base = base.trim_end_matches('/');
-        let precision = self.precision.as_str();
         let s = match self.api_version {
             ApiVersion::V1 => {
+                let precision = self.precision.as_v1_str();
                 let mut s = format!(
                     "{base}/write?db={}&precision={precision}",
                     q(self.database.as_deref().unwrap_or_default())
@@ -175,9 +175,10 @@ impl InfluxDbConfig {
                 s
             }
             ApiVersion::V2 => format!(
-                "{base}/api/v2/write?org={}&bucket={}&precision={precision}",
+                "{base}/api/v2/write?org={}&bucket={}&precision={}",
                 q(self.org.as_deref().unwrap_or_default()),
-                q(self.bucket.as_deref().unwrap_or_default())
+                q(self.bucket.as_deref().unwrap_or_default()),
+                self.precision.as_str()
             ),
         };
         s.parse().map_err(|e| format!("{e}"))

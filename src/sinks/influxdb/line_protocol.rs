@@ -36,11 +36,23 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The `precision=` query value (v1 and v2 agree on these four).
+    /// The `precision=` value of the v2 API (and the option's own spelling).
     pub fn as_str(self) -> &'static str {
         match self {
             Precision::Ns => "ns",
             Precision::Us => "us",
+            Precision::Ms => "ms",
+            Precision::S => "s",
+        }
+    }
+
+    /// The `precision=` value of the v1 API, which spells nanoseconds and microseconds
+    /// `n` and `u`: InfluxDB 1.x reads an unknown value (`us`) as nanoseconds, and the
+    /// points land in 1970.
+    pub fn as_v1_str(self) -> &'static str {
+        match self {
+            Precision::Ns => "n",
+            Precision::Us => "u",
             Precision::Ms => "ms",
             Precision::S => "s",
         }
