@@ -130,6 +130,13 @@ impl InfluxDbRequestBuilder {
         first: &mut bool,
         out: &mut Vec<u8>,
     ) -> bool {
+        // Top-level leaves, nearly every field, need no flattened name.
+        if prefix.is_empty() && !matches!(v, Value::Object(_)) {
+            if self.tags.binary_search_by(|t| t.as_str().cmp(key)).is_ok() {
+                return false;
+            }
+            return self.leaf(key, v, first, out);
+        }
         let len = prefix.len();
         if !prefix.is_empty() {
             prefix.push('.');
@@ -140,54 +147,55 @@ impl InfluxDbRequestBuilder {
             for (k, inner) in m {
                 altered |= self.field(k.as_str(), inner, prefix, first, out);
             }
-        } else if !(len == 0
-            && self
-                .tags
-                .binary_search_by(|t| t.as_str().cmp(prefix))
-                .is_ok())
-        {
-            let mark = out.len();
-            out.push(if *first { b' ' } else { b',' });
-            altered |= lp::key(out, prefix);
-            out.push(b'=');
-            let written = match v {
-                Value::Bytes(b) => {
-                    lp::string(out, &String::from_utf8_lossy(b));
-                    true
-                }
-                Value::String(s) => {
-                    lp::string(out, s);
-                    true
-                }
-                Value::Integer(i) => {
-                    lp::integer(out, *i);
-                    true
-                }
-                Value::Float(f) => lp::float(out, f.into_inner()),
-                Value::Boolean(b) => {
-                    lp::boolean(out, *b);
-                    true
-                }
-                Value::Timestamp(t) => {
-                    lp::string(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
-                    true
-                }
-                Value::Null => false,
-                other => {
-                    // Arrays (and anything else) as their JSON text.
-                    let mut json = Vec::new();
-                    crate::sinks::util::encoding::encode_json_value(other, &mut json);
-                    lp::string(out, &String::from_utf8_lossy(&json));
-                    true
-                }
-            };
-            if written {
-                *first = false;
-            } else {
-                out.truncate(mark);
-            }
+        } else {
+            altered = self.leaf(prefix, v, first, out);
         }
         prefix.truncate(len);
+        altered
+    }
+
+    /// Writes one field named `name`; returns whether the name had to be changed.
+    fn leaf(&self, name: &str, v: &Value, first: &mut bool, out: &mut Vec<u8>) -> bool {
+        let mark = out.len();
+        out.push(if *first { b' ' } else { b',' });
+        let altered = lp::key(out, name);
+        out.push(b'=');
+        let written = match v {
+            Value::Bytes(b) => {
+                lp::string(out, &String::from_utf8_lossy(b));
+                true
+            }
+            Value::String(s) => {
+                lp::string(out, s);
+                true
+            }
+            Value::Integer(i) => {
+                lp::integer(out, *i);
+                true
+            }
+            Value::Float(f) => lp::float(out, f.into_inner()),
+            Value::Boolean(b) => {
+                lp::boolean(out, *b);
+                true
+            }
+            Value::Timestamp(t) => {
+                lp::string(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+                true
+            }
+            Value::Null => false,
+            other => {
+                // Arrays (and anything else) as their JSON text.
+                let mut json = Vec::new();
+                crate::sinks::util::encoding::encode_json_value(other, &mut json);
+                lp::string(out, &String::from_utf8_lossy(&json));
+                true
+            }
+        };
+        if written {
+            *first = false;
+        } else {
+            out.truncate(mark);
+        }
         altered
     }
 
