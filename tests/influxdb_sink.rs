@@ -294,6 +294,29 @@ batch.timeout_secs = 0.2
         "SELECT * FROM sluice WHERE component_id = 'in' LIMIT 1",
     );
     assert_eq!(host[0]["host"], sluice::hostname());
+    // A histogram (the sink's own request durations) as count, sum and cumulative
+    // buckets, all fields of the same point as the sink's counters.
+    let writes = || {
+        rows(
+            &db,
+            "SELECT last(http_client_request_duration_seconds_count) AS n, last(\"http_client_request_duration_seconds_bucket_60.0\") AS le60, last(http_client_request_duration_seconds_sum) AS s FROM sluice WHERE component_id = 'influx'",
+        )
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || writes()
+            .first()
+            .and_then(|r| r["n"].as_f64())
+            .unwrap_or(0.0)
+            > 0.0),
+        "{:?}",
+        writes()
+    );
+    let w = &writes()[0];
+    assert_eq!(
+        w["le60"], w["n"],
+        "every write took under 60 s: the last bucket holds them all"
+    );
+    assert!(w["s"].as_f64().unwrap_or(-1.0) >= 0.0);
     let m = s.metrics();
     assert_component_metrics(&m, "self", "source", "internal_metrics");
 }
