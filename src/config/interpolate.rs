@@ -1,4 +1,4 @@
-//! `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
+//! `$VAR` and `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
 //! `${VAR:?message}` (an error when unset or empty) and `${VAR?message}` (when unset) in
 //! config text, replaced from the environment before the TOML is parsed, as in Vector.
 //! `$$` stands for a literal `$`. Comment lines are left alone so a commented-out example
@@ -67,8 +67,24 @@ pub fn interpolate(
                     }
                 }
             } else {
-                out.push('$');
-                rest = after;
+                // `$VAR`: the longest run of word characters, as Vector reads it.
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                if end == 0 {
+                    out.push('$');
+                } else {
+                    let name = &after[..end];
+                    match lookup(name) {
+                        Some(v) => out.push_str(&v),
+                        None => missing.push(Missing {
+                            line: lineno + 1,
+                            name: name.to_string(),
+                            message: None,
+                        }),
+                    }
+                }
+                rest = &after[end..];
             }
         }
         out.push_str(rest);
@@ -90,8 +106,11 @@ mod tests {
 
     #[test]
     fn replaces_variables_defaults_and_escapes() {
-        let out = interpolate("a = \"${HOST}-${PORT:-514}-$$x-$y\"\n", env).ok();
-        assert_eq!(out.as_deref(), Some("a = \"web1-514-$x-$y\"\n"));
+        let out = interpolate("a = \"${HOST}-${PORT:-514}-$$x-$HOST.$ end$\"\n", env).ok();
+        assert_eq!(out.as_deref(), Some("a = \"web1-514-$x-web1.$ end$\"\n"));
+        // A bare `$NAME` that is not set is an error, as in Vector: write `$$` for a `$`.
+        let err = interpolate("b = \"^a$y\"\n", env).err();
+        assert_eq!(err.map(|m| m[0].name.clone()).as_deref(), Some("y"));
     }
 
     #[test]
