@@ -44,6 +44,15 @@ struct ConfigArgs {
     /// embedded default config is used.
     #[arg(short, long = "config", value_name = "PATH")]
     config: Vec<PathBuf>,
+    /// A config file read as TOML whatever its extension (as in Vector).
+    #[arg(long = "config-toml", value_name = "PATH")]
+    config_toml: Vec<PathBuf>,
+    /// A config file read as YAML whatever its extension.
+    #[arg(long = "config-yaml", value_name = "PATH")]
+    config_yaml: Vec<PathBuf>,
+    /// A config file read as JSON whatever its extension.
+    #[arg(long = "config-json", value_name = "PATH")]
+    config_json: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -57,10 +66,31 @@ enum Command {
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
-    if args.config.is_empty() {
+    use sluice::config::format::Format;
+    let paths: Vec<(PathBuf, Option<Format>)> = args
+        .config
+        .iter()
+        .map(|p| (p.clone(), None))
+        .chain(
+            args.config_toml
+                .iter()
+                .map(|p| (p.clone(), Some(Format::Toml))),
+        )
+        .chain(
+            args.config_yaml
+                .iter()
+                .map(|p| (p.clone(), Some(Format::Yaml))),
+        )
+        .chain(
+            args.config_json
+                .iter()
+                .map(|p| (p.clone(), Some(Format::Json))),
+        )
+        .collect();
+    if paths.is_empty() {
         Config::embedded()
     } else {
-        Config::load(&args.config)
+        Config::load_as(&paths)
     }
 }
 

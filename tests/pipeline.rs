@@ -380,3 +380,26 @@ fn a_torn_last_line_from_a_crash_is_ended_before_appending() {
         assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "{l}");
     }
 }
+
+#[test]
+fn a_yaml_pipeline_runs_as_its_toml_twin_would() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let config = dir.path().join("vector.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {d}\napi:\n  enabled: false\nsources:\n  gen:\n    type: demo\n    interval: 0.0\n    count: 300\ntransforms:\n  third:\n    type: sample\n    rate: 3\n    inputs: [gen]\nsinks:\n  out:\n    type: file\n    inputs: [third]\n    path: {o}\n",
+            d = dir.path().display(),
+            o = out.display()
+        ),
+    )
+    .expect("write");
+    let status = std::process::Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .status()
+        .expect("run");
+    assert!(status.success());
+    assert_eq!(count_lines(dir.path(), "out.jsonl"), 100);
+}

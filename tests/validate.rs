@@ -338,3 +338,59 @@ fn influxdb_options_are_checked_against_the_api_version() {
         &["[sinks.out] key `api_version`: missing required key"],
     );
 }
+
+#[test]
+fn yaml_and_json_configs_load_and_report_like_toml() {
+    // One pipeline split over the three formats, in one directory.
+    let (code, out, err) = validate(&[
+        (
+            "a.yaml",
+            "sources:\n  in:\n    type: syslog\n    mode: tcp\n    address: 127.0.0.1:6514\n",
+        ),
+        (
+            "b.json",
+            r#"{"transforms": {"half": {"type": "sample", "rate": 2, "inputs": ["in"]}}}"#,
+        ),
+        (
+            "c.toml",
+            "[sinks.out]\ntype = \"blackhole\"\ninputs = [\"half\"]\n",
+        ),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Config OK: 1 source, 1 transform, 1 sink.");
+    // Key errors read as they do for TOML.
+    assert_invalid(
+        &[("a.yml", "sources:\n  in:\n    type: syslog\n    mode: tcp\n    adress: 127.0.0.1:6514\nsinks:\n  out:\n    type: blackhole\n    inputs: [in]\n")],
+        &["DIR/a.yml: [sources.in] key `adress`: unknown key; did you mean `address`?"],
+    );
+    // Syntax errors name the line.
+    assert_invalid(
+        &[(
+            "a.yaml",
+            "sources:\n  in:\n    type: syslog\n   mode: [tcp\n",
+        )],
+        &["DIR/a.yaml: invalid YAML:", "line"],
+    );
+    assert_invalid(
+        &[("a.json", "{\n\"sources\": }\n")],
+        &["DIR/a.json: invalid JSON:", "line 2"],
+    );
+}
+
+#[test]
+fn a_forced_format_wins_over_the_extension() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pipeline.conf");
+    std::fs::write(&path, "sources:\n  gen:\n    type: demo\nsinks:\n  out:\n    type: blackhole\n    inputs: [gen]\n").expect("write");
+    let out = Command::new(support::bin())
+        .arg("validate")
+        .arg("--config-yaml")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

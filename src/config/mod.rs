@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod error;
 pub mod field;
+pub mod format;
 mod graph;
 mod interpolate;
 pub mod secret;
@@ -167,21 +168,37 @@ impl Config {
         )])
     }
 
-    /// Loads files and directories (every `*.toml` inside, in name order) as one config.
+    /// Loads files and directories (every `*.toml`, `*.yaml`, `*.yml` and `*.json`
+    /// inside, in name order) as one config, each file in the format of its extension.
     pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
+        let paths: Vec<(PathBuf, Option<format::Format>)> =
+            paths.iter().map(|p| (p.clone(), None)).collect();
+        Self::load_as(&paths)
+    }
+
+    /// Like [`Config::load`], with a file's format forced where given (whatever its
+    /// extension): `--config-toml`, `--config-yaml`, `--config-json`.
+    pub fn load_as(paths: &[(PathBuf, Option<format::Format>)]) -> Result<Config, ConfigErrors> {
         let mut texts = Vec::new();
         let mut errors = Vec::new();
-        for p in paths {
+        let mut formats = BTreeMap::new();
+        for (p, forced) in paths {
+            if let Some(f) = forced {
+                formats.insert(p.clone(), *f);
+            }
             if p.is_dir() {
                 match std::fs::read_dir(p) {
                     Ok(rd) => {
                         let mut files: Vec<PathBuf> = rd
                             .filter_map(|e| e.ok().map(|e| e.path()))
-                            .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                            .filter(|f| format::Format::from_path(f).is_some() && f.is_file())
                             .collect();
                         files.sort();
                         if files.is_empty() {
-                            errors.push(ConfigError::file(p, "directory holds no *.toml file"));
+                            errors.push(ConfigError::file(
+                                p,
+                                "directory holds no *.toml, *.yaml, *.yml or *.json file",
+                            ));
                         }
                         for f in files {
                             read_into(&f, &mut texts, &mut errors);
@@ -196,7 +213,7 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Self::from_texts(texts)
+        Self::from_texts_in(texts, Registry::builtin(), formats)
     }
 
     /// Parses and validates config texts, each with the path it came from.
@@ -210,8 +227,17 @@ impl Config {
         texts: Vec<(PathBuf, String)>,
         registry: Registry,
     ) -> Result<Config, ConfigErrors> {
+        Self::from_texts_in(texts, registry, BTreeMap::new())
+    }
+
+    fn from_texts_in(
+        texts: Vec<(PathBuf, String)>,
+        registry: Registry,
+        formats: BTreeMap<PathBuf, format::Format>,
+    ) -> Result<Config, ConfigErrors> {
         Loader {
             registry,
+            formats,
             errors: Vec::new(),
             globals: GlobalOptions::default(),
             global_files: BTreeMap::new(),
@@ -242,6 +268,8 @@ fn read_into(path: &Path, texts: &mut Vec<(PathBuf, String)>, errors: &mut Vec<C
 
 struct Loader {
     registry: Registry,
+    /// Files whose format was forced (`--config-yaml` and the like).
+    formats: BTreeMap<PathBuf, format::Format>,
     errors: Vec<ConfigError>,
     globals: GlobalOptions,
     global_files: BTreeMap<&'static str, PathBuf>,
@@ -308,12 +336,16 @@ impl Loader {
                 return;
             }
         };
-        let mut table: toml::Table = match text.parse() {
+        let format = self
+            .formats
+            .get(file)
+            .copied()
+            .or_else(|| format::Format::from_path(file))
+            .unwrap_or(format::Format::Toml);
+        let mut table: toml::Table = match format.parse(&text) {
             Ok(t) => t,
-            Err(e) => {
-                let msg = e.to_string().replace('\n', " ").trim().to_string();
-                self.errors
-                    .push(ConfigError::file(file, format!("invalid TOML: {msg}")));
+            Err(msg) => {
+                self.errors.push(ConfigError::file(file, msg));
                 return;
             }
         };
