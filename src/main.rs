@@ -53,6 +53,10 @@ struct ConfigArgs {
     /// A config file read as JSON whatever its extension.
     #[arg(long = "config-json", value_name = "PATH")]
     config_json: Vec<PathBuf>,
+    /// A directory in Vector's layout: whole configs directly inside, one component
+    /// per file under `sources/`, `transforms/`, `sinks/` (named by the file's stem).
+    #[arg(short = 'C', long = "config-dir", value_name = "DIR")]
+    config_dir: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -87,7 +91,9 @@ fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
                 .map(|p| (p.clone(), Some(Format::Json))),
         )
         .collect();
-    if paths.is_empty() {
+    if !args.config_dir.is_empty() {
+        Config::load_dirs(&args.config_dir, &paths)
+    } else if paths.is_empty() {
         Config::embedded()
     } else {
         Config::load_as(&paths)

@@ -394,3 +394,67 @@ fn a_forced_format_wins_over_the_extension() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_config_dir_in_vectors_layout_names_components_by_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for sub in ["sources", "transforms", "sinks"] {
+        std::fs::create_dir_all(d.join(sub)).expect("mkdir");
+    }
+    std::fs::write(d.join("global.toml"), "[api]\nenabled = false\n").expect("write");
+    std::fs::write(
+        d.join("sources/syslog_in.yaml"),
+        "type: syslog\nmode: tcp\naddress: 127.0.0.1:6514\n",
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("transforms/half.json"),
+        r#"{"type": "sample", "rate": 2, "inputs": ["syslog_in"]}"#,
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("sinks/archive.toml"),
+        "type = \"blackhole\"\ninputs = [\"half\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(support::bin())
+        .arg("validate")
+        .arg("-C")
+        .arg(d)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Config OK: 1 source, 1 transform, 1 sink."
+    );
+    // A mistake names the component the file stands for.
+    std::fs::write(
+        d.join("sinks/archive.toml"),
+        "type = \"blackhole\"\ninputs = [\"halve\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(support::bin())
+        .arg("validate")
+        .arg("--config-dir")
+        .arg(d)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sinks/archive.toml: [sinks.archive] key `inputs`: `halve` is not a source or transform; did you mean `half`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vectors_lower_case_http_methods_are_accepted() {
+    let text = format!("{SRC}[sinks.out]\ntype = \"http\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:1/\"\nmethod = \"put\"\n");
+    let (code, _, err) = validate(&[("a.toml", &text)]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -176,9 +176,58 @@ impl Config {
         Self::load_as(&paths)
     }
 
+    /// Loads `--config-dir` directories as Vector lays them out: files directly inside
+    /// are whole configs; each file under `sources/`, `transforms/` and `sinks/` holds
+    /// one component, named by the file's stem (`sinks/archive.toml` is
+    /// `[sinks.archive]`). `extra` are further files and directories, as for `--config`.
+    pub fn load_dirs(
+        dirs: &[PathBuf],
+        extra: &[(PathBuf, Option<format::Format>)],
+    ) -> Result<Config, ConfigErrors> {
+        let mut paths: Vec<(PathBuf, Option<format::Format>)> = extra.to_vec();
+        let mut namespaced = BTreeMap::new();
+        let mut errors = Vec::new();
+        for dir in dirs {
+            let listing = |d: &Path| -> Vec<PathBuf> {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(d)
+                    .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                    .unwrap_or_default();
+                files.retain(|f| f.is_file() && format::Format::from_path(f).is_some());
+                files.sort();
+                files
+            };
+            if !dir.is_dir() {
+                errors.push(ConfigError::file(dir, "is not a directory (--config-dir)"));
+                continue;
+            }
+            paths.extend(listing(dir).into_iter().map(|f| (f, None)));
+            for kind in ["sources", "transforms", "sinks"] {
+                for f in listing(&dir.join(kind)) {
+                    let id = f
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    namespaced.insert(f.clone(), (kind, id));
+                    paths.push((f, None));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Self::load_inner(&paths, namespaced)
+    }
+
     /// Like [`Config::load`], with a file's format forced where given (whatever its
     /// extension): `--config-toml`, `--config-yaml`, `--config-json`.
     pub fn load_as(paths: &[(PathBuf, Option<format::Format>)]) -> Result<Config, ConfigErrors> {
+        Self::load_inner(paths, BTreeMap::new())
+    }
+
+    fn load_inner(
+        paths: &[(PathBuf, Option<format::Format>)],
+        namespaced: BTreeMap<PathBuf, (&'static str, String)>,
+    ) -> Result<Config, ConfigErrors> {
         let mut texts = Vec::new();
         let mut errors = Vec::new();
         let mut formats = BTreeMap::new();
@@ -213,7 +262,7 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Self::from_texts_in(texts, Registry::builtin(), formats)
+        Self::from_texts_in(texts, Registry::builtin(), formats, namespaced)
     }
 
     /// Parses and validates config texts, each with the path it came from.
@@ -227,17 +276,19 @@ impl Config {
         texts: Vec<(PathBuf, String)>,
         registry: Registry,
     ) -> Result<Config, ConfigErrors> {
-        Self::from_texts_in(texts, registry, BTreeMap::new())
+        Self::from_texts_in(texts, registry, BTreeMap::new(), BTreeMap::new())
     }
 
     fn from_texts_in(
         texts: Vec<(PathBuf, String)>,
         registry: Registry,
         formats: BTreeMap<PathBuf, format::Format>,
+        namespaced: BTreeMap<PathBuf, (&'static str, String)>,
     ) -> Result<Config, ConfigErrors> {
         Loader {
             registry,
             formats,
+            namespaced,
             errors: Vec::new(),
             globals: GlobalOptions::default(),
             global_files: BTreeMap::new(),
@@ -270,6 +321,9 @@ struct Loader {
     registry: Registry,
     /// Files whose format was forced (`--config-yaml` and the like).
     formats: BTreeMap<PathBuf, format::Format>,
+    /// Files of a `--config-dir` that hold one component each: its table, named by the
+    /// file's stem, under `sources/`, `transforms/` or `sinks/`.
+    namespaced: BTreeMap<PathBuf, (&'static str, String)>,
     errors: Vec<ConfigError>,
     globals: GlobalOptions,
     global_files: BTreeMap<&'static str, PathBuf>,
@@ -349,6 +403,12 @@ impl Loader {
                 return;
             }
         };
+        if let Some((kind, id)) = self.namespaced.get(file).cloned() {
+            // `sinks/out.yaml` holds the table of `[sinks.out]`.
+            let mut one = toml::Table::new();
+            one.insert(id, toml::Value::Table(std::mem::take(&mut table)));
+            table.insert(kind.to_string(), toml::Value::Table(one));
+        }
         let components = [
             (ComponentKind::Source, table.remove("sources")),
             (ComponentKind::Transform, table.remove("transforms")),

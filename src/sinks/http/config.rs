@@ -64,12 +64,15 @@ pub struct HttpSinkConfig {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum SinkMethod {
-    /// The default.
+    /// The default. Vector spells the values in lower case; both are accepted.
     #[default]
+    #[serde(alias = "post")]
     Post,
     /// `PUT`.
+    #[serde(alias = "put")]
     Put,
     /// `PATCH`.
+    #[serde(alias = "patch")]
     Patch,
 }
 
