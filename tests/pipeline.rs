@@ -403,3 +403,65 @@ fn a_yaml_pipeline_runs_as_its_toml_twin_would() {
     assert!(status.success());
     assert_eq!(count_lines(dir.path(), "out.jsonl"), 100);
 }
+
+#[test]
+fn demo_logs_writes_vectors_formats() {
+    let mut s = Sluice::start(
+        r#"
+[sources.json]
+type = "demo_logs"
+format = "json"
+interval = 0.0
+count = 5
+
+[sources.apache]
+type = "demo_logs"
+format = "apache_common"
+interval = 0.0
+count = 5
+
+[sources.shuffle]
+type = "demo_logs"
+format = "shuffle"
+lines = ["alpha", "beta"]
+sequence = true
+interval = 0.0
+count = 5
+
+[sinks.out]
+type = "file"
+inputs = ["json", "apache", "shuffle"]
+path = "{DIR}/out.jsonl"
+"#,
+    );
+    assert!(
+        s.wait(Duration::from_secs(20)).success(),
+        "{}",
+        s.log_text()
+    );
+    let events = read_jsonl(s.dir.path(), "out.jsonl");
+    assert_eq!(events.len(), 15);
+    let messages: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let json: Vec<&&str> = messages.iter().filter(|m| m.starts_with('{')).collect();
+    assert_eq!(json.len(), 5);
+    for m in json {
+        let v: serde_json::Value = serde_json::from_str(m).expect("a JSON line");
+        assert_eq!(v["method"], "GET");
+    }
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m.contains("\"GET /api/items/"))
+            .count(),
+        5
+    );
+    let shuffled: Vec<&&str> = messages
+        .iter()
+        .filter(|m| m.ends_with("alpha") || m.ends_with("beta"))
+        .collect();
+    assert_eq!(shuffled.len(), 5);
+    assert!(shuffled.iter().any(|m| m.starts_with("0 ")), "{shuffled:?}");
+}

@@ -1,5 +1,7 @@
-//! `demo` source: generates syslog-like lines, paced or as fast as possible, for trying
-//! pipelines and for benchmarks (Vector's `demo_logs`, trimmed to what we use).
+//! `demo_logs` source (also `demo`): generates log lines, paced or as fast as possible,
+//! for trying pipelines and for benchmarks, in Vector's `demo_logs` formats: `syslog`,
+//! `bsd_syslog`, `json`, `apache_common`, `apache_error`, and `shuffle` over your own
+//! `lines`.
 
 use crate::event::{EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS};
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
@@ -20,6 +22,13 @@ pub struct DemoConfig {
     pub interval: f64,
     /// Stop after this many events; unlimited when absent.
     pub count: Option<u64>,
+    /// With `format = "shuffle"`: the lines to pick from.
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// With `format = "shuffle"`: start each line with an increasing sequence number
+    /// (Vector's meaning).
+    #[serde(default)]
+    pub sequence: bool,
 }
 
 fn default_interval() -> f64 {
@@ -35,11 +44,37 @@ pub enum DemoFormat {
     Syslog,
     /// RFC 3164.
     BsdSyslog,
+    /// A JSON object per line.
+    Json,
+    /// Apache's common log format.
+    ApacheCommon,
+    /// Apache's error log format.
+    ApacheError,
+    /// Lines picked from `lines`.
+    Shuffle,
 }
 
 const APPS: [&str; 4] = ["sshd", "nginx", "cron", "kernel"];
+const STATUSES: [&str; 4] = ["200", "404", "500", "301"];
+
+impl DemoConfig {
+    fn problems(&self) -> Vec<crate::config::field::FieldIssue> {
+        if self.format == DemoFormat::Shuffle && self.lines.is_empty() {
+            vec![crate::config::field::FieldIssue::new(
+                "lines",
+                "is required with format = \"shuffle\": the lines to pick from",
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+}
 
 impl SourceConfig for DemoConfig {
+    fn validate(&self) -> Vec<crate::config::field::FieldIssue> {
+        self.problems()
+    }
+
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
         let cfg = self.clone();
         Ok(Box::pin(async move {
@@ -74,6 +109,45 @@ impl SourceConfig for DemoConfig {
                             now.format("%b %e %H:%M:%S"),
                             1000 + seq % 100
                         ),
+                        DemoFormat::Json => write!(
+                            line,
+                            "{{\"host\":\"10.0.{}.{}\",\"user-identifier\":\"user{}\",\"datetime\":\"{}\",\"method\":\"GET\",\"request\":\"/api/items/{seq}\",\"protocol\":\"HTTP/1.1\",\"status\":\"{}\",\"bytes\":{}}}",
+                            seq % 256,
+                            (seq / 256) % 256,
+                            seq % 10,
+                            now.format("%d/%b/%Y:%H:%M:%S %z"),
+                            STATUSES[(seq % 4) as usize],
+                            512 + seq % 4096
+                        ),
+                        DemoFormat::ApacheCommon => write!(
+                            line,
+                            "10.0.{}.{} - user{} [{}] \"GET /api/items/{seq} HTTP/1.1\" {} {}",
+                            seq % 256,
+                            (seq / 256) % 256,
+                            seq % 10,
+                            now.format("%d/%b/%Y:%H:%M:%S %z"),
+                            STATUSES[(seq % 4) as usize],
+                            512 + seq % 4096
+                        ),
+                        DemoFormat::ApacheError => write!(
+                            line,
+                            "[{}] [core:{}] [pid {}] [client 10.0.{}.{}:{}] demo event number {seq}",
+                            now.format("%a %b %d %H:%M:%S%.6f %Y"),
+                            ["error", "warn", "notice", "info"][(seq % 4) as usize],
+                            1000 + seq % 100,
+                            seq % 256,
+                            (seq / 256) % 256,
+                            40000 + seq % 20000
+                        ),
+                        DemoFormat::Shuffle => {
+                            let n = cfg.lines.len().max(1) as u64;
+                            let i = rand::random::<u64>() % n;
+                            if cfg.sequence {
+                                let _ = write!(line, "{seq} ");
+                            }
+                            line.push_str(cfg.lines.get(i as usize).map_or("", String::as_str));
+                            Ok(())
+                        }
                     };
                     bytes += line.len();
                     let mut fields = ObjectMap::new();

@@ -14,6 +14,7 @@ use crate::topology::component::{source, Registration, SourceConfig};
 pub static REGISTRY: &[Registration<dyn SourceConfig>] = &[
     source::<syslog::SyslogConfig>("syslog"),
     source::<stdin::StdinConfig>("stdin"),
+    source::<demo::DemoConfig>("demo_logs"),
     source::<demo::DemoConfig>("demo"),
     source::<file::FileConfig>("file"),
     source::<http_server::HttpServerConfig>("http_server"),
