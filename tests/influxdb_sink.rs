@@ -382,6 +382,20 @@ circuit_breaker.probe_interval_secs = 1
         count(),
         s.log_text()
     );
+    // influxd may hold the points before the sink has read every answer.
+    let sent = |s: &Sluice| {
+        metric(
+            &s.metrics(),
+            "sluice_component_sent_events_total",
+            &[("component_id", "influx")],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || sent(&s) == total as f64),
+        "{}",
+        s.metrics()
+    );
     let m = s.metrics();
     let c = assert_component_metrics(&m, "influx", "sink", "influxdb");
     assert_eq!(c.discarded, 0.0);
