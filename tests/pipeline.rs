@@ -465,3 +465,88 @@ path = "{DIR}/out.jsonl"
     assert_eq!(shuffled.len(), 5);
     assert!(shuffled.iter().any(|m| m.starts_with("0 ")), "{shuffled:?}");
 }
+
+#[test]
+fn sample_by_key_by_group_and_by_ratio_as_vector_does() {
+    let mut s = Sluice::start_with(
+        r#"
+[sources.in]
+type = "stdin"
+
+[transforms.by_key]
+type = "sample"
+inputs = ["in"]
+rate = 2
+key_field = "message"
+
+[transforms.by_group]
+type = "sample"
+inputs = ["in"]
+rate = 2
+group_by = "{{ message }}"
+
+[transforms.by_ratio]
+type = "sample"
+inputs = ["in"]
+ratio = 0.25
+sample_rate_key = "rate"
+
+[sinks.key]
+type = "file"
+inputs = ["by_key"]
+path = "{DIR}/key.jsonl"
+
+[sinks.group]
+type = "file"
+inputs = ["by_group"]
+path = "{DIR}/group.jsonl"
+
+[sinks.ratio]
+type = "file"
+inputs = ["by_ratio"]
+path = "{DIR}/ratio.jsonl"
+"#,
+        |c| {
+            c.stdin(Stdio::piped());
+        },
+    );
+    {
+        let mut stdin = s.child().stdin.take().expect("stdin");
+        // Ten values, ten lines each.
+        for i in 0..100 {
+            writeln!(stdin, "value-{}", i % 10).expect("write");
+        }
+    }
+    assert!(
+        s.wait(Duration::from_secs(20)).success(),
+        "{}",
+        s.log_text()
+    );
+    let per_value = |name: &str| {
+        let mut m = std::collections::BTreeMap::<String, usize>::new();
+        for e in read_jsonl(s.dir.path(), name) {
+            *m.entry(e["message"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+        m
+    };
+    // By key: every value is kept whole or not at all, and something of each kind happens.
+    let key = per_value("key.jsonl");
+    assert!(key.values().all(|&n| n == 10), "{key:?}");
+    assert!(!key.is_empty() && key.len() < 10, "{key:?}");
+    // By group: each value keeps one in two of its own lines.
+    let group = per_value("group.jsonl");
+    assert_eq!(group.len(), 10);
+    assert!(group.values().all(|&n| n == 5), "{group:?}");
+    // By ratio: a quarter, each with the rate recorded where asked.
+    let ratio = read_jsonl(s.dir.path(), "ratio.jsonl");
+    assert_eq!(ratio.len(), 25);
+    assert!(
+        ratio.iter().all(|e| e["rate"] == "0.25"),
+        "{:?}",
+        ratio.first()
+    );
+    assert!(read_jsonl(s.dir.path(), "key.jsonl")
+        .iter()
+        .all(|e| e["sample_rate"] == "2"));
+}

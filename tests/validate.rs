@@ -458,3 +458,15 @@ fn vectors_lower_case_http_methods_are_accepted() {
     let (code, _, err) = validate(&[("a.toml", &text)]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn sample_explains_what_it_does_not_support_yet() {
+    let text = format!("{SRC}[transforms.s]\ntype = \"sample\"\ninputs = [\"in\"]\nrate = 2\nratio = 0.5\nexclude = '.level == \"error\"'\n{}", SINK.replace("[\"in\"]", "[\"s\"]"));
+    assert_invalid(
+        &[("a.toml", &text)],
+        &[
+            "[transforms.s] key `ratio`: set only one of `rate` and `ratio`",
+            "[transforms.s] key `exclude`: Vector's `exclude` is not supported by sluice yet",
+        ],
+    );
+}

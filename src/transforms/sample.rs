@@ -1,60 +1,222 @@
-//! `sample` transform: passes one event in every `rate`, to cut the volume of chatty
-//! sources. Dropped events count as discarded on purpose (`intentional="true"`).
+//! `sample` transform: passes a share of the events, to cut the volume of chatty
+//! sources, with Vector's options and meaning:
+//!
+//! - `rate = N` keeps one event in N, `ratio = 0.13` keeps 13% (evenly spread);
+//! - `key_field` samples by the hash of a field, so all events with one value are kept
+//!   or dropped together (one request's lines, one trace);
+//! - `group_by` (a template) gives each group its own count;
+//! - each kept event gets the rate under `sample_rate_key` (default `sample_rate`).
+//!
+//! Dropped events count as discarded on purpose (`intentional="true"`).
 
 use crate::config::field::FieldIssue;
-use crate::event::Batch;
+use crate::event::{Batch, Event, Value};
 use crate::internal_events::ComponentMetrics;
+use crate::sinks::util::template::Template;
 use crate::topology::component::{
     BuildError, Transform, TransformConfig, TransformContext, TransformOutput,
 };
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 /// `[transforms.ID] type = "sample"`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleConfig {
-    /// Keep 1 event out of this many (Vector's meaning).
-    pub rate: u64,
+    /// Keep 1 event out of this many. Exactly one of `rate` and `ratio`.
+    pub rate: Option<u64>,
+    /// Keep this share of the events, between 0 and 1.
+    pub ratio: Option<f64>,
+    /// Sample by the hash of this field's value instead of by count.
+    pub key_field: Option<String>,
+    /// A template (`{{ service }}`): each group is sampled on its own count.
+    pub group_by: Option<String>,
+    /// Where each kept event records the rate; `""` leaves events as they are.
+    #[serde(default = "default_rate_key")]
+    pub sample_rate_key: String,
+    /// Vector's condition for events that bypass sampling. Conditions come with the
+    /// transforms issue (VRL); refused with that reason until then.
+    pub exclude: Option<toml::Value>,
+}
+
+fn default_rate_key() -> String {
+    "sample_rate".into()
 }
 
 impl TransformConfig for SampleConfig {
     fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
+        let mode = match (self.rate, self.ratio) {
+            (Some(n), None) => Mode::Rate(n.max(1)),
+            (None, Some(r)) => Mode::Ratio(r.clamp(0.0, 1.0)),
+            _ => {
+                return Err(BuildError::Other(
+                    "set exactly one of rate and ratio".into(),
+                ))
+            }
+        };
+        let group_by = match &self.group_by {
+            Some(t) => {
+                Some(Template::parse(t).map_err(|e| BuildError::Other(format!("group_by: {e}")))?)
+            }
+            None => None,
+        };
+        let rate_text = match mode {
+            Mode::Rate(n) => n.to_string(),
+            Mode::Ratio(r) => r.to_string(),
+        };
         Ok(Box::new(Sample {
-            rate: self.rate.max(1),
+            mode,
+            key_field: self.key_field.clone(),
+            group_by,
+            rate_key: (!self.sample_rate_key.is_empty()).then(|| self.sample_rate_key.clone()),
+            rate_value: Value::from(rate_text),
             seen: 0,
+            groups: HashMap::new(),
+            group: String::new(),
             metrics: cx.metrics,
         }))
     }
 
     fn validate(&self) -> Vec<FieldIssue> {
-        if self.rate == 0 {
-            vec![FieldIssue::new("rate", "must be at least 1")]
-        } else {
-            Vec::new()
+        let mut issues = Vec::new();
+        match (self.rate, self.ratio) {
+            (None, None) => issues.push(FieldIssue::new(
+                "rate",
+                "set `rate` (1 in N) or `ratio` (a share)",
+            )),
+            (Some(_), Some(_)) => issues.push(FieldIssue::new(
+                "ratio",
+                "set only one of `rate` and `ratio`",
+            )),
+            (Some(0), None) => issues.push(FieldIssue::new("rate", "must be at least 1")),
+            (None, Some(r)) if !(0.0..=1.0).contains(&r) => {
+                issues.push(FieldIssue::new("ratio", "must be between 0 and 1"))
+            }
+            _ => {}
+        }
+        if let Some(t) = &self.group_by {
+            if let Err(e) = Template::parse(t) {
+                issues.push(FieldIssue::new("group_by", e.to_string()));
+            }
+        }
+        if self.exclude.is_some() {
+            issues.push(FieldIssue::new(
+                "exclude",
+                "Vector's `exclude` is not supported by sluice yet: it needs VRL conditions, which come with the transforms issue; put a filter in front instead when that lands",
+            ));
+        }
+        issues
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Rate(u64),
+    Ratio(f64),
+}
+
+impl Mode {
+    /// Whether the `n`th event (from 0) of a count is kept.
+    fn keeps_nth(self, n: u64) -> bool {
+        match self {
+            Mode::Rate(rate) => n % rate == 0,
+            // Evenly spread: keep when the running share crosses a whole number.
+            Mode::Ratio(r) => ((n + 1) as f64 * r).floor() > (n as f64 * r).floor(),
+        }
+    }
+
+    /// Whether an event whose key hashes to `h` is kept.
+    fn keeps_hash(self, h: u64) -> bool {
+        match self {
+            Mode::Rate(rate) => h % rate == 0,
+            Mode::Ratio(r) => (h as f64 / u64::MAX as f64) < r,
         }
     }
 }
 
 struct Sample {
-    rate: u64,
+    mode: Mode,
+    key_field: Option<String>,
+    group_by: Option<Template>,
+    rate_key: Option<String>,
+    rate_value: Value,
     seen: u64,
+    groups: HashMap<String, u64>,
+    group: String,
     metrics: ComponentMetrics,
+}
+
+impl Sample {
+    fn keeps(&mut self, e: &Event) -> bool {
+        if let (Some(k), Event::Log(l)) = (&self.key_field, e) {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            match l.get_path(k) {
+                Some(Value::Bytes(b)) => b.hash(&mut h),
+                Some(v) => v.to_string_lossy().hash(&mut h),
+                None => 0u8.hash(&mut h),
+            }
+            return self.mode.keeps_hash(h.finish());
+        }
+        let n = match &self.group_by {
+            None => {
+                let n = self.seen;
+                self.seen = self.seen.wrapping_add(1);
+                n
+            }
+            Some(t) => {
+                self.group.clear();
+                // An event missing a group field is sampled in the group of "".
+                let _ = t.render(e, Template::event_time(e), &mut self.group);
+                let count = match self.groups.get_mut(self.group.as_str()) {
+                    Some(c) => c,
+                    None => self.groups.entry(self.group.clone()).or_insert(0),
+                };
+                let n = *count;
+                *count = count.wrapping_add(1);
+                n
+            }
+        };
+        self.mode.keeps_nth(n)
+    }
 }
 
 impl Transform for Sample {
     fn transform(&mut self, input: Batch, output: &mut TransformOutput) {
         let before = input.len();
         let mut kept = 0;
-        for e in input {
-            if self.seen % self.rate == 0 {
+        for mut e in input {
+            if self.keeps(&e) {
+                if let (Some(k), Event::Log(l)) = (&self.rate_key, &mut e) {
+                    l.insert(k.as_str(), self.rate_value.clone());
+                }
                 output.push(e);
                 kept += 1;
             }
-            self.seen = self.seen.wrapping_add(1);
         }
         let dropped = (before - kept) as u64;
         if dropped > 0 {
             self.metrics.discarded_intentional.increment(dropped);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mode;
+
+    #[test]
+    fn ratio_keeps_its_share_evenly() {
+        let kept: Vec<u64> = (0..20)
+            .filter(|&n| Mode::Ratio(0.25).keeps_nth(n))
+            .collect();
+        assert_eq!(kept, [3, 7, 11, 15, 19]);
+        assert_eq!(
+            (0..1000)
+                .filter(|&n| Mode::Ratio(0.13).keeps_nth(n))
+                .count(),
+            130
+        );
+        assert_eq!((0..30).filter(|&n| Mode::Rate(10).keeps_nth(n)).count(), 3);
     }
 }
