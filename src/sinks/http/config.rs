@@ -11,13 +11,13 @@ use crate::http::{Auth, ClientTlsConfig};
 use crate::sinks::util::batch::{BatchConfig, BatchLimits, Framing};
 use crate::sinks::util::circuit::CircuitBreakerConfig;
 use crate::sinks::util::encoding::Compression;
-use crate::sinks::util::http_client::{redact_in, redact_uri, HttpClient};
+use crate::sinks::util::http_client::{parse_uri, redact_in, redact_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::util::runner::{spawn_healthcheck, RunnerConfig, SinkRunner};
 use crate::sinks::util::template::Template;
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Uri};
+use hyper::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -188,19 +188,6 @@ impl HttpSinkConfig {
             h.insert(n, v);
         }
         Ok(h)
-    }
-}
-
-pub(super) fn parse_uri(s: &str) -> Result<Uri, String> {
-    let uri: Uri = s
-        .parse()
-        .map_err(|e| redact_in(&format!("`{s}` is not a URI: {e}"), s))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") if uri.host().is_some() => Ok(uri),
-        _ => Err(format!(
-            "`{}` needs http:// or https:// and a host",
-            redact_uri(&uri)
-        )),
     }
 }
 

@@ -2,10 +2,11 @@
 //! partition for a static `uri`), its encoding the configured codec, and a closed payload
 //! becomes a request to that URI.
 
-use super::config::{parse_uri, HttpCodec};
+use super::config::HttpCodec;
 use super::service::HttpRequest;
 use crate::event::Event;
 use crate::sinks::util::encoding::{encode_json, encode_text};
+use crate::sinks::util::http_client::{destination, parse_uri};
 use crate::sinks::util::runner::{Built, RequestBuilder, Unsendable};
 use crate::sinks::util::template::Template;
 use bytes::Bytes;
@@ -60,15 +61,9 @@ impl RequestBuilder for HttpRequestBuilder {
             Some(u) => u.clone(),
             None => parse_uri(partition).map_err(|e| Unsendable::new("invalid_uri", e))?,
         };
-        let destination = uri.authority().map_or("", |a| a.as_str());
-        // The breaker key is shown in logs: never with the URI's credentials.
-        let destination = match destination.rsplit_once('@') {
-            Some((_, host)) => host.to_string(),
-            None => destination.to_string(),
-        };
         Ok(Built {
+            destination: destination(&uri),
             request: HttpRequest { uri, body },
-            destination,
         })
     }
 }

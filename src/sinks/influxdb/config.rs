@@ -11,10 +11,10 @@ use crate::http::ClientTlsConfig;
 use crate::sinks::util::batch::{BatchConfig, BatchLimits, Framing};
 use crate::sinks::util::circuit::CircuitBreakerConfig;
 use crate::sinks::util::encoding::Compression;
-use crate::sinks::util::http_client::{redact_uri, HttpClient};
+use crate::sinks::util::http_client::{destination, parse_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::util::runner::{spawn_healthcheck, RunnerConfig, SinkRunner};
-use crate::sinks::util::template::Template;
+use crate::sinks::util::template::{percent_encode, Template};
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use base64::Engine;
 use hyper::header::{HeaderMap, HeaderValue};
@@ -127,32 +127,10 @@ const LINES: Framing = Framing {
     suffix: b"\n",
 };
 
-/// Percent-encodes a query value.
-fn q(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl InfluxDbConfig {
     fn endpoint(&self) -> Result<Uri, String> {
-        let uri: Uri = self
-            .endpoint
-            .parse()
-            .map_err(|e| format!("`{}` is not a URI: {e}", self.endpoint))?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") if uri.host().is_some() => Ok(uri),
-            _ => Err(format!(
-                "`{}` needs http:// or https:// and a host",
-                redact_uri(&uri)
-            )),
-        }
+        // The same check and messages as the `http` sink's `uri`, credentials hidden.
+        parse_uri(&self.endpoint)
     }
 
     /// The write URI with its query.
@@ -164,20 +142,20 @@ impl InfluxDbConfig {
                 let precision = self.precision.as_v1_str();
                 let mut s = format!(
                     "{base}/write?db={}&precision={precision}",
-                    q(self.database.as_deref().unwrap_or_default())
+                    percent_encode(self.database.as_deref().unwrap_or_default())
                 );
                 if let Some(rp) = &self.retention_policy_name {
-                    s.push_str(&format!("&rp={}", q(rp)));
+                    s.push_str(&format!("&rp={}", percent_encode(rp)));
                 }
                 if let Some(c) = &self.consistency {
-                    s.push_str(&format!("&consistency={}", q(c)));
+                    s.push_str(&format!("&consistency={}", percent_encode(c)));
                 }
                 s
             }
             ApiVersion::V2 => format!(
                 "{base}/api/v2/write?org={}&bucket={}&precision={}",
-                q(self.org.as_deref().unwrap_or_default()),
-                q(self.bucket.as_deref().unwrap_or_default()),
+                percent_encode(self.org.as_deref().unwrap_or_default()),
+                percent_encode(self.bucket.as_deref().unwrap_or_default()),
                 self.precision.as_str()
             ),
         };
@@ -298,11 +276,7 @@ impl SinkConfig for InfluxDbConfig {
                 .map_err(BuildError::Other)?;
             spawn_healthcheck(cx.id.clone(), ping(probe, endpoint.clone()));
         }
-        let destination = endpoint.authority().map_or("", |a| a.as_str());
-        let destination = destination
-            .rsplit_once('@')
-            .map_or(destination, |(_, host)| host)
-            .to_string();
+        let destination = destination(&endpoint);
         let mut builder = InfluxDbRequestBuilder::new(
             uri,
             destination,

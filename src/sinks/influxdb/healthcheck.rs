@@ -1,8 +1,7 @@
 //! The `influxdb` sink's healthcheck: `GET /ping`, which InfluxDB 1.x and 2.x (and
 //! VictoriaMetrics) answer with 204 when they are up.
 
-use crate::sinks::util::http_client::HttpClient;
-use bytes::Bytes;
+use crate::sinks::util::http_client::{get_ok, HttpClient};
 use hyper::Uri;
 
 /// GETs `/ping` on `endpoint`; `Err` says what came back instead of a 2xx.
@@ -10,11 +9,7 @@ pub async fn ping(client: HttpClient, endpoint: Uri) -> Result<(), String> {
     let uri: Uri = format!("{}/ping", endpoint.to_string().trim_end_matches('/'))
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let mut req = hyper::Request::new(http_body_util::Full::new(Bytes::new()));
-    *req.uri_mut() = uri;
-    match client.send(req).await {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("/ping answered {}", r.status())),
-        Err(e) => Err(e.to_string()),
-    }
+    get_ok(&client, uri, Default::default())
+        .await
+        .map_err(|e| format!("/ping {e}"))
 }

@@ -79,8 +79,13 @@ enum Element {
 /// Appends a name or tag value, escaped for `element`. Returns whether it had to be
 /// changed (see the module documentation); an empty result writes nothing.
 fn write_escaped(out: &mut Vec<u8>, s: &str, element: Element) -> bool {
-    let trimmed = s.trim_end_matches('\\');
-    let mut altered = trimmed.len() != s.len();
+    write_escaped_part(out, s.trim_end_matches('\\'), element) || s.ends_with('\\')
+}
+
+/// Appends `s` escaped, without dropping trailing backslashes: for the leading part of
+/// a name whose end is written next.
+fn write_escaped_part(out: &mut Vec<u8>, trimmed: &str, element: Element) -> bool {
+    let mut altered = false;
     let bytes = trimmed.as_bytes();
     let special = |b: u8| {
         b == b','
@@ -118,6 +123,20 @@ pub fn measurement(out: &mut Vec<u8>, s: &str) -> bool {
 /// Appends a tag key, a field key or a tag value. Returns whether it had to be changed.
 pub fn key(out: &mut Vec<u8>, s: &str) -> bool {
     write_escaped(out, s, Element::KeyOrTag)
+}
+
+/// Appends a field key written in parts (`name` then `_count`): every part escaped,
+/// trailing backslashes dropped only at the very end, as for the whole key.
+pub fn key_parts(out: &mut Vec<u8>, parts: &[&str]) -> bool {
+    let mut altered = false;
+    for (i, p) in parts.iter().enumerate() {
+        altered |= if i + 1 == parts.len() {
+            write_escaped(out, p, Element::KeyOrTag)
+        } else {
+            write_escaped_part(out, p, Element::KeyOrTag)
+        };
+    }
+    altered
 }
 
 /// Whether a tag value would be written as nothing (empty, or only backslashes): such a

@@ -216,33 +216,37 @@ impl InfluxDbRequestBuilder {
             altered |= lp::key(out, v);
         }
         out.push(b' ');
-        let mut put = |out: &mut Vec<u8>, suffix: &str, write: &dyn Fn(&mut Vec<u8>) -> bool| {
+        // Field keys are written in parts (`name`, `_bucket_`, `0.5`): no string is built
+        // per metric.
+        let mut put = |out: &mut Vec<u8>, suffix: &[&str], write: &dyn Fn(&mut Vec<u8>) -> bool| {
             let mark = out.len();
             if out.last() != Some(&b' ') {
                 out.push(b',');
             }
-            let mut k = String::from(field);
-            k.push_str(suffix);
-            altered |= lp::key(out, &k);
+            altered |= match suffix {
+                [] => lp::key(out, field),
+                [a] => lp::key_parts(out, &[field, a]),
+                [a, b, ..] => lp::key_parts(out, &[field, a, b]),
+            };
             out.push(b'=');
             if !write(out) {
                 out.truncate(mark);
             }
         };
         match &m.value {
-            MetricValue::Counter(v) | MetricValue::Gauge(v) => put(out, "", &|o| lp::float(o, *v)),
-            MetricValue::Set(values) => put(out, "", &|o| {
+            MetricValue::Counter(v) | MetricValue::Gauge(v) => put(out, &[], &|o| lp::float(o, *v)),
+            MetricValue::Set(values) => put(out, &[], &|o| {
                 lp::integer(o, values.len() as i64);
                 true
             }),
             MetricValue::Distribution { samples, .. } => {
                 let count: u64 = samples.iter().map(|s| u64::from(s.rate)).sum();
                 let sum: f64 = samples.iter().map(|s| s.value * f64::from(s.rate)).sum();
-                put(out, "_count", &|o| {
+                put(out, &["_count"], &|o| {
                     lp::integer(o, count as i64);
                     true
                 });
-                put(out, "_sum", &|o| lp::float(o, sum));
+                put(out, &["_sum"], &|o| lp::float(o, sum));
             }
             MetricValue::AggregatedHistogram {
                 buckets,
@@ -253,19 +257,18 @@ impl InfluxDbRequestBuilder {
                 let mut running = 0u64;
                 for b in buckets {
                     running += b.count;
-                    let mut le = String::from("_bucket_");
-                    le.push_str(ryu::Buffer::new().format(b.upper_limit));
+                    let mut le = ryu::Buffer::new();
                     let n = running;
-                    put(out, &le, &|o| {
+                    put(out, &["_bucket_", le.format(b.upper_limit)], &|o| {
                         lp::integer(o, n as i64);
                         true
                     });
                 }
-                put(out, "_count", &|o| {
+                put(out, &["_count"], &|o| {
                     lp::integer(o, *count as i64);
                     true
                 });
-                put(out, "_sum", &|o| lp::float(o, *sum));
+                put(out, &["_sum"], &|o| lp::float(o, *sum));
             }
             MetricValue::AggregatedSummary {
                 quantiles,
@@ -273,19 +276,15 @@ impl InfluxDbRequestBuilder {
                 sum,
             } => {
                 for q in quantiles {
-                    let mut k = String::from("_p");
-                    k.push_str(
-                        ryu::Buffer::new()
-                            .format(q.quantile * 100.0)
-                            .trim_end_matches(".0"),
-                    );
-                    put(out, &k, &|o| lp::float(o, q.value));
+                    let mut pct = ryu::Buffer::new();
+                    let pct = pct.format(q.quantile * 100.0).trim_end_matches(".0");
+                    put(out, &["_p", pct], &|o| lp::float(o, q.value));
                 }
-                put(out, "_count", &|o| {
+                put(out, &["_count"], &|o| {
                     lp::integer(o, *count as i64);
                     true
                 });
-                put(out, "_sum", &|o| lp::float(o, *sum));
+                put(out, &["_sum"], &|o| lp::float(o, *sum));
             }
         }
         if out.last() == Some(&b' ') {

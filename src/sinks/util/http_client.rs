@@ -153,6 +153,45 @@ pub fn redact_uri(uri: &hyper::Uri) -> String {
     }
 }
 
+/// The host and port of a URI without its credentials: the key of a destination's
+/// circuit breaker, shown in logs.
+pub fn destination(uri: &hyper::Uri) -> String {
+    let a = uri.authority().map_or("", |a| a.as_str());
+    a.rsplit_once('@').map_or(a, |(_, host)| host).to_string()
+}
+
+/// GETs `uri` with `headers`: the healthcheck of HTTP sinks. `Err` says what came back
+/// instead of a 2xx.
+pub async fn get_ok(
+    client: &HttpClient,
+    uri: hyper::Uri,
+    headers: hyper::HeaderMap,
+) -> Result<(), String> {
+    let mut req = Request::new(Full::new(Bytes::new()));
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    match client.send(req).await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("answered {}", r.status())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Parses a sink's `uri` or `endpoint`: an `http://` or `https://` URI with a host. The
+/// message never shows the URI's credentials.
+pub fn parse_uri(s: &str) -> Result<hyper::Uri, String> {
+    let uri: hyper::Uri = s
+        .parse()
+        .map_err(|e| redact_in(&format!("`{s}` is not a URI: {e}"), s))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") if uri.host().is_some() => Ok(uri),
+        _ => Err(format!(
+            "`{}` needs http:// or https:// and a host",
+            redact_uri(&uri)
+        )),
+    }
+}
+
 /// The `user:password` part of a URI as written in a config (even one that does not
 /// parse), so messages about it can leave it out.
 pub fn userinfo(uri: &str) -> Option<&str> {
