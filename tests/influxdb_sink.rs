@@ -8,14 +8,15 @@ use std::time::Duration;
 use support::influx::{Influxd, VictoriaMetrics};
 use support::*;
 
+/// The `http_server` source the tests post their events to.
+fn source(http: u16) -> String {
+    format!("[sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\ndecoding.codec = \"ndjson\"\n")
+}
+
 fn config(http: u16, influx: &str, extra: &str) -> String {
     format!(
         r#"
-[sources.in]
-type = "http_server"
-address = "127.0.0.1:{http}"
-decoding.codec = "ndjson"
-
+{src}
 [sinks.influx]
 type = "influxdb"
 inputs = ["in"]
@@ -24,9 +25,9 @@ api_version = "v1"
 database = "sluice"
 measurement = "logs"
 tags = ["host", "appname", "dir"]
-batch.timeout_secs = 0.2
 {extra}
-"#
+"#,
+        src = source(http)
     )
 }
 
@@ -149,15 +150,9 @@ fn a_field_type_conflict_rejects_only_that_point() {
         "{}",
         s.log_text()
     );
-    let sink_sent = |s: &Sluice| {
-        metric(
-            &s.metrics(),
-            "sluice_component_sent_events_total",
-            &[("component_id", "influx")],
-        )
-        .unwrap_or(0.0)
-    };
-    assert!(wait_for(Duration::from_secs(10), || sink_sent(&s) == 2.0));
+    assert!(wait_for(Duration::from_secs(10), || sent_events(
+        &s, "influx"
+    ) == 2.0));
     let m = s.metrics();
     let c = assert_component_metrics(&m, "influx", "sink", "influxdb");
     assert_eq!(
@@ -187,11 +182,7 @@ fn the_v2_write_api_reaches_victoria_metrics() {
     let s = Sluice::start_with(
         &format!(
             r#"
-[sources.in]
-type = "http_server"
-address = "127.0.0.1:{http}"
-decoding.codec = "ndjson"
-
+{src}
 [sinks.vm]
 type = "influxdb"
 inputs = ["in"]
@@ -203,8 +194,8 @@ token = "${{VM_TOKEN}}"
 measurement = "{{{{ appname }}}}"
 tags = ["host"]
 precision = "ms"
-batch.timeout_secs = 0.2
 "#,
+            src = source(http),
             url = vm.url
         ),
         |c| {
@@ -249,11 +240,7 @@ fn internal_metrics_ship_sluices_own_counters_to_influxdb() {
     let http = free_port();
     let s = Sluice::start(&format!(
         r#"
-[sources.in]
-type = "http_server"
-address = "127.0.0.1:{http}"
-decoding.codec = "ndjson"
-
+{src}
 [sinks.quiet]
 type = "blackhole"
 inputs = ["in"]
@@ -270,8 +257,8 @@ inputs = ["self"]
 endpoint = "{url}"
 api_version = "v1"
 database = "sluice"
-batch.timeout_secs = 0.2
 "#,
+        src = source(http),
         url = db.url
     ));
     post(http, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
@@ -327,11 +314,7 @@ fn influxd_down_for_twenty_seconds_loses_nothing() {
     let http = free_port();
     let s = Sluice::start(&format!(
         r#"
-[sources.in]
-type = "http_server"
-address = "127.0.0.1:{http}"
-decoding.codec = "ndjson"
-
+{src}
 [sinks.influx]
 type = "influxdb"
 inputs = ["in"]
@@ -340,11 +323,8 @@ api_version = "v1"
 database = "sluice"
 measurement = "logs"
 tags = ["seq"]
-batch.timeout_secs = 0.2
-request.retry_initial_backoff_secs = 0.2
-request.retry_max_duration_secs = 1
-circuit_breaker.probe_interval_secs = 1
 "#,
+        src = source(http),
         url = db.url
     ));
     let total = 3000;
@@ -383,16 +363,9 @@ circuit_breaker.probe_interval_secs = 1
         s.log_text()
     );
     // influxd may hold the points before the sink has read every answer.
-    let sent = |s: &Sluice| {
-        metric(
-            &s.metrics(),
-            "sluice_component_sent_events_total",
-            &[("component_id", "influx")],
-        )
-        .unwrap_or(0.0)
-    };
     assert!(
-        wait_for(Duration::from_secs(60), || sent(&s) == total as f64),
+        wait_for(Duration::from_secs(60), || sent_events(&s, "influx")
+            == total as f64),
         "{}",
         s.metrics()
     );
@@ -480,7 +453,6 @@ database = "sluice"
 measurement = "syslog"
 tags = ["appname", "hostname"]
 precision = "us"
-batch.timeout_secs = 0.2
 "#,
         url = db.url
     ));

@@ -273,18 +273,10 @@ print_interval_secs = 0
         let _ = stdout.read_to_string(&mut out);
         out
     });
-    let sent = |s: &Sluice, id: &str| {
-        metric(
-            &s.metrics(),
-            "sluice_component_sent_events_total",
-            &[("component_id", id)],
-        )
-        .unwrap_or(0.0)
-    };
     assert!(
-        wait_for(Duration::from_secs(20), || sent(&s, "out") >= 100.0
-            && sent(&s, "hole") >= 1500.0
-            && sent(&s, "all") >= 501.0),
+        wait_for(Duration::from_secs(20), || sent_events(&s, "out") >= 100.0
+            && sent_events(&s, "hole") >= 1500.0
+            && sent_events(&s, "all") >= 501.0),
         "{}",
         s.metrics()
     );

@@ -298,6 +298,16 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .reduce(|a, b| a + b)
 }
 
+/// A component's `sluice_component_sent_events_total` right now, 0 before its first.
+pub fn sent_events(s: &Sluice, id: &str) -> f64 {
+    metric(
+        &s.metrics(),
+        "sluice_component_sent_events_total",
+        &[("component_id", id)],
+    )
+    .unwrap_or(0.0)
+}
+
 /// The contract of DESIGN.md §3: every component exports these series with its
 /// `component_id`, `component_kind` and `component_type`, and after a drain its events
 /// add up: every event it received was sent on or discarded, none vanished in between
