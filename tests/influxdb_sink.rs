@@ -111,14 +111,7 @@ fn logs_arrive_with_their_tags_typed_fields_and_escaping_intact() {
     let m = s.metrics();
     let c = assert_component_metrics(&m, "influx", "sink", "influxdb");
     assert_eq!(c.sent_events, 2.0);
-    assert_eq!(
-        metric(
-            &m,
-            "sluice_component_errors_total",
-            &[("component_id", "influx"), ("error_type", "line_protocol")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(errors_of(&m, "influx", "line_protocol"), Some(1.0));
     assert!(
         s.log_text().contains("Healthcheck passed"),
         "{}",
@@ -159,14 +152,7 @@ fn a_field_type_conflict_rejects_only_that_point() {
         (c.received_events, c.sent_events, c.discarded),
         (3.0, 2.0, 1.0)
     );
-    assert_eq!(
-        metric(
-            &m,
-            "sluice_component_errors_total",
-            &[("component_id", "influx"), ("error_type", "rejected")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(errors_of(&m, "influx", "rejected"), Some(1.0));
     assert!(
         s.log_text().contains("field type conflict"),
         "{}",
@@ -417,13 +403,7 @@ fn names_that_need_escaping_round_trip_and_a_point_without_fields_is_counted() {
     assert_eq!(p["host"], "h 1,x=2");
     assert_eq!(p["odd key,=x"], "v \"q\" \\");
     assert_eq!(p["ünïcode"], "✓");
-    let dropped = |s: &Sluice| {
-        metric(
-            &s.metrics(),
-            "sluice_component_errors_total",
-            &[("component_id", "influx"), ("error_type", "no_fields")],
-        )
-    };
+    let dropped = |s: &Sluice| errors_of(&s.metrics(), "influx", "no_fields");
     assert!(
         wait_for(Duration::from_secs(10), || dropped(&s) == Some(1.0)),
         "{}",

@@ -27,6 +27,15 @@ fn validate(files: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
+/// `sluice validate FLAG PATH`, its output whatever the status.
+fn validate_path(flag: &str, path: &Path) -> std::process::Output {
+    Command::new(support::bin())
+        .args(["validate", flag])
+        .arg(path)
+        .output()
+        .expect("run")
+}
+
 const SRC: &str = "[sources.in]\ntype = \"syslog\"\nmode = \"tcp\"\naddress = \"127.0.0.1:6514\"\n";
 const SINK: &str = "[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n";
 
@@ -382,12 +391,7 @@ fn a_forced_format_wins_over_the_extension() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("pipeline.conf");
     std::fs::write(&path, "sources:\n  gen:\n    type: demo\nsinks:\n  out:\n    type: blackhole\n    inputs: [gen]\n").expect("write");
-    let out = Command::new(support::bin())
-        .arg("validate")
-        .arg("--config-yaml")
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = validate_path("--config-yaml", &path);
     assert!(
         out.status.success(),
         "{}",
@@ -418,12 +422,7 @@ fn a_config_dir_in_vectors_layout_names_components_by_file() {
         "type = \"blackhole\"\ninputs = [\"half\"]\n",
     )
     .expect("write");
-    let out = Command::new(support::bin())
-        .arg("validate")
-        .arg("-C")
-        .arg(d)
-        .output()
-        .expect("run");
+    let out = validate_path("-C", d);
     assert!(
         out.status.success(),
         "{}",
@@ -439,12 +438,7 @@ fn a_config_dir_in_vectors_layout_names_components_by_file() {
         "type = \"blackhole\"\ninputs = [\"halve\"]\n",
     )
     .expect("write");
-    let out = Command::new(support::bin())
-        .arg("validate")
-        .arg("--config-dir")
-        .arg(d)
-        .output()
-        .expect("run");
+    let out = validate_path("--config-dir", d);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("sinks/archive.toml: [sinks.archive] key `inputs`: `halve` is not a source or transform; did you mean `half`?"),

@@ -298,6 +298,15 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .reduce(|a, b| a + b)
 }
 
+/// A component's `sluice_component_errors_total` for one `error_type` in `text`.
+pub fn errors_of(text: &str, id: &str, error_type: &str) -> Option<f64> {
+    metric(
+        text,
+        "sluice_component_errors_total",
+        &[("component_id", id), ("error_type", error_type)],
+    )
+}
+
 /// A component's `sluice_component_sent_events_total` right now, 0 before its first.
 pub fn sent_events(s: &Sluice, id: &str) -> f64 {
     metric(
