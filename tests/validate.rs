@@ -246,7 +246,9 @@ fn embedded_default_and_every_example_validate() {
     let mut n = 0;
     for e in std::fs::read_dir(&examples).expect("examples/") {
         let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "toml") {
+        if p.extension()
+            .is_some_and(|x| x == "toml" || x == "yaml" || x == "json")
+        {
             let out = Command::new(support::bin())
                 .arg("validate")
                 .arg("--config")
