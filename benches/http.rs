@@ -45,13 +45,9 @@ fn benches(c: &mut Criterion) {
         timeout: Duration::from_secs(1),
         per_event_overhead: 0,
     };
-    let ndjson = Framing {
-        prefix: b"",
-        separator: b"\n",
-        suffix: b"\n",
-    };
+    let ndjson = Framing::fixed(b"", b"\n", b"\n");
     g.bench_function("batch_ndjson_1000", |b| {
-        let mut batcher = Batcher::new(limits, ndjson);
+        let mut batcher = Batcher::new(limits, ndjson.clone());
         let mut ready = Vec::new();
         b.iter(|| {
             for e in &events {

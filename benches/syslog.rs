@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sluice::event::{Event, EventMetadata, LogEvent, ObjectMap};
-use sluice::sinks::util::encoding::Codec;
+use sluice::sinks::util::encoding::{EncodingConfig, StreamEncoder};
 use sluice::sources::syslog::{parse_into, Framer};
 
 const RFC5424: &[u8] = b"<134>1 2026-11-22T14:20:00.123Z web-01.example.com nginx 12345 ACCESS [req@32473 id=\"a1b2c3\" status=\"200\"] GET /api/v1/items/42 HTTP/1.1 200 512 0.004 seq=1234567";
@@ -43,10 +43,12 @@ fn benches(c: &mut Criterion) {
     }
     let ev = event(RFC5424);
     let mut out = Vec::with_capacity(1 << 16);
+    let mut encoder =
+        StreamEncoder::new(&EncodingConfig::default(), &None).unwrap_or_else(|_| unreachable!());
     g.bench_function("encode_json_rfc5424", |b| {
         b.iter(|| {
             out.clear();
-            Codec::Json.encode_line(black_box(&ev), &mut out);
+            encoder.encode(black_box(&ev), &mut out);
         })
     });
     g.finish();

@@ -142,6 +142,9 @@ fn main() -> ExitCode {
                     c.sinks.len(),
                     plural(c.sinks.len())
                 );
+                for w in &c.warnings {
+                    eprintln!("  warning: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => report_invalid(&e),
@@ -166,6 +169,9 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return report_invalid(&e),
             };
+            for w in &config.warnings {
+                tracing::warn!("{w}");
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("sluice-worker")

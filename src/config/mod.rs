@@ -16,7 +16,7 @@ pub use graph::to_dot;
 use crate::internal_events::ComponentKind;
 use crate::topology::buffer::BufferConfig;
 use crate::topology::component::{
-    Registration, Registry, Resource, SinkConfig, SourceConfig, TransformConfig,
+    HealthcheckOptions, Registration, Registry, Resource, SinkConfig, SourceConfig, TransformConfig,
 };
 use error::did_you_mean;
 use field::{from_toml, FieldIssue};
@@ -67,6 +67,52 @@ struct GlobalOptions {
     data_dir: Option<PathBuf>,
     api: Option<ApiConfig>,
     shutdown_timeout_secs: Option<u64>,
+    acknowledgements: Option<Acknowledgements>,
+    healthchecks: Option<HealthchecksConfig>,
+}
+
+/// `acknowledgements = true` or Vector's `acknowledgements.enabled = true` (on a sink,
+/// at the top level, or, deprecated, on a source).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Acknowledgements {
+    /// `acknowledgements = true`.
+    Flag(bool),
+    /// `acknowledgements.enabled = true`.
+    Table {
+        /// Whether sources wait for delivery.
+        #[serde(default)]
+        enabled: bool,
+    },
+}
+
+impl Acknowledgements {
+    /// Whether sources wait for delivery.
+    pub fn enabled(self) -> bool {
+        match self {
+            Self::Flag(b) | Self::Table { enabled: b } => b,
+        }
+    }
+}
+
+/// The top-level `healthchecks` table of Vector.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct HealthchecksConfig {
+    /// `false` turns off every sink's healthcheck.
+    #[serde(default = "default_true")]
+    enabled: bool,
+    /// Vector's "exit when a healthcheck fails at start": refused, see `validate`.
+    #[serde(default)]
+    require_healthy: bool,
+}
+
+/// A sink's `healthcheck`: `false`, or the table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum HealthcheckValue {
+    Flag(bool),
+    Table(HealthcheckOptions),
 }
 
 /// Where sluice keeps state (checkpoints, disk buffers) unless `data_dir` says otherwise.
@@ -120,6 +166,10 @@ pub struct SinkOuter {
     pub resolved_inputs: Vec<String>,
     /// Its input buffer.
     pub buffer: BufferConfig,
+    /// `acknowledgements` as the sink sets it (the global setting applies when unset).
+    pub acknowledgements: Option<bool>,
+    /// `healthcheck`, with the global `healthchecks.enabled` applied.
+    pub healthcheck: HealthcheckOptions,
     /// Its table as written (after `${VAR}` interpolation), so two configs can be
     /// compared component by component on reload.
     pub raw: toml::Value,
@@ -136,6 +186,12 @@ pub struct Config {
     pub api: ApiConfig,
     /// The drain deadline on SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// The top-level `acknowledgements.enabled`: every sink acknowledges unless it says
+    /// otherwise.
+    pub acknowledgements: bool,
+    /// Deprecated or questionable options that still work, each with file, component
+    /// and key: printed by `validate`, logged by `run`.
+    pub warnings: Vec<ConfigError>,
     /// `[sources.ID]`
     pub sources: BTreeMap<String, SourceOuter>,
     /// `[transforms.ID]`
@@ -290,6 +346,7 @@ impl Config {
             formats,
             namespaced,
             errors: Vec::new(),
+            warnings: Vec::new(),
             globals: GlobalOptions::default(),
             global_files: BTreeMap::new(),
             sources: BTreeMap::new(),
@@ -299,6 +356,33 @@ impl Config {
             unloaded_inputs: Vec::new(),
         }
         .run(texts)
+    }
+
+    /// Whether source `id` feeds (directly or through transforms) a sink with
+    /// acknowledgements enabled, so it should wait for delivery before answering.
+    pub fn source_acknowledges(&self, id: &str) -> bool {
+        let mut reached = std::collections::BTreeSet::from([id.to_string()]);
+        // Transforms may be declared in any order: repeat until nothing new is reached.
+        loop {
+            let before = reached.len();
+            for (tid, t) in &self.transforms {
+                if t.resolved_inputs
+                    .iter()
+                    .any(|i| reached.contains(graph::component_of(i)))
+                {
+                    reached.insert(tid.clone());
+                }
+            }
+            if reached.len() == before {
+                break;
+            }
+        }
+        self.sinks.values().any(|s| {
+            s.acknowledgements.unwrap_or(self.acknowledgements)
+                && s.resolved_inputs
+                    .iter()
+                    .any(|i| reached.contains(graph::component_of(i)))
+        })
     }
 
     /// IDs of sources and transforms: the things that can be inputs.
@@ -325,6 +409,7 @@ struct Loader {
     /// file's stem, under `sources/`, `transforms/` or `sinks/`.
     namespaced: BTreeMap<PathBuf, (&'static str, String)>,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
     globals: GlobalOptions,
     global_files: BTreeMap<&'static str, PathBuf>,
     sources: BTreeMap<String, SourceOuter>,
@@ -338,6 +423,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir",
     "api",
     "shutdown_timeout_secs",
+    "acknowledgements",
+    "healthchecks",
     "sources",
     "transforms",
     "sinks",
@@ -352,11 +439,35 @@ impl Loader {
             data_dir,
             api,
             shutdown_timeout_secs,
+            acknowledgements,
+            healthchecks,
         } = std::mem::take(&mut self.globals);
+        if let Some(h) = healthchecks {
+            if !h.enabled {
+                for s in self.sinks.values_mut() {
+                    s.healthcheck.enabled = false;
+                }
+            }
+            if h.require_healthy {
+                let file = self
+                    .global_files
+                    .get("healthchecks")
+                    .cloned()
+                    .unwrap_or_default();
+                self.errors.push(ConfigError::at(
+                    file,
+                    None,
+                    Some("healthchecks.require_healthy".into()),
+                    "Vector's `require_healthy` is not supported by sluice: a failed healthcheck is logged and the sink keeps retrying, so a destination that comes up later still gets every event",
+                ));
+            }
+        }
         let mut config = Config {
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             api: api.unwrap_or_default(),
             shutdown_timeout_secs: shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            acknowledgements: acknowledgements.is_some_and(|a| a.enabled()),
+            warnings: std::mem::take(&mut self.warnings),
             sources: std::mem::take(&mut self.sources),
             transforms: std::mem::take(&mut self.transforms),
             sinks: std::mem::take(&mut self.sinks),
@@ -477,6 +588,8 @@ impl Loader {
         merge!(data_dir);
         merge!(api);
         merge!(shutdown_timeout_secs);
+        merge!(acknowledgements);
+        merge!(healthchecks);
     }
 
     fn is_duplicate(&self, id: &str) -> Option<&Path> {
@@ -579,7 +692,35 @@ impl Loader {
             }
         }
         let mut buffer = BufferConfig::default();
+        let mut acknowledgements = None;
+        let mut healthcheck = HealthcheckOptions::default();
         if kind == ComponentKind::Sink {
+            if let Some(a) = table.remove("acknowledgements") {
+                match from_toml::<Acknowledgements>(a) {
+                    Ok(a) => acknowledgements = Some(a.enabled()),
+                    Err(_) => self.errors.push(err(
+                        Some("acknowledgements"),
+                        "expected true, false or a table with `enabled`".into(),
+                    )),
+                }
+            }
+            if let Some(h) = table.remove("healthcheck") {
+                match from_toml::<HealthcheckValue>(h) {
+                    Ok(HealthcheckValue::Flag(enabled)) => healthcheck.enabled = enabled,
+                    Ok(HealthcheckValue::Table(h)) => {
+                        if let Some(u) = &h.uri {
+                            if let Err(e) = crate::sinks::util::http_client::parse_uri(u) {
+                                self.errors.push(err(Some("healthcheck.uri"), e));
+                            }
+                        }
+                        healthcheck = h;
+                    }
+                    Err(_) => self.errors.push(err(
+                        Some("healthcheck"),
+                        "expected true, false or a table with `enabled` and `uri`".into(),
+                    )),
+                }
+            }
             if let Some(b) = table.remove("buffer") {
                 match field::from_toml_all::<BufferConfig>(b) {
                     Ok(b) => buffer = b,
@@ -607,8 +748,9 @@ impl Loader {
         match kind {
             ComponentKind::Source => {
                 let registry = self.registry.sources.clone();
-                let parsed =
-                    self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
+                let parsed = self.parse_with(file, &name, &type_name, rest, &registry, |c| {
+                    (c.validate(), c.warnings())
+                });
                 if let Some((t, inner)) = parsed {
                     self.sources.insert(
                         id,
@@ -623,8 +765,9 @@ impl Loader {
             }
             ComponentKind::Transform => {
                 let registry = self.registry.transforms.clone();
-                let parsed =
-                    self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
+                let parsed = self.parse_with(file, &name, &type_name, rest, &registry, |c| {
+                    (c.validate(), c.warnings())
+                });
                 let Some((t, inner)) = parsed else {
                     self.unloaded_inputs.push(unloaded);
                     return;
@@ -643,8 +786,9 @@ impl Loader {
             }
             ComponentKind::Sink => {
                 let registry = self.registry.sinks.clone();
-                let parsed =
-                    self.parse_with(file, &name, &type_name, rest, &registry, |c| c.validate());
+                let parsed = self.parse_with(file, &name, &type_name, rest, &registry, |c| {
+                    (c.validate(), c.warnings())
+                });
                 let Some((t, inner)) = parsed else {
                     self.unloaded_inputs.push(unloaded);
                     return;
@@ -657,6 +801,8 @@ impl Loader {
                         inputs,
                         resolved_inputs: Vec::new(),
                         buffer,
+                        acknowledgements,
+                        healthcheck,
                         raw,
                         inner,
                     },
@@ -672,7 +818,7 @@ impl Loader {
         type_name: &str,
         rest: toml::Value,
         registry: &[Registration<T>],
-        validate: impl Fn(&T) -> Vec<FieldIssue>,
+        validate: impl Fn(&T) -> (Vec<FieldIssue>, Vec<FieldIssue>),
     ) -> Option<(&'static str, Box<T>)> {
         let Some(reg) = registry.iter().find(|r| r.name == type_name) else {
             let kind = name
@@ -699,7 +845,15 @@ impl Loader {
         // Parse errors and semantic checks are reported the same way.
         let (inner, issues) = match (reg.parse)(rest) {
             Ok(inner) => {
-                let issues = validate(&inner);
+                let (issues, warnings) = validate(&inner);
+                for w in warnings {
+                    self.warnings.push(ConfigError::at(
+                        file,
+                        Some(name.to_string()),
+                        w.key,
+                        w.message,
+                    ));
+                }
                 (Some(inner), issues)
             }
             Err(issues) => (None, issues),

@@ -18,7 +18,8 @@ pub enum Auth {
     },
     /// `Authorization: Basic base64(username:password)`.
     Basic {
-        /// The user name.
+        /// The user name; `user` is Vector's spelling.
+        #[serde(alias = "user")]
         username: String,
         /// The password; usually `"${PASSWORD}"`.
         password: Secret,

@@ -1,8 +1,9 @@
 //! `console` sink: events to stdout (or stderr), one per line, for trying pipelines and
 //! for running under a supervisor that collects stdout.
 
-use super::util::encoding::EncodingConfig;
+use super::util::encoding::{EncodingConfig, FramingConfig, StreamEncoder};
 use super::util::on_own_thread;
+use crate::config::field::FieldIssue;
 use crate::event::BatchStatus;
 use crate::internal_events::failures::WriteFailed;
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
@@ -16,9 +17,11 @@ pub struct ConsoleConfig {
     /// `stdout` (default) or `stderr`.
     #[serde(default)]
     pub target: Target,
-    /// `encoding.codec = "json" | "text"`.
+    /// `encoding.codec = "json" | "text"` and Vector's other encoding options.
     #[serde(default)]
     pub encoding: EncodingConfig,
+    /// What follows each event; a newline by default.
+    pub framing: Option<FramingConfig>,
 }
 
 /// Which standard stream.
@@ -33,8 +36,15 @@ pub enum Target {
 }
 
 impl SinkConfig for ConsoleConfig {
+    fn validate(&self) -> Vec<FieldIssue> {
+        StreamEncoder::new(&self.encoding, &self.framing)
+            .err()
+            .unwrap_or_default()
+    }
+
     fn build(&self, mut cx: SinkContext) -> Result<Task, BuildError> {
-        let codec = self.encoding.codec;
+        let mut encoder = StreamEncoder::new(&self.encoding, &self.framing)
+            .map_err(|_| BuildError::Other("invalid encoding or framing".into()))?;
         let target = self.target;
         let name = cx.id.to_string();
         on_own_thread(&format!("sink-{name}"), async move {
@@ -51,7 +61,7 @@ impl SinkConfig for ConsoleConfig {
                     Err(std::io::ErrorKind::BrokenPipe.into())
                 } else {
                     for e in &batch {
-                        codec.encode_line(e, &mut buf);
+                        encoder.encode(e, &mut buf);
                     }
                     match target {
                         Target::Stdout => std::io::stdout().lock().write_all(&buf),

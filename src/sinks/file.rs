@@ -3,7 +3,7 @@
 //! closed after `idle_timeout_secs`; each batch costs one `write` per file it touches.
 //! Runs on its own thread because file I/O blocks.
 
-use super::util::encoding::EncodingConfig;
+use super::util::encoding::{EncodingConfig, FramingConfig, StreamEncoder};
 use super::util::template::Template;
 use super::util::{on_own_thread, Dropper};
 use crate::config::field::FieldIssue;
@@ -37,9 +37,11 @@ pub struct FileSinkConfig {
     /// when closed; a reopened file gets a new gzip member, which `zcat` reads as one.
     #[serde(default)]
     pub compression: Compression,
-    /// `encoding.codec = "json" | "text"`.
+    /// `encoding.codec = "json" | "text"` and Vector's other encoding options.
     #[serde(default)]
     pub encoding: EncodingConfig,
+    /// What follows each event; a newline by default.
+    pub framing: Option<FramingConfig>,
 }
 
 fn default_idle_timeout() -> u64 {
@@ -54,7 +56,8 @@ impl SinkConfig for FileSinkConfig {
         let name = cx.id.to_string();
         let sink = FileSink {
             template,
-            codec: self.encoding.codec,
+            encoder: StreamEncoder::new(&self.encoding, &self.framing)
+                .map_err(|_| BuildError::Other("invalid encoding or framing".into()))?,
             compression: self.compression,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             files: HashMap::new(),
@@ -73,10 +76,13 @@ impl SinkConfig for FileSinkConfig {
     }
 
     fn validate(&self) -> Vec<FieldIssue> {
-        match Template::parse(&self.path) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![FieldIssue::new("path", e.to_string())],
+        let mut issues = StreamEncoder::new(&self.encoding, &self.framing)
+            .err()
+            .unwrap_or_default();
+        if let Err(e) = Template::parse(&self.path) {
+            issues.push(FieldIssue::new("path", e.to_string()));
         }
+        issues
     }
 }
 
@@ -124,7 +130,7 @@ impl OpenFile {
 
 struct FileSink {
     template: Template,
-    codec: super::util::encoding::Codec,
+    encoder: StreamEncoder,
     compression: Compression,
     idle_timeout: Duration,
     files: HashMap<String, OpenFile>,
@@ -252,7 +258,7 @@ impl FileSink {
                 finalizers.push(f);
             }
             let before = file.pending.len();
-            self.codec.encode_line(event, &mut file.pending);
+            self.encoder.encode(event, &mut file.pending);
             file.pending_events += 1;
             added += file.pending.len() - before;
         }

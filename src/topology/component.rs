@@ -85,6 +85,10 @@ pub struct SourceContext {
     /// source that waits for acknowledgements before its final checkpoint stops waiting
     /// in time to write it.
     pub shutdown_timeout: std::time::Duration,
+    /// Whether a sink this source feeds has `acknowledgements.enabled` (itself or through
+    /// the global setting): a source that can answer its client after delivery (HTTP)
+    /// then does, as in Vector.
+    pub acknowledgements: bool,
 }
 
 /// A `[sources.ID]` config.
@@ -99,6 +103,11 @@ pub trait SourceConfig: Debug + Send + Sync {
     fn validate(&self) -> Vec<FieldIssue> {
         Vec::new()
     }
+    /// Options that still work but should change (Vector's deprecated spellings):
+    /// printed by `validate` and logged at start, never fatal.
+    fn warnings(&self) -> Vec<FieldIssue> {
+        Vec::new()
+    }
 }
 
 /// What a sink gets to run with.
@@ -111,6 +120,35 @@ pub struct SinkContext {
     pub metrics: ComponentMetrics,
     /// The global `data_dir`.
     pub data_dir: PathBuf,
+    /// `healthcheck` (with the global `healthchecks.enabled` applied).
+    pub healthcheck: HealthcheckOptions,
+}
+
+/// A sink's `healthcheck`, Vector's shape: `healthcheck = false` or
+/// `healthcheck.enabled` / `healthcheck.uri`. Handled for every sink alike; a sink with
+/// nothing to probe (file, console) accepts it and does nothing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthcheckOptions {
+    /// Run the check at start. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// What the `http` sink probes; without it there is no check (a webhook has no
+    /// harmless request).
+    pub uri: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for HealthcheckOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            uri: None,
+        }
+    }
 }
 
 /// A `[sinks.ID]` config.
@@ -123,6 +161,11 @@ pub trait SinkConfig: Debug + Send + Sync {
     }
     /// Checks that go beyond the types.
     fn validate(&self) -> Vec<FieldIssue> {
+        Vec::new()
+    }
+    /// Options that still work but should change (Vector's deprecated spellings):
+    /// printed by `validate` and logged at start, never fatal.
+    fn warnings(&self) -> Vec<FieldIssue> {
         Vec::new()
     }
 }
@@ -200,6 +243,11 @@ pub trait TransformConfig: Debug + Send + Sync {
     fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError>;
     /// Checks that go beyond the types.
     fn validate(&self) -> Vec<FieldIssue> {
+        Vec::new()
+    }
+    /// Options that still work but should change (Vector's deprecated spellings):
+    /// printed by `validate` and logged at start, never fatal.
+    fn warnings(&self) -> Vec<FieldIssue> {
         Vec::new()
     }
     /// Its named outputs besides the default one, which consumers reach as `ID.name`

@@ -179,6 +179,7 @@ impl RunningTopology {
                 input: rx,
                 metrics: m,
                 data_dir: config.data_dir.clone(),
+                healthcheck: s.healthcheck.clone(),
             };
             match s.inner.build(cx) {
                 Ok(task) => pending_tasks.push((ComponentKind::Sink, Arc::from(id.as_str()), task)),
@@ -201,6 +202,7 @@ impl RunningTopology {
                 metrics: m,
                 data_dir: config.data_dir.clone(),
                 shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+                acknowledgements: config.source_acknowledges(id),
             };
             match s.inner.build(cx) {
                 Ok(task) => source_tasks.push((Arc::<str>::from(id.as_str()), task)),

@@ -10,15 +10,16 @@ use crate::config::secret::Secret;
 use crate::http::{Auth, ClientTlsConfig};
 use crate::sinks::util::batch::{BatchConfig, BatchLimits, Framing};
 use crate::sinks::util::circuit::CircuitBreakerConfig;
-use crate::sinks::util::encoding::Compression;
+use crate::sinks::util::encoding::{Codec, Compression, EncodingConfig, FramingConfig};
 use crate::sinks::util::http_client::{parse_uri, redact_in, redact_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::util::runner::{spawn_healthcheck, RunnerConfig, SinkRunner};
 use crate::sinks::util::template::Template;
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::Method;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -32,14 +33,26 @@ pub struct HttpSinkConfig {
     /// `POST` (default), `PUT` or `PATCH`.
     #[serde(default)]
     pub method: SinkMethod,
-    /// Extra request headers; values may use `${ENV}` and are never logged.
+    /// Extra request headers, as before Vector 0.55 moved them to `request.headers`:
+    /// still honoured, with a warning.
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
     /// Credentials sent with every request.
     pub auth: Option<Auth>,
-    /// How events become the body.
+    /// How each event becomes bytes: `codec` `json` (default), `ndjson`, `text` or
+    /// `raw_message`, and Vector's field and timestamp options.
     #[serde(default)]
-    pub encoding: HttpEncoding,
+    pub encoding: EncodingConfig,
+    /// What separates events in a body. For `json` the default is a JSON array
+    /// (`character_delimited` with `,`); for text a newline after each event.
+    pub framing: Option<FramingConfig>,
+    /// Written before the JSON array (with `json` and the default framing), e.g.
+    /// `{"data":`.
+    #[serde(default)]
+    pub payload_prefix: String,
+    /// Written after the JSON array, e.g. `}`.
+    #[serde(default)]
+    pub payload_suffix: String,
     /// `none` (default) or `gzip`.
     #[serde(default)]
     pub compression: Compression,
@@ -55,9 +68,6 @@ pub struct HttpSinkConfig {
     /// Trust for HTTPS endpoints.
     #[serde(default)]
     pub tls: ClientTlsConfig,
-    /// A GET at start that says in the log whether the endpoint is reachable.
-    #[serde(default)]
-    pub healthcheck: HealthcheckConfig,
 }
 
 /// Request methods the sink can use.
@@ -76,53 +86,6 @@ pub enum SinkMethod {
     Patch,
 }
 
-/// `encoding` of the `http` sink.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HttpEncoding {
-    /// `json` (default: one JSON array of objects per request), `ndjson` (one object
-    /// per line) or `text` (the `message` of each event, one per line).
-    #[serde(default)]
-    pub codec: HttpCodec,
-}
-
-/// Body formats.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum HttpCodec {
-    /// `[{…},{…}]`, `application/json`.
-    #[default]
-    Json,
-    /// `{…}\n{…}\n`, `application/x-ndjson`.
-    Ndjson,
-    /// `message\n`, `text/plain`.
-    Text,
-}
-
-/// `healthcheck`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HealthcheckConfig {
-    /// Run the check at all. Default true.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// What to GET; without it there is no check (a webhook has no harmless request).
-    pub uri: Option<String>,
-}
-
-impl Default for HealthcheckConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            uri: None,
-        }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
-
 const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_events: 1000,
     max_bytes: 1_000_000,
@@ -130,38 +93,78 @@ const DEFAULT_BATCH: BatchLimits = BatchLimits {
     per_event_overhead: 0,
 };
 
-impl HttpCodec {
-    pub(super) fn framing(self) -> Framing {
-        match self {
-            HttpCodec::Json => Framing {
-                prefix: b"[",
-                separator: b",",
-                suffix: b"]",
-            },
-            HttpCodec::Ndjson | HttpCodec::Text => Framing {
-                prefix: b"",
-                separator: b"\n",
-                suffix: b"\n",
-            },
-        }
-    }
-
-    fn content_type(self) -> &'static str {
-        match self {
-            HttpCodec::Json => "application/json",
-            HttpCodec::Ndjson => "application/x-ndjson",
-            HttpCodec::Text => "text/plain; charset=utf-8",
-        }
-    }
+/// The body layout of one encoding and framing, as Vector builds it: a JSON array
+/// (wrapped in `payload_prefix` / `payload_suffix`) for `json` with the default or a `,`
+/// framing; NDJSON without a final newline for `json` with `newline_delimited`; the
+/// delimiter after every event otherwise.
+struct Body {
+    framing: Framing,
+    content_type: Option<&'static str>,
 }
 
 impl HttpSinkConfig {
+    fn body(&self) -> Result<Body, FieldIssue> {
+        let codec = self.encoding.codec;
+        let delimiter = match &self.framing {
+            Some(f) => Some(f.delimiter()?),
+            None => None,
+        };
+        if codec == Codec::Ndjson && self.framing.is_some() {
+            return Err(FieldIssue::new(
+                "framing",
+                "the `ndjson` codec frames itself; for another framing use `codec = \"json\"`",
+            ));
+        }
+        let json_array = codec == Codec::Json && delimiter.as_deref().is_none_or(|d| d == b",");
+        if json_array {
+            let wrapped = format!("{}{{}}{}", self.payload_prefix, self.payload_suffix);
+            if serde_json::from_str::<serde_json::Value>(&wrapped).is_err() {
+                return Err(FieldIssue::new(
+                    "payload_prefix",
+                    format!("with payload_suffix it must wrap the array into valid JSON; `{wrapped}` is not"),
+                ));
+            }
+            let mut prefix = self.payload_prefix.as_bytes().to_vec();
+            prefix.push(b'[');
+            let mut suffix = b"]".to_vec();
+            suffix.extend_from_slice(self.payload_suffix.as_bytes());
+            return Ok(Body {
+                framing: Framing {
+                    prefix: prefix.into(),
+                    separator: Cow::Borrowed(b","),
+                    suffix: suffix.into(),
+                },
+                content_type: Some("application/json"),
+            });
+        }
+        let delimiter = delimiter.unwrap_or(Cow::Borrowed(b"\n"));
+        let newline = delimiter.as_ref() == b"\n";
+        let (suffix, content_type) = match codec {
+            // Vector leaves the last newline off a JSON-lines body (as its 0.20 did).
+            Codec::Json => (
+                Cow::Borrowed(&b""[..]),
+                newline.then_some("application/x-ndjson"),
+            ),
+            Codec::Ndjson => (delimiter.clone(), Some("application/x-ndjson")),
+            Codec::Text | Codec::RawMessage => {
+                (delimiter.clone(), Some("text/plain; charset=utf-8"))
+            }
+        };
+        Ok(Body {
+            framing: Framing {
+                prefix: Cow::Borrowed(b""),
+                separator: delimiter,
+                suffix,
+            },
+            content_type,
+        })
+    }
+
     fn headers(&self) -> Result<HeaderMap, FieldIssue> {
         let mut h = HeaderMap::new();
-        h.insert(
-            hyper::header::CONTENT_TYPE,
-            HeaderValue::from_static(self.encoding.codec.content_type()),
-        );
+        if let Some(t) = self.body()?.content_type {
+            h.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(t));
+        }
         if self.compression == Compression::Gzip {
             h.insert(
                 hyper::header::CONTENT_ENCODING,
@@ -178,20 +181,36 @@ impl HttpSinkConfig {
                 a.header_value().map_err(|e| FieldIssue::new("auth", e))?,
             );
         }
-        for (name, value) in &self.headers {
-            let key = format!("headers.{name}");
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| FieldIssue::new(key.clone(), "is not a valid header name"))?;
-            let mut v = HeaderValue::from_str(value.expose())
-                .map_err(|_| FieldIssue::new(key, "has characters a header value cannot carry"))?;
-            v.set_sensitive(true);
-            h.insert(n, v);
-        }
+        RequestConfig::add_headers(&self.headers, "headers", &mut h)?;
+        RequestConfig::add_headers(&self.request.headers, "request.headers", &mut h)?;
         Ok(h)
     }
 }
 
 impl SinkConfig for HttpSinkConfig {
+    fn warnings(&self) -> Vec<FieldIssue> {
+        let mut w = Vec::new();
+        if !self.headers.is_empty() {
+            w.push(FieldIssue::new(
+                "headers",
+                "is deprecated, as in Vector 0.55: write `request.headers`; sluice still sends these",
+            ));
+        }
+        let json_array = self.encoding.codec == Codec::Json
+            && self
+                .framing
+                .as_ref()
+                .is_none_or(|f| f.delimiter().is_ok_and(|d| d.as_ref() == b","));
+        let wrapped = !self.payload_prefix.is_empty() || !self.payload_suffix.is_empty();
+        if wrapped && !json_array {
+            w.push(FieldIssue::new(
+                "payload_prefix",
+                "is ignored: it only wraps the JSON array of `codec = \"json\"` with its default framing (as in Vector)",
+            ));
+        }
+        w
+    }
+
     fn validate(&self) -> Vec<FieldIssue> {
         let mut issues = Vec::new();
         match Template::parse(&self.uri) {
@@ -206,13 +225,9 @@ impl SinkConfig for HttpSinkConfig {
         if let Err(e) = self.headers() {
             issues.push(e);
         }
+        issues.extend(self.encoding.issues("encoding"));
         issues.extend(self.request.issues("request"));
         issues.extend(self.batch.issues("batch"));
-        if let Some(u) = &self.healthcheck.uri {
-            if let Err(e) = parse_uri(u) {
-                issues.push(FieldIssue::new("healthcheck.uri", e));
-            }
-        }
         issues
     }
 
@@ -233,8 +248,9 @@ impl SinkConfig for HttpSinkConfig {
             SinkMethod::Put => Method::PUT,
             SinkMethod::Patch => Method::PATCH,
         };
-        if self.healthcheck.enabled {
-            if let Some(u) = &self.healthcheck.uri {
+        // `healthcheck` is every sink's option, handled by the config loader.
+        if cx.healthcheck.enabled {
+            if let Some(u) = &cx.healthcheck.uri {
                 let uri = parse_uri(u).map_err(BuildError::Other)?;
                 let shown = redact_uri(&uri);
                 let probe = HttpClient::new(&self.tls, self.request.timeout(), &cx.metrics)
@@ -245,15 +261,18 @@ impl SinkConfig for HttpSinkConfig {
                 });
             }
         }
+        let body = self.body().map_err(|e| {
+            BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
+        })?;
         let runner = SinkRunner::new(
             RunnerConfig {
                 batch: self.batch.limits(DEFAULT_BATCH),
-                framing: self.encoding.codec.framing(),
+                framing: body.framing,
                 compression: self.compression,
                 request: self.request.clone(),
                 circuit_breaker: self.circuit_breaker.clone(),
             },
-            HttpRequestBuilder::new(template, static_uri, self.encoding.codec),
+            HttpRequestBuilder::new(template, static_uri, self.encoding.encoder()),
             HttpService {
                 client,
                 method,

@@ -13,5 +13,5 @@ pub mod healthcheck;
 pub mod request_builder;
 pub mod service;
 
-pub use config::{HealthcheckConfig, HttpCodec, HttpEncoding, HttpSinkConfig, SinkMethod};
+pub use config::{HttpSinkConfig, SinkMethod};
 pub use service::{classify, HttpRequest, HttpService};

@@ -1,11 +1,10 @@
 //! Events to `http` sink requests: each event's partition is its rendered URI (one
-//! partition for a static `uri`), its encoding the configured codec, and a closed payload
+//! partition for a static `uri`), its encoding the configured `encoding`, and a closed payload
 //! becomes a request to that URI.
 
-use super::config::HttpCodec;
 use super::service::HttpRequest;
 use crate::event::Event;
-use crate::sinks::util::encoding::{encode_json, encode_text};
+use crate::sinks::util::encoding::Encoder;
 use crate::sinks::util::http_client::{destination, parse_uri};
 use crate::sinks::util::runner::{Built, RequestBuilder, Unsendable};
 use crate::sinks::util::template::Template;
@@ -16,16 +15,16 @@ use hyper::Uri;
 pub struct HttpRequestBuilder {
     template: Template,
     static_uri: Option<Uri>,
-    codec: HttpCodec,
+    encoder: Encoder,
 }
 
 impl HttpRequestBuilder {
     /// A builder for `template`, already parsed as `static_uri` when it has no fields.
-    pub fn new(template: Template, static_uri: Option<Uri>, codec: HttpCodec) -> Self {
+    pub fn new(template: Template, static_uri: Option<Uri>, encoder: Encoder) -> Self {
         Self {
             template,
             static_uri,
-            codec,
+            encoder,
         }
     }
 }
@@ -44,10 +43,7 @@ impl RequestBuilder for HttpRequestBuilder {
     }
 
     fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable> {
-        match self.codec {
-            HttpCodec::Json | HttpCodec::Ndjson => encode_json(event, out),
-            HttpCodec::Text => encode_text(event, out),
-        }
+        self.encoder.encode(event, out);
         Ok(())
     }
 

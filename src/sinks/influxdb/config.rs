@@ -73,9 +73,6 @@ pub struct InfluxDbConfig {
     /// Trust for HTTPS endpoints.
     #[serde(default)]
     pub tls: ClientTlsConfig,
-    /// `GET /ping` at start, result logged.
-    #[serde(default)]
-    pub healthcheck: Healthcheck,
 }
 
 /// The write API.
@@ -88,24 +85,6 @@ pub enum ApiVersion {
     V2,
 }
 
-/// `healthcheck`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Healthcheck {
-    /// Default true.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-}
-
-impl Default for Healthcheck {
-    fn default() -> Self {
-        Self { enabled: true }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
 fn default_measurement() -> String {
     "logs".into()
 }
@@ -121,11 +100,7 @@ const DEFAULT_BATCH: BatchLimits = BatchLimits {
 };
 
 /// One point per line.
-const LINES: Framing = Framing {
-    prefix: b"",
-    separator: b"\n",
-    suffix: b"\n",
-};
+const LINES: Framing = Framing::fixed(b"", b"\n", b"\n");
 
 impl InfluxDbConfig {
     fn endpoint(&self) -> Result<Uri, String> {
@@ -194,6 +169,8 @@ impl InfluxDbConfig {
             v.set_sensitive(true);
             h.insert(hyper::header::AUTHORIZATION, v);
         }
+        RequestConfig::add_headers(&self.request.headers, "request.headers", &mut h)
+            .map_err(|e| format!("{}: {}", e.key.unwrap_or_default(), e.message))?;
         Ok(h)
     }
 }
@@ -271,7 +248,7 @@ impl SinkConfig for InfluxDbConfig {
             .map_err(|e| BuildError::Other(format!("measurement: {e}")))?;
         let client = HttpClient::new(&self.tls, self.request.timeout(), &cx.metrics)
             .map_err(BuildError::Other)?;
-        if self.healthcheck.enabled {
+        if cx.healthcheck.enabled {
             let probe = HttpClient::new(&self.tls, self.request.timeout(), &cx.metrics)
                 .map_err(BuildError::Other)?;
             spawn_healthcheck(cx.id.clone(), ping(probe, endpoint.clone()));

@@ -5,6 +5,7 @@
 
 use crate::event::EventFinalizers;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -78,15 +79,31 @@ impl BatchConfig {
     }
 }
 
-/// How events sit in a payload: `[a,b]` for JSON, `a\nb\n` for NDJSON.
-#[derive(Clone, Copy, Debug)]
+/// How events sit in a payload: `[a,b]` for JSON, `a\nb\n` for NDJSON. Fixed
+/// framings are borrowed; configured ones (`payload_prefix`, a chosen delimiter) owned.
+#[derive(Clone, Debug)]
 pub struct Framing {
     /// Before the first event.
-    pub prefix: &'static [u8],
+    pub prefix: Cow<'static, [u8]>,
     /// Between two events.
-    pub separator: &'static [u8],
+    pub separator: Cow<'static, [u8]>,
     /// After the last event.
-    pub suffix: &'static [u8],
+    pub suffix: Cow<'static, [u8]>,
+}
+
+impl Framing {
+    /// A framing of fixed bytes.
+    pub const fn fixed(
+        prefix: &'static [u8],
+        separator: &'static [u8],
+        suffix: &'static [u8],
+    ) -> Self {
+        Self {
+            prefix: Cow::Borrowed(prefix),
+            separator: Cow::Borrowed(separator),
+            suffix: Cow::Borrowed(suffix),
+        }
+    }
 }
 
 /// A closed payload, ready to become a request.
@@ -124,22 +141,22 @@ impl Open {
     }
 }
 
-fn close(framing: Framing, key: String, mut open: Open) -> Payload {
+fn close(framing: &Framing, key: String, mut open: Open) -> Payload {
     if !open.records.is_sorted_by_key(|r| r.0) {
         // Rebuilt once per payload, in key order (stable: equal keys keep arrival order).
         let mut records = std::mem::take(&mut open.records);
         records.sort_by_key(|r| r.0);
         let mut body = Vec::with_capacity(open.body.len() + framing.suffix.len());
-        body.extend_from_slice(framing.prefix);
+        body.extend_from_slice(&framing.prefix);
         for (i, (_, start, end)) in records.iter().enumerate() {
             if i > 0 {
-                body.extend_from_slice(framing.separator);
+                body.extend_from_slice(&framing.separator);
             }
             body.extend_from_slice(&open.body[*start..*end]);
         }
         open.body = body;
     }
-    open.body.extend_from_slice(framing.suffix);
+    open.body.extend_from_slice(&framing.suffix);
     Payload {
         key,
         body: open.body,
@@ -190,7 +207,7 @@ impl Batcher {
         finalizers: EventFinalizers,
         ready: &mut Vec<Payload>,
     ) -> Result<(), (E, EventFinalizers)> {
-        let f = self.framing;
+        let f = &self.framing;
         let limits = self.limits;
         // New payloads start at the size the last one reached, so the buffer does not
         // regrow (and copy) its way up for every request.
@@ -207,9 +224,9 @@ impl Batcher {
         let overhead = limits.per_event_overhead;
         let mark = open.body.len();
         open.body.extend_from_slice(if open.events == 0 {
-            f.prefix
+            &f.prefix
         } else {
-            f.separator
+            &f.separator
         });
         let start = open.body.len();
         if let Err(e) = encode(&mut open.body) {
@@ -223,7 +240,7 @@ impl Batcher {
         if size(open) + overhead > limits.max_bytes && open.events > 0 {
             // This event starts the next payload; the full one goes out without it.
             let mut next = Open::new(capacity);
-            next.body.extend_from_slice(f.prefix);
+            next.body.extend_from_slice(&f.prefix);
             let moved = next.body.len();
             next.body.extend_from_slice(&open.body[start..]);
             if let Some(k) = order {
@@ -267,7 +284,7 @@ impl Batcher {
             .collect();
         for k in due {
             if let Some(o) = self.open.remove(&k) {
-                ready.push(close(self.framing, k, o));
+                ready.push(close(&self.framing, k, o));
             }
         }
     }
@@ -277,11 +294,7 @@ impl Batcher {
 mod tests {
     use super::*;
 
-    const JSON: Framing = Framing {
-        prefix: b"[",
-        separator: b",",
-        suffix: b"]",
-    };
+    const JSON: Framing = Framing::fixed(b"[", b",", b"]");
 
     fn put(bytes: &[u8]) -> impl FnOnce(&mut Vec<u8>) -> Result<(), ()> + '_ {
         move |o| {
@@ -368,11 +381,7 @@ mod tests {
                 per_event_overhead: 6,
                 ..limits(100, 30)
             },
-            Framing {
-                prefix: b"",
-                separator: b"",
-                suffix: b"",
-            },
+            Framing::fixed(b"", b"", b""),
         );
         let mut ready = Vec::new();
         for _ in 0..4 {

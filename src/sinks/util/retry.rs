@@ -4,9 +4,13 @@
 //! names and meanings (`request.retry_attempts`, `retry_initial_backoff_secs`,
 //! `retry_max_duration_secs` = the longest wait between two attempts).
 
+use crate::config::field::FieldIssue;
+use crate::config::secret::Secret;
 use crate::seconds;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 /// `request` of a network sink.
@@ -32,6 +36,10 @@ pub struct RequestConfig {
     /// the server is still honoured.
     #[serde(default = "default_max_duration")]
     pub retry_max_duration_secs: f64,
+    /// Extra headers on every request (Vector's `request.headers`); values may use
+    /// `${ENV}` and are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
 }
 
 impl Default for RequestConfig {
@@ -42,6 +50,7 @@ impl Default for RequestConfig {
             retry_attempts: default_attempts(),
             retry_initial_backoff_secs: default_initial_backoff(),
             retry_max_duration_secs: default_max_duration(),
+            headers: BTreeMap::new(),
         }
     }
 }
@@ -93,6 +102,25 @@ impl RequestConfig {
             ));
         }
         p
+    }
+
+    /// Adds `headers` (the key of each under `prefix`) to `map`, replacing what the sink
+    /// set itself: an operator who names a header means it.
+    pub fn add_headers(
+        headers: &BTreeMap<String, Secret>,
+        prefix: &str,
+        map: &mut HeaderMap,
+    ) -> Result<(), FieldIssue> {
+        for (name, value) in headers {
+            let key = format!("{prefix}.{name}");
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| FieldIssue::new(key.clone(), "is not a valid header name"))?;
+            let mut v = HeaderValue::from_str(value.expose())
+                .map_err(|_| FieldIssue::new(key, "has characters a header value cannot carry"))?;
+            v.set_sensitive(true);
+            map.insert(n, v);
+        }
+        Ok(())
     }
 
     /// The per-attempt timeout.

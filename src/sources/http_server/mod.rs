@@ -10,6 +10,7 @@ pub mod decode;
 pub use decode::{Codec, DecodingConfig};
 
 use crate::config::field::FieldIssue;
+use crate::config::Acknowledgements;
 use crate::event::{BatchNotifier, BatchStatus, Event, EventMetadata, LogEvent, Value};
 use crate::http::{Auth, AuthVerifier, ServerTlsConfig};
 use crate::internal_events::failures::{BadRequest, BodyTooLarge, DecodeFailed, Unauthorized};
@@ -78,39 +79,13 @@ pub struct HttpServerConfig {
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<ServerTlsConfig>,
     /// Answer only after the sinks delivered (500 if they failed, 400 if they rejected).
+    /// Deprecated here as in Vector (a warning says so): set it on the sinks or at the
+    /// top level, which also turns it on for this source.
     #[serde(default)]
-    pub acknowledgements: Acknowledgements,
+    pub acknowledgements: Option<Acknowledgements>,
     /// The status of a successful answer. Default 200.
     #[serde(default = "default_response_code")]
     pub response_code: u16,
-}
-
-/// `acknowledgements = true` or Vector's `acknowledgements.enabled = true`.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum Acknowledgements {
-    /// `acknowledgements = true`.
-    Flag(bool),
-    /// `acknowledgements.enabled = true`.
-    Table {
-        /// Whether answers wait for delivery.
-        enabled: bool,
-    },
-}
-
-impl Default for Acknowledgements {
-    fn default() -> Self {
-        Self::Flag(false)
-    }
-}
-
-impl Acknowledgements {
-    /// Whether answers wait for delivery.
-    pub fn enabled(self) -> bool {
-        match self {
-            Self::Flag(b) | Self::Table { enabled: b } => b,
-        }
-    }
 }
 
 /// The methods a source can be told to accept.
@@ -191,6 +166,8 @@ impl SourceConfig for HttpServerConfig {
         })
         .collect();
         let handler = Arc::new(Handler {
+            acknowledgements: cx.acknowledgements
+                || self.acknowledgements.is_some_and(|a| a.enabled()),
             success: StatusCode::from_u16(self.response_code).unwrap_or(StatusCode::OK),
             method: self.method.as_method(),
             verifier,
@@ -213,6 +190,16 @@ impl SourceConfig for HttpServerConfig {
 
     fn resources(&self) -> Vec<Resource> {
         vec![Resource::Tcp(self.address)]
+    }
+
+    fn warnings(&self) -> Vec<FieldIssue> {
+        match self.acknowledgements {
+            Some(_) => vec![FieldIssue::new(
+                "acknowledgements",
+                "is deprecated on sources, as in Vector: set `acknowledgements.enabled = true` on the sinks (or at the top level); sluice still honours it here",
+            )],
+            None => Vec::new(),
+        }
     }
 
     fn validate(&self) -> Vec<FieldIssue> {
@@ -283,6 +270,9 @@ fn name_matches(names: &[String]) -> Result<Vec<NameMatch>, String> {
 /// Everything a request needs, shared by all connections.
 struct Handler {
     config: HttpServerConfig,
+    /// Answer after delivery: a sink downstream acknowledges, or the deprecated
+    /// source-level flag is on.
+    acknowledgements: bool,
     cx: SourceContext,
     success: StatusCode,
     method: Method,
@@ -546,9 +536,7 @@ impl Handler {
             return self.ok();
         }
         let acks = self
-            .config
             .acknowledgements
-            .enabled()
             .then(|| BatchNotifier::attach(&mut events));
         // The first batch decides: if the sinks have no room for it, nothing of the
         // request is taken and the client is told to come back. Later batches of a

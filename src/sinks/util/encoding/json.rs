@@ -1,58 +1,37 @@
-//! Event encoders shared by the sinks: JSON (one object per event, timestamps in
-//! RFC 3339) and text (the `message` field). They write into a caller's reusable buffer,
-//! so encoding a batch allocates nothing once the buffer has grown.
+//! The JSON writer (one object per event, Vector's shapes for logs and metrics) and the
+//! text writer (the `message` field), appending to a caller's buffer.
 
+use super::fields::FieldTree;
+use super::TimestampFormat;
 use crate::event::{Event, Metric, MetricKind, MetricValue, ObjectMap, StatisticKind, Value};
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::{Deserialize, Serialize};
 
-/// `encoding` of a sink.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct EncodingConfig {
-    /// `json` (default) or `text`.
-    #[serde(default)]
-    pub codec: Codec,
-}
-
-/// `compression` of a sink: files written gzipped, or HTTP bodies sent with
-/// `Content-Encoding: gzip`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// As is.
-    #[default]
-    None,
-    /// gzip (flate2, fast level).
-    Gzip,
-}
-
-/// How events become bytes.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Codec {
-    /// One JSON object per event with every field.
-    #[default]
-    Json,
-    /// The `message` field only, as it arrived.
-    Text,
-}
-
-impl Codec {
-    /// Appends one event and a newline to `out`.
-    pub fn encode_line(self, event: &Event, out: &mut Vec<u8>) {
-        match self {
-            Codec::Json => encode_json(event, out),
-            Codec::Text => encode_text(event, out),
-        }
-        out.push(b'\n');
-    }
+/// What an `encoding` table changes in a log event's JSON: which fields are written and
+/// how timestamps look. The default writes every field with RFC 3339 timestamps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogShape<'a> {
+    /// `only_fields`: when set, nothing outside these paths.
+    pub only: Option<&'a FieldTree>,
+    /// `except_fields`: these paths are left out.
+    pub except: Option<&'a FieldTree>,
+    /// `timestamp_format`.
+    pub timestamps: TimestampFormat,
 }
 
 /// Appends an event as one JSON object.
 pub fn encode_json(event: &Event, out: &mut Vec<u8>) {
+    encode_json_shaped(event, LogShape::default(), out)
+}
+
+/// Appends an event as one JSON object, a log event in `shape`.
+pub fn encode_json_shaped(event: &Event, shape: LogShape<'_>, out: &mut Vec<u8>) {
     match event {
-        Event::Log(l) => write_object(l.fields(), out),
+        Event::Log(l) if shape.only.is_none() && shape.except.is_none() => {
+            write_object(l.fields(), shape.timestamps, out)
+        }
+        Event::Log(l) => {
+            write_filtered(l.fields(), shape.only, shape.except, shape.timestamps, out)
+        }
         Event::Metric(m) => write_metric(m, out),
     }
 }
@@ -63,7 +42,7 @@ pub fn encode_text(event: &Event, out: &mut Vec<u8>) {
         Event::Log(l) => match l.get("message") {
             Some(Value::Bytes(b)) => out.extend_from_slice(b),
             Some(Value::String(s)) => out.extend_from_slice(s.as_bytes()),
-            Some(other) => write_value(other, out),
+            Some(other) => write_value(other, TimestampFormat::Rfc3339, out),
             None => {}
         },
         Event::Metric(m) => {
@@ -197,7 +176,7 @@ fn write_list<'a, T: 'a>(
     out.push(b']');
 }
 
-fn write_object(map: &ObjectMap, out: &mut Vec<u8>) {
+fn write_object(map: &ObjectMap, ts: TimestampFormat, out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, (k, v)) in map.iter().enumerate() {
         if i > 0 {
@@ -205,17 +184,101 @@ fn write_object(map: &ObjectMap, out: &mut Vec<u8>) {
         }
         write_str(k.as_str(), out);
         out.push(b':');
-        write_value(v, out);
+        write_value(v, ts, out);
+    }
+    out.push(b'}');
+}
+
+/// What `only_fields` / `except_fields` say about one key.
+enum Keep<'a> {
+    /// Left out.
+    Skip,
+    /// Written whole.
+    All,
+    /// Written, with these paths applying below it.
+    Below(Option<&'a FieldTree>, Option<&'a FieldTree>),
+}
+
+fn keep<'a>(key: &str, only: Option<&'a FieldTree>, except: Option<&'a FieldTree>) -> Keep<'a> {
+    let only = match only {
+        None => None,
+        Some(t) => match t.child(key) {
+            None => return Keep::Skip,
+            Some(c) if c.is_leaf() => None,
+            Some(c) => Some(c),
+        },
+    };
+    let except = match except {
+        None => None,
+        Some(t) => match t.child(key) {
+            None => None,
+            Some(c) if c.is_leaf() => return Keep::Skip,
+            Some(c) => Some(c),
+        },
+    };
+    match (only, except) {
+        (None, None) => Keep::All,
+        (o, e) => Keep::Below(o, e),
+    }
+}
+
+/// Whether anything of `v` survives `only` (Vector leaves out a parent none of whose
+/// named children exist, rather than writing it empty).
+fn any_kept(v: &Value, only: Option<&FieldTree>, except: Option<&FieldTree>) -> bool {
+    let Value::Object(map) = v else {
+        // A path through a value that is not an object names nothing.
+        return only.is_none();
+    };
+    only.is_none()
+        || map
+            .iter()
+            .any(|(k, v)| match keep(k.as_str(), only, except) {
+                Keep::Skip => false,
+                Keep::All => true,
+                Keep::Below(o, e) => any_kept(v, o, e),
+            })
+}
+
+fn write_filtered(
+    map: &ObjectMap,
+    only: Option<&FieldTree>,
+    except: Option<&FieldTree>,
+    ts: TimestampFormat,
+    out: &mut Vec<u8>,
+) {
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in map.iter() {
+        let below = match keep(k.as_str(), only, except) {
+            Keep::Skip => continue,
+            Keep::All => None,
+            Keep::Below(o, e) => {
+                if !any_kept(v, o, e) {
+                    continue;
+                }
+                Some((o, e))
+            }
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(k.as_str(), out);
+        out.push(b':');
+        match (below, v) {
+            (Some((o, e)), Value::Object(inner)) => write_filtered(inner, o, e, ts, out),
+            _ => write_value(v, ts, out),
+        }
     }
     out.push(b'}');
 }
 
 /// Appends one value as JSON (what a sink writes for arrays it cannot carry natively).
 pub fn encode_json_value(v: &Value, out: &mut Vec<u8>) {
-    write_value(v, out)
+    write_value(v, TimestampFormat::Rfc3339, out)
 }
 
-fn write_value(v: &Value, out: &mut Vec<u8>) {
+fn write_value(v: &Value, ts: TimestampFormat, out: &mut Vec<u8>) {
     match v {
         Value::Bytes(b) => write_bytes(b, out),
         Value::String(s) => write_str(s, out),
@@ -223,19 +286,15 @@ fn write_value(v: &Value, out: &mut Vec<u8>) {
         Value::Integer(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::Float(f) => write_f64(f.into_inner(), out),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Timestamp(ts) => {
-            out.push(b'"');
-            write_timestamp(ts, out);
-            out.push(b'"');
-        }
-        Value::Object(m) => write_object(m, out),
+        Value::Timestamp(t) => write_timestamp_as(t, ts, out),
+        Value::Object(m) => write_object(m, ts, out),
         Value::Array(a) => {
             out.push(b'[');
             for (i, item) in a.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out);
+                write_value(item, ts, out);
             }
             out.push(b']');
         }
@@ -337,6 +396,31 @@ fn write_escaped(bytes: &[u8], out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
     non_ascii
+}
+
+/// A timestamp value in `timestamp_format`: an RFC 3339 string or a Unix number.
+fn write_timestamp_as(t: &DateTime<Utc>, format: TimestampFormat, out: &mut Vec<u8>) {
+    let mut int = |v: i64| out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    match format {
+        TimestampFormat::Rfc3339 => {
+            out.push(b'"');
+            write_timestamp(t, out);
+            out.push(b'"');
+        }
+        TimestampFormat::Unix => int(t.timestamp()),
+        TimestampFormat::UnixMs => int(t.timestamp_millis()),
+        TimestampFormat::UnixUs => int(t.timestamp_micros()),
+        // Beyond 2262 nanoseconds overflow an i64; microseconds with three zeros is
+        // what the value would be, written as text rather than wrapped.
+        TimestampFormat::UnixNs => match t.timestamp_nanos_opt() {
+            Some(n) => int(n),
+            None => {
+                int(t.timestamp_micros());
+                out.extend_from_slice(b"000");
+            }
+        },
+        TimestampFormat::UnixFloat => write_f64(t.timestamp_micros() as f64 / 1e6, out),
+    }
 }
 
 fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
