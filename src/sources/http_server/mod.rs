@@ -7,7 +7,7 @@
 
 pub mod decode;
 
-pub use decode::{Codec, DecodingConfig};
+pub use decode::{Codec, DecodingConfig, FramingConfig};
 
 use crate::config::field::FieldIssue;
 use crate::config::Acknowledgements;
@@ -58,6 +58,8 @@ pub struct HttpServerConfig {
     /// How bodies become events.
     #[serde(default)]
     pub decoding: DecodingConfig,
+    /// How a body splits into frames before decoding (Vector's `framing`).
+    pub framing: Option<FramingConfig>,
     /// Request headers copied into each event, under the header's name (null if absent);
     /// a glob such as `X-*` copies every matching header under its (lowercase) name.
     #[serde(default)]
@@ -206,6 +208,9 @@ impl SourceConfig for HttpServerConfig {
         let mut issues = Vec::new();
         if !self.path.starts_with('/') {
             issues.push(FieldIssue::new("path", "must start with `/`"));
+        }
+        if let Some(Err(e)) = self.framing.as_ref().map(FramingConfig::split) {
+            issues.push(e);
         }
         if self.max_body_bytes == 0 {
             issues.push(FieldIssue::new("max_body_bytes", "must be at least 1"));
@@ -440,7 +445,12 @@ impl Handler {
             body
         };
         let mut maps = Vec::new();
-        if let Err(e) = decode::decode(c.decoding.codec, &body, &mut maps) {
+        if let Err(e) = decode::decode(
+            c.decoding.codec,
+            decode::split_of(&c.framing, c.decoding.codec),
+            &body,
+            &mut maps,
+        ) {
             return match e {
                 BodyError::TooLarge => self.too_large(peer),
                 BodyError::Invalid(m) => self.bad_body(peer, m),
