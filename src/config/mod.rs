@@ -886,3 +886,67 @@ fn resources(config: &Config) -> Vec<(String, &Path, Resource)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_texts(vec![(PathBuf::from("t.toml"), text.to_string())])
+    }
+
+    const GRAPH: &str = r#"
+[sources.a]
+type = "stdin"
+[sources.b]
+type = "stdin"
+[transforms.t]
+type = "sample"
+inputs = ["a"]
+rate = 1
+[sinks.via_t]
+type = "blackhole"
+inputs = ["t"]
+[sinks.direct_b]
+type = "blackhole"
+inputs = ["b"]
+"#;
+
+    #[test]
+    fn acknowledgements_reach_the_sources_that_feed_an_acknowledging_sink() {
+        let c = load(GRAPH).unwrap();
+        assert!(!c.source_acknowledges("a") && !c.source_acknowledges("b"));
+        let c = load(&format!("acknowledgements.enabled = true\n{GRAPH}")).unwrap();
+        assert!(c.source_acknowledges("a") && c.source_acknowledges("b"));
+        // A sink's own setting wins over the global one, through transforms too.
+        let c = load(&format!(
+            "acknowledgements = true\n{}",
+            GRAPH.replace(
+                "inputs = [\"t\"]",
+                "inputs = [\"t\"]\nacknowledgements.enabled = false"
+            )
+        ))
+        .unwrap();
+        assert!(!c.source_acknowledges("a") && c.source_acknowledges("b"));
+    }
+
+    #[test]
+    fn healthcheck_is_every_sinks_option_and_the_global_switch_wins() {
+        let c = load(&GRAPH.replace("inputs = [\"b\"]", "inputs = [\"b\"]\nhealthcheck = false"))
+            .unwrap();
+        assert!(!c.sinks["direct_b"].healthcheck.enabled);
+        assert!(c.sinks["via_t"].healthcheck.enabled);
+        let c = load(&format!("healthchecks.enabled = false\n{GRAPH}")).unwrap();
+        assert!(c.sinks.values().all(|s| !s.healthcheck.enabled));
+        let e = load(&format!("healthchecks.require_healthy = true\n{GRAPH}")).unwrap_err();
+        assert!(e.0[0]
+            .message
+            .starts_with("Vector's `require_healthy` is not supported by sluice"));
+        let e = load(&GRAPH.replace(
+            "inputs = [\"b\"]",
+            "inputs = [\"b\"]\nhealthcheck.uri = \"not a uri\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.0[0].key.as_deref(), Some("healthcheck.uri"));
+    }
+}

@@ -8,6 +8,7 @@ pub mod receiver;
 pub mod seq;
 
 use serde_json::Value as Json;
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -103,11 +104,43 @@ impl Sluice {
         }
         let cfg = dir.path().join("sluice.toml");
         std::fs::write(&cfg, text).expect("write config");
+        Self::spawn(dir, api, &[OsString::from("--config"), cfg.into()], adjust)
+    }
+
+    /// Starts sluice on config files as an operator wrote them (any format, `${VAR}`s
+    /// set through `adjust`), plus a file of its own that sets `data_dir` and the API
+    /// address: the way Vector, too, merges several `--config` files.
+    pub fn start_files(files: &[&Path], adjust: impl FnOnce(&mut Command, &Path)) -> Sluice {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let base = dir.path().join("base.toml");
+        std::fs::write(
+            &base,
+            format!(
+                "data_dir = \"{}\"\n[api]\naddress = \"{api}\"\n",
+                dir.path().display()
+            ),
+        )
+        .expect("write base config");
+        let mut args = Vec::new();
+        for f in files.iter().copied().chain([base.as_path()]) {
+            args.push(OsString::from("--config"));
+            args.push(f.as_os_str().to_owned());
+        }
+        let path = dir.path().to_path_buf();
+        Self::spawn(dir, api, &args, |c| adjust(c, &path))
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        api: SocketAddr,
+        args: &[OsString],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Sluice {
         let log = dir.path().join("sluice.log");
         let mut cmd = Command::new(bin());
         cmd.arg("run")
-            .arg("--config")
-            .arg(&cfg)
+            .args(args)
             .env("SLUICE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
