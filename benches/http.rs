@@ -8,7 +8,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use sluice::event::{Event, EventMetadata, LogEvent, ObjectMap};
 use sluice::sinks::util::batch::{BatchLimits, Batcher, Framing};
 use sluice::sinks::util::encoding::encode_json;
-use sluice::sources::http_server::decode::{decode, Codec};
+use sluice::sources::http_server::decode::{decode, Codec, Split};
 use std::time::Duration;
 
 /// 1000 small events as the load test's wrk body has them (~92 bytes each).
@@ -30,11 +30,22 @@ fn benches(c: &mut Criterion) {
     g.bench_function("decode_ndjson_1000", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(1000);
-            decode(Codec::Ndjson, black_box(&body), &mut out).map(|()| out)
+            decode(
+                Codec::Ndjson,
+                Split::At(b'\n', usize::MAX),
+                black_box(&body),
+                &mut out,
+            )
+            .map(|()| out)
         })
     });
     let mut maps = Vec::new();
-    let _ = decode(Codec::Ndjson, &body, &mut maps);
+    let _ = decode(
+        Codec::Ndjson,
+        Split::At(b'\n', usize::MAX),
+        &body,
+        &mut maps,
+    );
     let events: Vec<Event> = maps
         .into_iter()
         .map(|m: ObjectMap| LogEvent::from_parts(m, EventMetadata::new("bench", Utc::now())).into())
