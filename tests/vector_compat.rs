@@ -256,3 +256,73 @@ fn deprecated_options_work_and_validate_warns() {
         .iter()
         .all(|r| r.headers.get("x-old-style").map(String::as_str) == Some("yes")));
 }
+
+#[test]
+fn yaml_file_source_offsets_own_data_dir_and_start_at_beginning() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let lines = ["first line", "a second, longer line", "third"];
+    std::fs::write(
+        logs.path().join("app.log"),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .expect("write log");
+    let state = tempfile::tempdir().expect("tempdir");
+    let run = |n: u32, ignore: &str| {
+        let env = [
+            ("LOG_DIR", logs.path().display().to_string()),
+            ("RUN", n.to_string()),
+            ("IGNORE_CHECKPOINTS", ignore.to_string()),
+        ];
+        let (code, _, err) = validate("file_tail.yaml", &env);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("key `start_at_beginning`") && err.contains("deprecated"),
+            "{err}"
+        );
+        let mut s = Sluice::start_files(&[&corpus("file_tail.yaml")], |c, _| {
+            c.env("OUT_DIR", state.path());
+            for (k, v) in &env {
+                c.env(k, v);
+            }
+        });
+        // Let the source read and checkpoint, then stop.
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            s.terminate(Duration::from_secs(30)).success(),
+            "{}",
+            s.log_text()
+        );
+        read_jsonl(state.path(), &format!("out-{n}"))
+    };
+
+    let first = run(1, "true");
+    let got: Vec<(&str, i64)> = first
+        .iter()
+        .map(|e| {
+            (
+                e["message"].as_str().unwrap_or(""),
+                e["offset"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    // Each offset is where the line starts in the file.
+    assert_eq!(
+        got,
+        [
+            ("first line", 0),
+            ("a second, longer line", 11),
+            ("third", 33)
+        ]
+    );
+    assert!(
+        state
+            .path()
+            .join("state/app_logs/checkpoints.json")
+            .is_file(),
+        "checkpoints live under the source's own data_dir"
+    );
+    // start_at_beginning = true ignores checkpoints (Vector's reconciliation): read again.
+    assert_eq!(run(2, "true").len(), 3);
+    // ignore_checkpoints = false wins over it: nothing new to read.
+    assert_eq!(run(3, "false").len(), 0);
+}

@@ -110,6 +110,15 @@ impl Checkpoints {
         Some(e.offset)
     }
 
+    /// Forgets every entry (`ignore_checkpoints`); the file is rewritten at the next
+    /// flush, so an old offset cannot come back after a crash.
+    pub fn clear(&mut self) {
+        if !self.entries.is_empty() {
+            self.entries.clear();
+            self.dirty = true;
+        }
+    }
+
     /// Whether delivered offsets wait to be written: only then is a write timer needed.
     pub fn is_dirty(&self) -> bool {
         self.dirty

@@ -41,8 +41,13 @@ pub(super) struct Delivery {
 
 impl Delivery {
     /// Loads the checkpoints under `dir`; a corrupt file is reported and set aside.
-    pub(super) fn load(dir: &Path, cx: &SourceContext) -> Self {
-        let (checkpoints, problem) = Checkpoints::load(dir);
+    /// Loads the checkpoints in `dir`; with `ignore`, starts from none (the file is
+    /// overwritten by the first checkpoint write).
+    pub(super) fn load(dir: &Path, cx: &SourceContext, ignore: bool) -> Self {
+        let (mut checkpoints, problem) = Checkpoints::load(dir);
+        if ignore {
+            checkpoints.clear();
+        }
         let errors = cx.metrics.reporter::<CheckpointFailed>();
         if let Some(p) = problem {
             errors.emit(|| p);

@@ -88,7 +88,7 @@ impl Follower {
         dir: PathBuf,
         cx: SourceContext,
     ) -> Self {
-        let delivery = Delivery::load(&dir, &cx);
+        let delivery = Delivery::load(&dir, &cx, config.ignores_checkpoints());
         let rescan = |reason: &str| {
             cx.metrics
                 .counter_with(names::FILES_RESCANS, "reason", reason.to_string())
@@ -351,8 +351,9 @@ impl Follower {
             let mut lines = Vec::new();
             let mut was_truncated = false;
             let before = total;
-            // Read a few chunks per file per pass, for fairness between files.
-            for _ in 0..16 {
+            // Up to max_read_bytes per file per pass (at least one read), for fairness
+            // between files.
+            while total - before < self.config.max_read_bytes {
                 match t.read_lines(buf, &delimiter, self.config.max_line_bytes, &mut lines) {
                     Ok(Progress::Read(n)) => total += n,
                     Ok(Progress::Eof) => break,
@@ -474,7 +475,10 @@ impl Follower {
             offsets.insert(id.clone(), (last, t.path.clone()));
             let t_path = t.path.clone();
             for Line {
-                bytes, truncated, ..
+                bytes,
+                truncated,
+                start_offset,
+                ..
             } in lines
             {
                 if truncated {
@@ -496,6 +500,9 @@ impl Follower {
                 fields.insert("message".into(), Value::Bytes(message));
                 fields.insert("source_type".into(), Value::from("file"));
                 fields.insert("timestamp".into(), Value::Timestamp(now));
+                if let Some(k) = &self.config.offset_key {
+                    fields.insert(k.as_str().into(), Value::Integer(start_offset as i64));
+                }
                 batch.push(
                     LogEvent::from_parts(fields, EventMetadata::new(self.source_id, now)).into(),
                 );

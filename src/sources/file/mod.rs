@@ -24,6 +24,7 @@ pub use multiline::{MultilineConfig, MultilineMode};
 use crate::config::field::FieldIssue;
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
 use serde::Deserialize;
+use std::path::PathBuf;
 
 /// `[sources.ID] type = "file"`.
 #[derive(Clone, Debug, Deserialize)]
@@ -38,8 +39,25 @@ pub struct FileConfig {
     /// (default) or `end`. Files that appear later are always read from the beginning.
     #[serde(default)]
     pub read_from: ReadFrom,
-    /// Skip files not modified for this long.
+    /// Skip files not modified for this long (`ignore_older` is Vector's older name).
+    #[serde(alias = "ignore_older")]
     pub ignore_older_secs: Option<u64>,
+    /// Start every file as if no checkpoint existed (`read_from` decides); checkpoints
+    /// are still written. Vector's option.
+    pub ignore_checkpoints: Option<bool>,
+    /// Vector's deprecated switch: `true` means `ignore_checkpoints = true` (unless set)
+    /// and reading from the beginning. Accepted with a warning.
+    pub start_at_beginning: Option<bool>,
+    /// Field for the byte offset of the line's start in its file; none when absent.
+    pub offset_key: Option<String>,
+    /// Where this source keeps its checkpoints instead of the global `data_dir` (a
+    /// subdirectory named after the source, as there).
+    pub data_dir: Option<PathBuf>,
+    /// Bytes read from one file before moving to the next, for fairness between files.
+    /// Vector's default is 2048; sluice's is 1 MiB, since reads are batched anyway and a
+    /// small figure costs a pass per 2 KiB on a busy file.
+    #[serde(default = "default_max_read_bytes")]
+    pub max_read_bytes: usize,
     /// Longest line kept whole; longer lines are truncated and counted
     /// (`error_type="truncated"`), never dropped. Default 102400.
     #[serde(default = "default_max_line_bytes")]
@@ -119,8 +137,22 @@ pub enum ReadFrom {
 }
 
 impl SourceConfig for FileConfig {
+    fn warnings(&self) -> Vec<FieldIssue> {
+        match self.start_at_beginning {
+            Some(_) => vec![FieldIssue::new(
+                "start_at_beginning",
+                "is deprecated, as in Vector: use `ignore_checkpoints` and `read_from`; sluice still reads it the way Vector does",
+            )],
+            None => Vec::new(),
+        }
+    }
+
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
-        let dir = cx.data_dir.join(cx.id.as_ref());
+        let dir = self
+            .data_dir
+            .as_ref()
+            .unwrap_or(&cx.data_dir)
+            .join(cx.id.as_ref());
         std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
             what: format!("creating the checkpoint directory {}", dir.display()),
             source,
@@ -163,6 +195,12 @@ impl SourceConfig for FileConfig {
         if self.fingerprint.lines == 0 {
             issues.push(FieldIssue::new("fingerprint.lines", "must be at least 1"));
         }
+        if self.max_read_bytes == 0 {
+            issues.push(FieldIssue::new("max_read_bytes", "must be at least 1"));
+        }
+        if self.offset_key.as_deref() == Some("") {
+            issues.push(FieldIssue::new("offset_key", "must not be empty"));
+        }
         if self.max_open_files == Some(0) {
             issues.push(FieldIssue::new("max_open_files", "must be at least 1"));
         }
@@ -172,6 +210,21 @@ impl SourceConfig for FileConfig {
             }
         }
         issues
+    }
+}
+
+fn default_max_read_bytes() -> usize {
+    1 << 20
+}
+
+impl FileConfig {
+    /// Whether checkpoints from an earlier run are ignored, reconciled as Vector does
+    /// with the deprecated `start_at_beginning`.
+    pub fn ignores_checkpoints(&self) -> bool {
+        match self.start_at_beginning {
+            Some(true) => self.ignore_checkpoints.unwrap_or(true),
+            _ => self.ignore_checkpoints.unwrap_or(false),
+        }
     }
 }
 

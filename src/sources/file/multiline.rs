@@ -170,6 +170,7 @@ mod tests {
             let line = Line {
                 bytes: l.as_bytes().to_vec(),
                 truncated: false,
+                start_offset: i as u64,
                 end_offset: i as u64,
             };
             agg.push(&id, line, &mut out);

@@ -32,6 +32,8 @@ pub struct Line {
     pub bytes: Vec<u8>,
     /// The line was longer than `max_line_bytes`.
     pub truncated: bool,
+    /// Offset of the line's first byte (Vector's `offset_key` value).
+    pub start_offset: u64,
     /// Offset just past the line's delimiter.
     pub end_offset: u64,
 }
@@ -165,6 +167,7 @@ impl Tailed {
                         out.push(Line {
                             bytes: std::mem::take(&mut self.partial),
                             truncated: false,
+                            start_offset: self.offset,
                             end_offset: end,
                         });
                         self.offset = end;
@@ -210,6 +213,7 @@ impl Tailed {
                         out.push(Line {
                             bytes,
                             truncated: take < i,
+                            start_offset: self.offset,
                             end_offset: end,
                         });
                     }
@@ -229,6 +233,7 @@ impl Tailed {
                             out.push(Line {
                                 bytes,
                                 truncated: true,
+                                start_offset: self.offset,
                                 end_offset: self.offset,
                             });
                             self.skipping = true;
