@@ -466,3 +466,39 @@ fn sample_explains_what_it_does_not_support_yet() {
         ],
     );
 }
+
+#[test]
+fn vector_options_sluice_refuses_say_why_in_one_line_and_the_rest_is_still_checked() {
+    let http = r#"
+[sinks.hook]
+type = "http"
+inputs = ["in"]
+uri = "http://127.0.0.1:9/"
+encoding.codec = "avro"
+request.concurrency = "adaptive"
+request.retry_attempts = -1
+dangerously_allow_unconfined_template_resolution = false
+"#;
+    assert_invalid(
+        &[(
+            "a.yaml",
+            &format!(
+                "schema:\n  log_namespace: true\n{}",
+                "sources:\n  in:\n    type: stdin\n    log_namespace: true\n"
+            ),
+        ), ("b.toml", &format!("{SINK}{http}"))],
+        &[
+            "DIR/a.yaml key `schema.log_namespace`: Vector's `schema.log_namespace = true` is not supported by sluice: ",
+            "DIR/a.yaml: [sources.in] key `log_namespace`: Vector's `log_namespace = true` is not supported by sluice: ",
+            "DIR/b.toml: [sinks.hook] key `encoding.codec`: Vector's `encoding.codec = \"avro\"` is not supported by sluice: sluice writes `json`, `text` and `raw_message`",
+            "DIR/b.toml: [sinks.hook] key `request.concurrency`: Vector's `request.concurrency = \"adaptive\"` is not supported by sluice: sluice runs a fixed number",
+            // The rest of the table is still checked.
+            "DIR/b.toml: [sinks.hook] key `request.retry_attempts`: ",
+        ],
+    );
+    let (_, _, err) = validate(&[("b.toml", &format!("{SRC}{SINK}{http}"))]);
+    assert!(
+        !err.contains("dangerously_allow_unconfined_template_resolution"),
+        "`false` is what sluice does: accepted silently\n{err}"
+    );
+}

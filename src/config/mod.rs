@@ -9,6 +9,7 @@ pub mod format;
 mod graph;
 mod interpolate;
 pub mod secret;
+mod vector_compat;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use graph::to_dot;
@@ -69,6 +70,22 @@ struct GlobalOptions {
     shutdown_timeout_secs: Option<u64>,
     acknowledgements: Option<Acknowledgements>,
     healthchecks: Option<HealthchecksConfig>,
+    schema: Option<SchemaOptions>,
+}
+
+/// Vector's top-level `schema` table: accepted where it describes what sluice does.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct SchemaOptions {
+    /// `false` (Vector's default, sluice's layout); `true` is refused.
+    #[serde(default)]
+    log_namespace: bool,
+    /// Vector's schema checks between components: sluice has none to turn on.
+    #[serde(default)]
+    enabled: bool,
+    /// As `enabled`.
+    #[serde(default)]
+    validation: bool,
 }
 
 /// `acknowledgements = true` or Vector's `acknowledgements.enabled = true` (on a sink,
@@ -425,6 +442,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "shutdown_timeout_secs",
     "acknowledgements",
     "healthchecks",
+    "schema",
     "sources",
     "transforms",
     "sinks",
@@ -441,7 +459,25 @@ impl Loader {
             shutdown_timeout_secs,
             acknowledgements,
             healthchecks,
+            schema,
         } = std::mem::take(&mut self.globals);
+        if let Some(schema) = schema {
+            let file = self.global_files.get("schema").cloned().unwrap_or_default();
+            for (on, key, why) in [
+                (schema.log_namespace, "schema.log_namespace", "sluice keeps Vector's legacy layout (fields such as `host` and `timestamp` in the event itself); Vector's log namespacing is not built"),
+                (schema.enabled, "schema.enabled", "sluice has no schema checks between components; `validate` checks types and the graph"),
+                (schema.validation, "schema.validation", "sluice has no schema checks between components; `validate` checks types and the graph"),
+            ] {
+                if on {
+                    self.errors.push(ConfigError::at(
+                        file.clone(),
+                        None,
+                        Some(key.into()),
+                        format!("Vector's `{key} = true` is not supported by sluice: {why}"),
+                    ));
+                }
+            }
+        }
         if let Some(h) = healthchecks {
             if !h.enabled {
                 for s in self.sinks.values_mut() {
@@ -590,6 +626,7 @@ impl Loader {
         merge!(shutdown_timeout_secs);
         merge!(acknowledgements);
         merge!(healthchecks);
+        merge!(schema);
     }
 
     fn is_duplicate(&self, id: &str) -> Option<&Path> {
@@ -737,6 +774,9 @@ impl Loader {
                     }
                 }
             }
+        }
+        for (key, message) in vector_compat::refuse(kind, &type_name, &mut table) {
+            self.errors.push(err(Some(&key), message));
         }
         let rest = toml::Value::Table(table);
         let unloaded = UnloadedInputs {
@@ -942,6 +982,9 @@ inputs = ["b"]
         assert!(e.0[0]
             .message
             .starts_with("Vector's `require_healthy` is not supported by sluice"));
+        let e = load(&format!("schema.log_namespace = true\n{GRAPH}")).unwrap_err();
+        assert_eq!(e.0[0].key.as_deref(), Some("schema.log_namespace"));
+        assert!(load(&format!("schema.log_namespace = false\n{GRAPH}")).is_ok());
         let e = load(&GRAPH.replace(
             "inputs = [\"b\"]",
             "inputs = [\"b\"]\nhealthcheck.uri = \"not a uri\"",
