@@ -326,3 +326,86 @@ fn yaml_file_source_offsets_own_data_dir_and_start_at_beginning() {
     // ignore_checkpoints = false wins over it: nothing new to read.
     assert_eq!(run(3, "false").len(), 0);
 }
+
+#[test]
+fn mutual_tls_between_two_hops_with_vectors_tls_options() {
+    let certs = test_certs();
+    let port = free_port();
+    let path = |p: &Path| p.display().to_string();
+    let common = [
+        ("INGEST_PORT", port.to_string()),
+        ("CA_FILE", path(&certs.ca)),
+        ("SERVER_CRT", path(&certs.crt)),
+        ("SERVER_KEY", path(&certs.key)),
+        ("CLIENT_CRT", path(&certs.client_crt)),
+        ("CLIENT_KEY", path(&certs.client_key)),
+    ];
+    let receiver = start("mtls_receiver.yaml", &common);
+    let received = || read_jsonl(&receiver.path(""), "received");
+
+    // Without a client certificate the server refuses the handshake.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&certs.ca)
+        .args(["--data-binary", "{}", &format!("https://localhost:{port}/")])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "000",
+        "no answer without a client cert"
+    );
+
+    // Forward one event through an agent with `file` and `env` as given; the status
+    // its own client hears (acknowledged delivery).
+    let forward =
+        |file: &str, host: &str, extra: &[(&str, &str)], message: &str| -> (u16, String) {
+            let sender_port = free_port();
+            let mut env: Vec<(&str, String)> = common.to_vec();
+            env.push(("SENDER_PORT", sender_port.to_string()));
+            env.push(("TARGET_HOST", host.to_string()));
+            env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+            let s = start(file, &env);
+            let (code, _) = http_post(
+                &format!("http://127.0.0.1:{sender_port}/"),
+                &[],
+                message.as_bytes(),
+            );
+            (code, s.log_text())
+        };
+
+    let (code, log) = forward("tls_forwarder.toml", "localhost", &[], "by name");
+    assert_eq!(code, 200, "{log}");
+    // 127.0.0.2 reaches the same server, but the certificate names 127.0.0.1.
+    let (code, log) = forward("tls_forwarder.toml", "127.0.0.2", &[], "wrong name");
+    assert_eq!(code, 500, "the name check refuses it\n{log}");
+    assert!(log.contains("certificate not valid for name"), "{log}");
+    let (code, log) = forward(
+        "tls_forwarder.toml",
+        "127.0.0.2",
+        &[("VERIFY_HOSTNAME", "false")],
+        "name not checked",
+    );
+    assert_eq!(code, 200, "{log}");
+    assert!(
+        log.contains("key `tls.verify_hostname`"),
+        "a warning at start\n{log}"
+    );
+    let (code, log) = forward(
+        "tls_forwarder_lab.yaml",
+        "localhost",
+        &[],
+        "chain not checked",
+    );
+    assert_eq!(code, 200, "{log}");
+    assert!(log.contains("key `tls.verify_certificate`"), "{log}");
+
+    let messages: Vec<String> = received()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        messages,
+        ["by name", "name not checked", "chain not checked"]
+    );
+}

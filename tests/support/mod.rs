@@ -440,6 +440,10 @@ pub struct TestCerts {
     pub crt: PathBuf,
     /// The server's private key.
     pub key: PathBuf,
+    /// A client certificate signed by the same CA (for mutual TLS).
+    pub client_crt: PathBuf,
+    /// Its key.
+    pub client_key: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -510,10 +514,46 @@ pub fn test_certs() -> TestCerts {
         "-out",
         "crt.pem",
     ]);
+    std::fs::write(
+        p("client.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("client ext file");
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=sluice client",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+        "-out",
+        "client.pem",
+    ]);
     TestCerts {
         ca: p("ca.pem"),
         crt: p("crt.pem"),
         key: p("key.pem"),
+        client_crt: p("client.pem"),
+        client_key: p("client.key"),
         _dir: dir,
     }
 }

@@ -189,7 +189,7 @@ impl HttpSinkConfig {
 
 impl SinkConfig for HttpSinkConfig {
     fn warnings(&self) -> Vec<FieldIssue> {
-        let mut w = Vec::new();
+        let mut w = self.tls.warnings();
         if !self.headers.is_empty() {
             w.push(FieldIssue::new(
                 "headers",
@@ -226,6 +226,7 @@ impl SinkConfig for HttpSinkConfig {
             issues.push(e);
         }
         issues.extend(self.encoding.issues("encoding"));
+        issues.extend(self.tls.issues());
         issues.extend(self.request.issues("request"));
         issues.extend(self.batch.issues("batch"));
         issues

@@ -176,8 +176,12 @@ impl InfluxDbConfig {
 }
 
 impl SinkConfig for InfluxDbConfig {
+    fn warnings(&self) -> Vec<FieldIssue> {
+        self.tls.warnings()
+    }
+
     fn validate(&self) -> Vec<FieldIssue> {
-        let mut issues = Vec::new();
+        let mut issues = self.tls.issues();
         if let Err(e) = self.endpoint() {
             issues.push(FieldIssue::new("endpoint", e));
         }

@@ -135,10 +135,9 @@ fn default_response_code() -> u16 {
 impl SourceConfig for HttpServerConfig {
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
         let tls = match &self.tls {
-            Some(t) => Some(
-                t.acceptor()
-                    .map_err(|e| BuildError::Other(format!("tls: {e}")))?,
-            ),
+            Some(t) => t
+                .acceptor()
+                .map_err(|e| BuildError::Other(format!("tls: {e}")))?,
             None => None,
         };
         let verifier = match &self.auth {
@@ -195,13 +194,14 @@ impl SourceConfig for HttpServerConfig {
     }
 
     fn warnings(&self) -> Vec<FieldIssue> {
-        match self.acknowledgements {
-            Some(_) => vec![FieldIssue::new(
+        let mut w = self.tls.as_ref().map(|t| t.warnings()).unwrap_or_default();
+        if self.acknowledgements.is_some() {
+            w.push(FieldIssue::new(
                 "acknowledgements",
                 "is deprecated on sources, as in Vector: set `acknowledgements.enabled = true` on the sinks (or at the top level); sluice still honours it here",
-            )],
-            None => Vec::new(),
+            ));
         }
+        w
     }
 
     fn validate(&self) -> Vec<FieldIssue> {
@@ -211,6 +211,9 @@ impl SourceConfig for HttpServerConfig {
         }
         if let Some(Err(e)) = self.framing.as_ref().map(FramingConfig::split) {
             issues.push(e);
+        }
+        if let Some(t) = &self.tls {
+            issues.extend(t.issues());
         }
         if self.max_body_bytes == 0 {
             issues.push(FieldIssue::new("max_body_bytes", "must be at least 1"));
