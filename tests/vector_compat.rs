@@ -8,6 +8,7 @@
 mod support;
 
 use serde_json::Value as Json;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -408,4 +409,152 @@ fn mutual_tls_between_two_hops_with_vectors_tls_options() {
         messages,
         ["by name", "name not checked", "chain not checked"]
     );
+}
+
+#[test]
+fn syslog_tcp_permit_origin_keepalive_and_host_key() {
+    require_tool("logger");
+    let port = free_port();
+    let s = start("syslog_tcp.toml", &[("SYSLOG_PORT", port.to_string())]);
+    // From 127.0.0.1: allowed.
+    let status = Command::new("logger")
+        .args([
+            "-T",
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "--rfc5424",
+        ])
+        .args(["-t", "app", "allowed line"])
+        .status()
+        .expect("logger");
+    assert!(status.success());
+    // From 127.0.0.2 (still loopback, outside the permitted /32): closed unread.
+    let socket = tokio_free_connect_from("127.0.0.2", port);
+    let _ = (&socket).write_all(b"<13>1 - denied app - - - refused line\n");
+    drop(socket);
+    // A connection that stays open shows its keepalive timer.
+    let idle = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let sdir = s.path("");
+    assert!(
+        wait_for(Duration::from_secs(10), || count_lines(&sdir, "syslog")
+            >= 1),
+        "{}",
+        s.log_text()
+    );
+    let m = s.metrics();
+    assert!(
+        wait_for(Duration::from_secs(10), || errors_of(
+            &s.metrics(),
+            "syslog_in",
+            "origin_refused"
+        ) == Some(1.0)),
+        "{m}"
+    );
+    // `timer:(keepalive,44sec,0)`: probes armed, due within the configured 45 s (the
+    // kernel's own default is two hours, and off unless asked for). The kernel shows
+    // the connection before sluice has accepted it, so look until it has.
+    let mut ss = String::new();
+    let armed = wait_for(Duration::from_secs(10), || {
+        let out = Command::new("ss")
+            .args(["-tnoH", "state", "established", &format!("sport = :{port}")])
+            .output()
+            .expect("ss");
+        ss = String::from_utf8_lossy(&out.stdout).into_owned();
+        let secs: Option<u64> = ss
+            .split("timer:(keepalive,")
+            .nth(1)
+            .and_then(|t| t.split("sec").next().and_then(|n| n.parse().ok()));
+        secs.is_some_and(|s| s <= 45)
+    });
+    assert!(armed, "SO_KEEPALIVE with the configured idle time:\n{ss}");
+    drop(idle);
+    let events = read_jsonl(&sdir, "syslog");
+    assert_eq!(
+        events.len(),
+        1,
+        "only the permitted client's line: {events:?}"
+    );
+    assert_eq!(events[0]["message"], "allowed line");
+    // logger writes this machine's name as the message's host.
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert_eq!(
+        events[0]["origin_host"],
+        hostname.trim(),
+        "host_key renames `host`"
+    );
+    assert!(events[0].get("host").is_none());
+}
+
+/// A TCP connection to `127.0.0.1:port` from the local address `from`.
+fn tokio_free_connect_from(from: &str, port: u16) -> std::net::TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local: std::net::SocketAddr = format!("{from}:0").parse().expect("addr");
+    socket.bind(&local.into()).expect("bind");
+    let remote: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    socket.connect(&remote.into()).expect("connect");
+    socket.into()
+}
+
+#[test]
+fn http_server_recycles_connections_past_their_age() {
+    use std::io::{BufRead, BufReader, Read};
+    let port = free_port();
+    let s = start("http_keepalive.yaml", &[("INGEST_PORT", port.to_string())]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    // One request on the connection: the answer's headers, lowercased, and whether the
+    // server then closed it.
+    let mut ask = |body: &str| -> Vec<String> {
+        write!(
+            conn,
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut headers = Vec::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read");
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(n) = line.strip_prefix("content-length: ") {
+                length = n.parse().unwrap_or(0);
+            }
+            headers.push(line);
+        }
+        let mut rest = vec![0; length];
+        reader.read_exact(&mut rest).expect("body");
+        headers
+    };
+    let first = ask("young");
+    assert!(first[0].contains("200"), "{first:?}");
+    assert!(
+        !first.contains(&"connection: close".to_string()),
+        "{first:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let second = ask("old");
+    assert!(second[0].contains("200"), "{second:?}");
+    assert!(
+        second.contains(&"connection: close".to_string()),
+        "{second:?}"
+    );
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        reader.read(&mut byte).unwrap_or(0),
+        0,
+        "the server closed it"
+    );
+    assert!(wait_for(Duration::from_secs(10), || count_lines(
+        &s.path(""),
+        "out"
+    ) == 2));
 }

@@ -110,6 +110,8 @@ failures! {
     AcceptFailed: "accept", Lossless;
     /// A TLS handshake failed; the connection is closed.
     TlsHandshakeFailed: "tls", Lossless;
+    /// A client outside `permit_origin` connected; the connection is closed unread.
+    OriginRefused: "origin_refused", Lossless;
     /// An event named a field its template needs and does not have.
     TemplateFailed: "template", Lossy;
     /// The destination refused events for good.

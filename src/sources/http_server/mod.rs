@@ -85,9 +85,58 @@ pub struct HttpServerConfig {
     /// top level, which also turns it on for this source.
     #[serde(default)]
     pub acknowledgements: Option<Acknowledgements>,
+    /// Vector's HTTP keepalive limits: a connection older than
+    /// `max_connection_age_secs` (default 300, jittered by
+    /// `max_connection_age_jitter_factor`, default 0.1) is closed after its next answer
+    /// (`Connection: close`), so clients behind a load balancer spread over new
+    /// instances.
+    #[serde(default)]
+    pub keepalive: HttpKeepalive,
     /// The status of a successful answer. Default 200.
     #[serde(default = "default_response_code")]
     pub response_code: u16,
+}
+
+/// `keepalive` of the HTTP server.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpKeepalive {
+    /// Longest a connection is kept, in seconds. Default 300.
+    #[serde(default = "default_max_connection_age")]
+    pub max_connection_age_secs: u64,
+    /// The age is drawn from ±this share around it. Default 0.1.
+    #[serde(default = "default_jitter")]
+    pub max_connection_age_jitter_factor: f64,
+}
+
+impl Default for HttpKeepalive {
+    fn default() -> Self {
+        Self {
+            max_connection_age_secs: default_max_connection_age(),
+            max_connection_age_jitter_factor: default_jitter(),
+        }
+    }
+}
+
+fn default_max_connection_age() -> u64 {
+    300
+}
+fn default_jitter() -> f64 {
+    0.1
+}
+
+impl HttpKeepalive {
+    /// One connection's age limit.
+    fn age(&self) -> std::time::Duration {
+        use rand::Rng;
+        let f = self.max_connection_age_jitter_factor.clamp(0.0, 1.0);
+        let factor = if f > 0.0 {
+            rand::rng().random_range(1.0 - f..=1.0 + f)
+        } else {
+            1.0
+        };
+        crate::seconds(self.max_connection_age_secs as f64 * factor)
+    }
 }
 
 /// The methods a source can be told to accept.
@@ -215,6 +264,13 @@ impl SourceConfig for HttpServerConfig {
         if let Some(t) = &self.tls {
             issues.extend(t.issues());
         }
+        let jitter = self.keepalive.max_connection_age_jitter_factor;
+        if !(0.0..=1.0).contains(&jitter) {
+            issues.push(FieldIssue::new(
+                "keepalive.max_connection_age_jitter_factor",
+                "must be between 0 and 1",
+            ));
+        }
         if self.max_body_bytes == 0 {
             issues.push(FieldIssue::new("max_body_bytes", "must be at least 1"));
         }
@@ -303,8 +359,8 @@ async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, h:
     // connections are closed by the graceful shutdown in `connection`.
     let cx = ListenerContext::from(&h.cx);
     let options = ListenerOptions {
-        connection_limit: None,
         tls,
+        ..Default::default()
     };
     tcp::serve(listener, options, cx, "HTTP", move |conn, peer| {
         connection(conn, peer, h.clone())
@@ -317,11 +373,18 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let shutdown = h.cx.shutdown.clone();
+    let close_after = std::time::Instant::now() + h.config.keepalive.age();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let h = h.clone();
         async move {
             let what = format!("{} {}", req.method(), req.uri().path());
-            let reply = h.handle(req, peer).await;
+            let mut reply = h.handle(req, peer).await;
+            if std::time::Instant::now() >= close_after {
+                // hyper closes the connection once this answer is written.
+                reply
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             let status = reply.status();
             if let Some(c) = h.statuses.get(&status.as_u16()) {
                 c.increment(1);

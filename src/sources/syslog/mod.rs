@@ -10,6 +10,10 @@ pub use crate::sources::util::framing::{char_boundary, Decoded, Framer, FramingE
 pub use parse::{ip_value, parse_into, resolve_year, Parsed};
 pub use rfc5424::parse_strict;
 
+use crate::event::KeyString;
+use crate::sources::util::tcp::{Cidr, ListenerOptions};
+use std::sync::Arc;
+
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, EventMetadata, LogEvent, ObjectMap};
 use crate::internal_events::failures::{NotSyslog, Truncated};
@@ -36,6 +40,51 @@ pub struct SyslogConfig {
     pub connection_limit: Option<usize>,
     /// Kernel receive buffer (`SO_RCVBUF`) to ask for; a larger one rides out bursts on UDP.
     pub receive_buffer_bytes: Option<usize>,
+    /// TCP only: networks (CIDR) allowed to connect; others are closed unread and
+    /// counted (`error_type="origin_refused"`). Everyone when absent.
+    pub permit_origin: Option<Vec<String>>,
+    /// TCP only: `keepalive.time_secs`, idle seconds before keepalive probes start.
+    pub keepalive: Option<Keepalive>,
+    /// The field for the message's host name (the sender's address when it gives
+    /// none). Default `host`; `""` leaves it out.
+    pub host_key: Option<String>,
+}
+
+/// `keepalive` of a TCP listener (Vector's shape).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Keepalive {
+    /// Idle seconds before the first probe.
+    pub time_secs: Option<u64>,
+}
+
+impl SyslogConfig {
+    /// `permit_origin` parsed; an entry that is not a network is reported by
+    /// `validate`.
+    fn origins(&self) -> Result<Option<Arc<[Cidr]>>, String> {
+        self.permit_origin
+            .as_ref()
+            .map(|list| {
+                list.iter()
+                    .map(|s| s.parse::<Cidr>())
+                    .collect::<Result<Arc<[Cidr]>, _>>()
+            })
+            .transpose()
+    }
+
+    /// What the TCP listener is told.
+    pub(crate) fn listener_options(&self) -> Result<ListenerOptions, String> {
+        Ok(ListenerOptions {
+            connection_limit: self.connection_limit,
+            tls: None,
+            permit_origin: self.origins()?,
+            keepalive: self
+                .keepalive
+                .as_ref()
+                .and_then(|k| k.time_secs)
+                .map(std::time::Duration::from_secs),
+        })
+    }
 }
 
 fn default_max_length() -> usize {
@@ -81,6 +130,22 @@ impl SourceConfig for SyslogConfig {
         if self.connection_limit == Some(0) {
             issues.push(FieldIssue::new("connection_limit", "must be at least 1"));
         }
+        if let Err(e) = self.origins() {
+            issues.push(FieldIssue::new("permit_origin", e));
+        }
+        if self.mode == SyslogMode::Udp {
+            for (key, set) in [
+                ("permit_origin", self.permit_origin.is_some()),
+                ("keepalive", self.keepalive.is_some()),
+            ] {
+                if set {
+                    issues.push(FieldIssue::new(
+                        key,
+                        "only applies to mode = \"tcp\" (as in Vector)",
+                    ));
+                }
+            }
+        }
         issues
     }
 }
@@ -88,14 +153,22 @@ impl SourceConfig for SyslogConfig {
 /// Turns frames into events and keeps the counters; one per connection or socket.
 pub(crate) struct EventBuilder {
     source_id: &'static str,
+    /// `host_key` when it is not `host`: the field is moved (or, for `""`, removed).
+    host_key: Option<KeyString>,
     parse_errors: Reporter<NotSyslog>,
     truncated: Reporter<Truncated>,
     max_length: usize,
 }
 
 impl EventBuilder {
-    pub(crate) fn new(cx: &SourceContext, max_length: usize) -> Self {
+    pub(crate) fn new(cx: &SourceContext, config: &SyslogConfig) -> Self {
+        let max_length = config.max_length;
         Self {
+            host_key: config
+                .host_key
+                .as_deref()
+                .filter(|k| *k != "host")
+                .map(KeyString::from),
             source_id: crate::event::intern(&cx.id),
             parse_errors: cx.metrics.reporter(),
             truncated: cx.metrics.reporter(),
@@ -123,6 +196,13 @@ impl EventBuilder {
                 )
             }),
             Parsed::Syslog => {}
+        }
+        if let Some(key) = &self.host_key {
+            if let Some(host) = fields.remove("host") {
+                if !key.is_empty() {
+                    fields.insert(key.clone(), host);
+                }
+            }
         }
         if truncated {
             self.truncated.emit(|| {

@@ -7,7 +7,7 @@
 use super::{EventBuilder, Framer, FramingError, SyslogConfig};
 use crate::event::MAX_BATCH_EVENTS;
 use crate::internal_events::failures::{FramingFailed, ReadFailed};
-use crate::sources::util::tcp::{self, Conn, ListenerContext, ListenerOptions};
+use crate::sources::util::tcp::{self, Conn, ListenerContext};
 use crate::topology::component::{BuildError, SourceContext, Task};
 use bytes::BytesMut;
 use chrono::Utc;
@@ -24,24 +24,27 @@ const DRAIN_IDLE: Duration = Duration::from_millis(500);
 
 pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, BuildError> {
     let listener = tcp::bind(config.address, config.receive_buffer_bytes)?;
-    let options = ListenerOptions {
-        connection_limit: config.connection_limit,
-        tls: None,
-    };
+    let options = config.listener_options().map_err(BuildError::Other)?;
     let listener_cx = ListenerContext::from(&cx);
     let cx = Arc::new(cx);
-    let max_length = config.max_length;
+    let config = Arc::new(config);
     Ok(Box::pin(tcp::serve(
         listener,
         options,
         listener_cx,
         "syslog over TCP",
-        move |stream, peer| connection(stream, peer, max_length, cx.clone()),
+        move |stream, peer| connection(stream, peer, config.clone(), cx.clone()),
     )))
 }
 
-async fn connection(mut stream: Conn, peer: SocketAddr, max_length: usize, cx: Arc<SourceContext>) {
-    let builder = EventBuilder::new(&cx, max_length);
+async fn connection(
+    mut stream: Conn,
+    peer: SocketAddr,
+    config: Arc<SyslogConfig>,
+    cx: Arc<SourceContext>,
+) {
+    let max_length = config.max_length;
+    let builder = EventBuilder::new(&cx, &config);
     let framing_errors = cx.metrics.reporter::<FramingFailed>();
     let read_errors = cx.metrics.reporter::<ReadFailed>();
     let mut framer = Framer::new(max_length);

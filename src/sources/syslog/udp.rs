@@ -93,7 +93,7 @@ impl Drop for AbortOnDrop {
 }
 
 async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
-    let builder = EventBuilder::new(&cx, config.max_length);
+    let builder = EventBuilder::new(&cx, &config);
     let errors = cx.metrics.reporter::<ReadFailed>();
     let mut drops = DropWatch {
         inode: socket_inode(&sock),

@@ -6,13 +6,13 @@
 //! backlog: those clients' data is ours too) and waits for every connection task, which
 //! reads its peer to the end on its own terms.
 
-use crate::internal_events::failures::{AcceptFailed, TlsHandshakeFailed};
+use crate::internal_events::failures::{AcceptFailed, OriginRefused, TlsHandshakeFailed};
 use crate::internal_events::names;
 use crate::internal_events::ComponentMetrics;
 use crate::topology::component::{BuildError, SourceContext};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -82,6 +82,66 @@ pub struct ListenerOptions {
     pub connection_limit: Option<usize>,
     /// Terminate TLS before the connection task sees the stream.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Vector's `permit_origin`: clients from other networks are closed unread and
+    /// counted (`error_type="origin_refused"`).
+    pub permit_origin: Option<Arc<[Cidr]>>,
+    /// Vector's `keepalive.time_secs`: TCP keepalive probes after this much idle time,
+    /// so a client that vanished without a FIN frees its connection.
+    pub keepalive: Option<Duration>,
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is a /32
+/// or /128.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr.trim().parse().map_err(|_| {
+            format!("`{s}` is not an IP network in CIDR notation (e.g. 10.0.0.0/8)")
+        })?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.trim().parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => return Err(format!("`{s}`: the prefix length must be 0 to {max}")),
+            },
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` is inside the network (IPv4 clients on a dual-stack socket arrive
+    /// as `::ffff:a.b.c.d` and are compared as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u32::from(v) as u128, 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (addr, addr_width)) = (bits(self.network), bits(ip));
+        if width != addr_width {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        host_bits >= width || (net >> host_bits) == (addr >> host_bits)
+    }
 }
 
 /// What the listener needs of its source.
@@ -192,6 +252,7 @@ pub async fn serve<H, F>(
     let accepted = cx.metrics.counter(names::TCP_CONNECTIONS_ACCEPTED);
     let accept_errors = cx.metrics.reporter::<AcceptFailed>();
     let tls_errors = cx.metrics.reporter::<TlsHandshakeFailed>();
+    let refused = cx.metrics.reporter::<OriginRefused>();
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -201,7 +262,17 @@ pub async fn serve<H, F>(
                  stream: TcpStream,
                  peer: SocketAddr,
                  permit: Option<tokio::sync::OwnedSemaphorePermit>| {
+        if let Some(nets) = &options.permit_origin {
+            if !nets.iter().any(|n| n.contains(peer.ip())) {
+                refused.emit(|| format!("Connection from {peer} refused: not in permit_origin"));
+                return;
+            }
+        }
         let _ = stream.set_nodelay(true);
+        if let Some(idle) = options.keepalive {
+            let _ = socket2::SockRef::from(&stream)
+                .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle));
+        }
         accepted.increment(1);
         open.increment(1.0);
         let (handler, tls, tls_errors, open) = (
@@ -279,6 +350,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn cidrs_parse_and_match() {
+        let net: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one: Cidr = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        let v6: Cidr = "9876:9ca3:99ab::/48".parse().unwrap();
+        assert!(v6.contains("9876:9ca3:99ab::23".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("example.com/8".parse::<Cidr>().is_err());
+    }
+
     #[tokio::test]
     async fn backlog_and_open_connections_are_drained_at_shutdown() {
         let listener = bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
@@ -291,7 +380,7 @@ mod tests {
             listener,
             ListenerOptions {
                 connection_limit: Some(1),
-                tls: None,
+                ..Default::default()
             },
             cx,
             "test",
