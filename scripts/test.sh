@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the real programs the integration
 # tests drive (util-linux `logger`, Prometheus' `promtool`, `logrotate`, `curl`, `openssl`,
-# `python3` for the rotation tests' writer, `ss` to see a socket's keepalive timer, InfluxDB 1.x `influxd` and VictoriaMetrics
+# `python3` for the rotation tests' writer, `ss` to see a socket's keepalive timer, `tinyproxy` as the HTTP proxy, InfluxDB 1.x `influxd` and VictoriaMetrics
 # for the influxdb sink), quickly skipping what is
 # already there, then runs every test. `.ci/run` calls exactly this.
 set -euo pipefail
@@ -14,6 +14,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v influxd >/dev/null 2>&1 || need+=(influxdb)

@@ -558,3 +558,84 @@ fn http_server_recycles_connections_past_their_age() {
         "out"
     ) == 2));
 }
+
+#[test]
+fn http_sinks_go_through_a_real_proxy_with_tunnels_bypasses_and_the_environment() {
+    let proxy = Tinyproxy::start();
+    let receiver = Receiver::start();
+    let certs = test_certs();
+    // The TLS destination: another sluice serving HTTPS.
+    let tls_port = free_port();
+    let tls_target = Sluice::start(&format!(
+        r#"
+[sources.tls_in]
+type = "http_server"
+address = "127.0.0.1:{tls_port}"
+decoding.codec = "json"
+tls.enabled = true
+tls.crt_file = "{}"
+tls.key_file = "{}"
+[sinks.out]
+type = "file"
+inputs = ["tls_in"]
+path = "{{DIR}}/tls.jsonl"
+"#,
+        certs.crt.display(),
+        certs.key.display()
+    ));
+    let ingest = free_port();
+    let env = [
+        ("PROXY_PORT", proxy.port.to_string()),
+        ("INGEST_PORT", ingest.to_string()),
+        ("RECEIVER_PORT", receiver.addr.port().to_string()),
+        ("TLS_PORT", tls_port.to_string()),
+        ("CA_FILE", certs.ca.display().to_string()),
+    ];
+    let s = start("proxy.yaml", &env);
+    let (code, _) = http_post(
+        &format!("http://127.0.0.1:{ingest}/"),
+        &[],
+        b"through the proxy",
+    );
+    assert_eq!(code, 200, "{}\n{}", s.log_text(), proxy.log_text());
+    let log = proxy.log_text();
+    // Plain HTTP in absolute form, HTTPS in a CONNECT tunnel, the bypass direct.
+    assert!(log.contains("/via-proxy"), "{log}");
+    assert!(
+        log.contains(&format!("CONNECT localhost:{tls_port}")),
+        "{log}"
+    );
+    assert!(!log.contains("/internal"), "{log}");
+    let paths: Vec<String> = receiver.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.contains(&"/via-proxy".to_string()) && paths.contains(&"/internal".to_string()));
+    // The target answered before its own file sink wrote the line.
+    assert!(wait_for(Duration::from_secs(10), || count_lines(
+        &tls_target.path(""),
+        "tls"
+    ) == 1));
+    assert_eq!(
+        read_jsonl(&tls_target.path(""), "tls")[0]["message"],
+        "through the proxy"
+    );
+    drop(s);
+
+    let ingest = free_port();
+    let env = [
+        ("INGEST_PORT", ingest.to_string()),
+        ("RECEIVER_PORT", receiver.addr.port().to_string()),
+    ];
+    let (code, _, err) = validate("proxy_env.toml", &env);
+    assert_eq!(code, 0, "{err}");
+    let s = Sluice::start_files(&[&corpus("proxy_env.toml")], |c, _| {
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        c.env(
+            "HTTP_PROXY",
+            format!("http://user:pass@127.0.0.1:{}", proxy.port),
+        );
+    });
+    let (code, _) = http_post(&format!("http://127.0.0.1:{ingest}/"), &[], b"env");
+    assert_eq!(code, 200, "{}", s.log_text());
+    let log = proxy.log_text();
+    assert!(log.contains("/from-env"), "{log}");
+    assert!(!log.contains("/direct"), "{log}");
+}

@@ -15,6 +15,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use graph::to_dot;
 
 use crate::internal_events::ComponentKind;
+use crate::sinks::util::proxy::ProxyConfig;
 use crate::topology::buffer::BufferConfig;
 use crate::topology::component::{
     HealthcheckOptions, Registration, Registry, Resource, SinkConfig, SourceConfig, TransformConfig,
@@ -71,6 +72,7 @@ struct GlobalOptions {
     acknowledgements: Option<Acknowledgements>,
     healthchecks: Option<HealthchecksConfig>,
     schema: Option<SchemaOptions>,
+    proxy: Option<ProxyConfig>,
 }
 
 /// Vector's top-level `schema` table: accepted where it describes what sluice does.
@@ -187,6 +189,8 @@ pub struct SinkOuter {
     pub acknowledgements: Option<bool>,
     /// `healthcheck`, with the global `healthchecks.enabled` applied.
     pub healthcheck: HealthcheckOptions,
+    /// `proxy`, merged over the top-level `proxy`.
+    pub proxy: ProxyConfig,
     /// Its table as written (after `${VAR}` interpolation), so two configs can be
     /// compared component by component on reload.
     pub raw: toml::Value,
@@ -443,6 +447,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "acknowledgements",
     "healthchecks",
     "schema",
+    "proxy",
     "sources",
     "transforms",
     "sinks",
@@ -460,7 +465,22 @@ impl Loader {
             acknowledgements,
             healthchecks,
             schema,
+            proxy,
         } = std::mem::take(&mut self.globals);
+        if let Some(global) = &proxy {
+            let file = self.global_files.get("proxy").cloned().unwrap_or_default();
+            for (k, problem) in global.problems() {
+                self.errors.push(ConfigError::at(
+                    file.clone(),
+                    None,
+                    Some(format!("proxy.{k}")),
+                    problem,
+                ));
+            }
+            for s in self.sinks.values_mut() {
+                s.proxy = s.proxy.over(global);
+            }
+        }
         if let Some(schema) = schema {
             let file = self.global_files.get("schema").cloned().unwrap_or_default();
             for (on, key, why) in [
@@ -627,6 +647,7 @@ impl Loader {
         merge!(acknowledgements);
         merge!(healthchecks);
         merge!(schema);
+        merge!(proxy);
     }
 
     fn is_duplicate(&self, id: &str) -> Option<&Path> {
@@ -731,7 +752,25 @@ impl Loader {
         let mut buffer = BufferConfig::default();
         let mut acknowledgements = None;
         let mut healthcheck = HealthcheckOptions::default();
+        let mut proxy = ProxyConfig::default();
         if kind == ComponentKind::Sink {
+            if let Some(p) = table.remove("proxy") {
+                match field::from_toml_all::<ProxyConfig>(p) {
+                    Ok(p) => {
+                        for (k, problem) in p.problems() {
+                            self.errors.push(err(Some(&format!("proxy.{k}")), problem));
+                        }
+                        proxy = p;
+                    }
+                    Err(issues) => {
+                        for issue in issues {
+                            let key = format!("proxy.{}", issue.key.unwrap_or_default());
+                            self.errors
+                                .push(err(Some(key.trim_end_matches('.')), issue.message));
+                        }
+                    }
+                }
+            }
             if let Some(a) = table.remove("acknowledgements") {
                 match from_toml::<Acknowledgements>(a) {
                     Ok(a) => acknowledgements = Some(a.enabled()),
@@ -843,6 +882,7 @@ impl Loader {
                         buffer,
                         acknowledgements,
                         healthcheck,
+                        proxy,
                         raw,
                         inner,
                     },

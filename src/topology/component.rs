@@ -122,6 +122,8 @@ pub struct SinkContext {
     pub data_dir: PathBuf,
     /// `healthcheck` (with the global `healthchecks.enabled` applied).
     pub healthcheck: HealthcheckOptions,
+    /// `proxy`, merged over the top-level one: what HTTP sinks connect through.
+    pub proxy: crate::sinks::util::proxy::ProxyConfig,
 }
 
 /// A sink's `healthcheck`, Vector's shape: `healthcheck = false` or

@@ -180,6 +180,7 @@ impl RunningTopology {
                 metrics: m,
                 data_dir: config.data_dir.clone(),
                 healthcheck: s.healthcheck.clone(),
+                proxy: s.proxy.clone(),
             };
             match s.inner.build(cx) {
                 Ok(task) => pending_tasks.push((ComponentKind::Sink, Arc::from(id.as_str()), task)),

@@ -557,3 +557,64 @@ pub fn test_certs() -> TestCerts {
         _dir: dir,
     }
 }
+
+/// A real HTTP proxy (tinyproxy) on a free port, requiring basic auth `user:pass`,
+/// logging every request it forwards; stopped when dropped.
+pub struct Tinyproxy {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    /// Starts it and waits until it listens.
+    pub fn start() -> Tinyproxy {
+        require_tool("tinyproxy");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = dir.path().join("tinyproxy.log");
+        let conf = dir.path().join("tinyproxy.conf");
+        // No ConnectPort line: CONNECT to any port (the test servers' are random).
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 64\nAllow 127.0.0.1\n\
+                 BasicAuth user pass\nLogFile \"{}\"\nLogLevel Info\n",
+                log.display()
+            ),
+        )
+        .expect("tinyproxy.conf");
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tinyproxy");
+        let up = wait_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "tinyproxy did not listen on {port}");
+        Tinyproxy {
+            port,
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// What it logged.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -242,7 +242,7 @@ impl SinkConfig for HttpSinkConfig {
         let headers = self.headers().map_err(|e| {
             BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
         })?;
-        let client = HttpClient::new(&self.tls, self.request.timeout(), &cx.metrics)
+        let client = HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
             .map_err(BuildError::Other)?;
         let method = match self.method {
             SinkMethod::Post => Method::POST,
@@ -254,8 +254,9 @@ impl SinkConfig for HttpSinkConfig {
             if let Some(u) = &cx.healthcheck.uri {
                 let uri = parse_uri(u).map_err(BuildError::Other)?;
                 let shown = redact_uri(&uri);
-                let probe = HttpClient::new(&self.tls, self.request.timeout(), &cx.metrics)
-                    .map_err(BuildError::Other)?;
+                let probe =
+                    HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
+                        .map_err(BuildError::Other)?;
                 let check = healthcheck(probe, uri, headers.clone());
                 spawn_healthcheck(cx.id.clone(), async move {
                     check.await.map_err(|e| format!("{shown}: {e}"))

@@ -250,10 +250,10 @@ impl SinkConfig for InfluxDbConfig {
         let headers = self.headers().map_err(BuildError::Other)?;
         let measurement = Template::parse(&self.measurement)
             .map_err(|e| BuildError::Other(format!("measurement: {e}")))?;
-        let client = HttpClient::new(&self.tls, self.request.timeout(), &cx.metrics)
+        let client = HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
             .map_err(BuildError::Other)?;
         if cx.healthcheck.enabled {
-            let probe = HttpClient::new(&self.tls, self.request.timeout(), &cx.metrics)
+            let probe = HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
                 .map_err(BuildError::Other)?;
             spawn_healthcheck(cx.id.clone(), ping(probe, endpoint.clone()));
         }

@@ -4,6 +4,7 @@
 //! `sluice_http_client_request_duration_seconds`). The response body is read up to a
 //! limit, enough to log why a request was refused.
 
+use super::proxy::{proxy_authorization, ProxyConfig, ProxyConnector};
 use crate::http::ClientTlsConfig;
 use crate::internal_events::names;
 use crate::internal_events::ComponentMetrics;
@@ -12,8 +13,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
 use metrics::{Counter, Histogram};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -37,7 +40,8 @@ pub type HttpResponse = Response<Bytes>;
 /// A client for one sink.
 #[derive(Debug)]
 pub struct HttpClient {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<ProxyConnector>, Full<Bytes>>,
+    proxy: Option<Arc<Matcher>>,
     timeout: Duration,
     metrics: ComponentMetrics,
     statuses: Mutex<HashMap<u16, Counter>>,
@@ -49,10 +53,12 @@ impl HttpClient {
     /// Builds the client; fails on unreadable TLS files.
     pub fn new(
         tls: &ClientTlsConfig,
+        proxy: &ProxyConfig,
         timeout: Duration,
         metrics: &ComponentMetrics,
     ) -> Result<Self, String> {
         let tls_config = tls.client_config().map_err(|e| format!("tls: {e}"))?;
+        let matcher = proxy.matcher();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -61,12 +67,13 @@ impl HttpClient {
             .with_tls_config(tls_config)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(ProxyConnector::new(http, matcher.clone()));
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Ok(Self {
             client,
+            proxy: matcher,
             timeout,
             statuses: Mutex::new(HashMap::new()),
             transport_errors: metrics.counter_with(
@@ -80,7 +87,11 @@ impl HttpClient {
     }
 
     /// Sends one request and reads its response, all within the timeout.
-    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<HttpResponse, HttpError> {
+    pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Result<HttpResponse, HttpError> {
+        if let Some(auth) = proxy_authorization(&self.proxy, req.uri()) {
+            req.headers_mut()
+                .insert(hyper::header::PROXY_AUTHORIZATION, auth);
+        }
         let start = Instant::now();
         let exchange = async {
             let resp = self
