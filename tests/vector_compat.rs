@@ -639,3 +639,62 @@ path = "{{DIR}}/tls.jsonl"
     assert!(log.contains("/from-env"), "{log}");
     assert!(!log.contains("/direct"), "{log}");
 }
+
+#[test]
+fn file_spool_oldest_first_and_removed_only_after_delivery() {
+    let spool = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, n: usize| {
+        let text: String = (0..n)
+            .map(|i| format!("{name} line {i:05} {}\n", "x".repeat(60)))
+            .collect();
+        std::fs::write(spool.path().join(format!("{name}.log")), text).expect("write");
+    };
+    write("old", 3000);
+    std::thread::sleep(Duration::from_millis(50));
+    write("new", 3000);
+    let receiver = Receiver::start();
+    // The destination is down at first: nothing is delivered, so nothing may be removed.
+    receiver.set_default(Answer::Status(503, Vec::new(), "down".into()));
+    let env = [
+        ("SPOOL_DIR", spool.path().display().to_string()),
+        ("RECEIVER_URL", receiver.url()),
+    ];
+    let s = start("file_spool.toml", &env);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        spool.path().join("old.log").exists() && spool.path().join("new.log").exists(),
+        "files were removed before their lines were delivered"
+    );
+    receiver.set_default(Answer::ok());
+    let gone = wait_for(Duration::from_secs(30), || {
+        !spool.path().join("old.log").exists() && !spool.path().join("new.log").exists()
+    });
+    assert!(gone, "{}", s.log_text());
+    assert_eq!(
+        metric(
+            &s.metrics(),
+            "sluice_files_removed_total",
+            &[("component_id", "spool")]
+        ),
+        Some(2.0)
+    );
+    let lines: Vec<String> = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .flat_map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .lines()
+                .map(|l| {
+                    let v: Json = serde_json::from_str(l).expect("json line");
+                    v["message"].as_str().unwrap_or("").to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(lines.len(), 6000);
+    // Oldest first: every line of old.log before any of new.log.
+    let first_new = lines.iter().position(|l| l.starts_with("new")).unwrap_or(0);
+    assert_eq!(first_new, 3000, "old.log was drained first");
+    assert!(lines[..3000].iter().all(|l| l.starts_with("old")));
+}

@@ -281,6 +281,10 @@ pub fn describe_all() {
     );
     describe_counter!(names::FILES_ADDED, "Files a file source started following.");
     describe_counter!(
+        names::FILES_REMOVED,
+        "Files a file source deleted once every line was delivered (remove_after_secs)."
+    );
+    describe_counter!(
         names::FILES_ROTATED,
         "Followed files that were renamed away or deleted."
     );

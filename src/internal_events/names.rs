@@ -55,6 +55,8 @@ pub const FILES_OPEN_PEAK: &str = "sluice_files_open_peak";
 
 /// Files a file source started following.
 pub const FILES_ADDED: &str = "sluice_files_added_total";
+/// Files the file source deleted after delivering them (`remove_after_secs`).
+pub const FILES_REMOVED: &str = "sluice_files_removed_total";
 
 /// Followed files renamed away or deleted.
 pub const FILES_ROTATED: &str = "sluice_files_rotated_total";
@@ -97,6 +99,7 @@ pub const ALL: &[&str] = &[
     FILES_OPEN,
     FILES_OPEN_PEAK,
     FILES_ADDED,
+    FILES_REMOVED,
     FILES_ROTATED,
     FILES_TRUNCATED,
     FILES_RESCANS,

@@ -67,6 +67,8 @@ pub(super) struct Follower {
     pub(super) open_peak: usize,
     pub(super) open_peak_gauge: metrics::Gauge,
     pub(super) added: metrics::Counter,
+    /// Files deleted by `remove_after_secs`.
+    pub(super) removed: metrics::Counter,
     pub(super) rotated: metrics::Counter,
     pub(super) truncations: metrics::Counter,
     pub(super) rescans: Rescans,
@@ -123,6 +125,7 @@ impl Follower {
             open_peak: 0,
             open_peak_gauge: cx.metrics.gauge(names::FILES_OPEN_PEAK),
             added: cx.metrics.counter(names::FILES_ADDED),
+            removed: cx.metrics.counter(names::FILES_REMOVED),
             rotated: cx.metrics.counter(names::FILES_ROTATED),
             truncations: cx.metrics.counter(names::FILES_TRUNCATED),
             rescans: Rescans {
@@ -249,6 +252,7 @@ impl Follower {
                 last_checkpoint = Instant::now();
             }
             self.release_detached();
+            self.remove_delivered();
             if read == 0 && !self.waiting.is_empty() && self.retry_waiting() {
                 // All quiet: files waiting for a slot of max_open_files take one.
                 continue;
@@ -311,6 +315,11 @@ impl Follower {
         if let Some(d) = self.multiline.as_ref().and_then(|m| m.next_deadline()) {
             due = due.min(d);
         }
+        if let Some(after) = self.config.remove_after_secs {
+            for t in self.files.values().filter(|t| t.detached_since.is_none()) {
+                due = due.min(t.last_data + Duration::from_secs(after));
+            }
+        }
         let wait = Duration::from_secs(self.config.rotate_wait_secs);
         for t in self.files.values() {
             if let Some(since) = t.detached_since {
@@ -339,6 +348,10 @@ impl Follower {
                 .collect(),
             None => self.files.keys().cloned().collect(),
         };
+        let mut ids = ids;
+        if self.config.oldest_first {
+            ids.sort_by_key(|id| self.files.get(id).map(|t| t.born));
+        }
         let delimiter = self.config.line_delimiter.clone().into_bytes();
         let now = Utc::now();
         let mut batch = Vec::new();
@@ -350,13 +363,17 @@ impl Follower {
             };
             let mut lines = Vec::new();
             let mut was_truncated = false;
+            let mut at_end = false;
             let before = total;
             // Up to max_read_bytes per file per pass (at least one read), for fairness
             // between files.
             while total - before < self.config.max_read_bytes {
                 match t.read_lines(buf, &delimiter, self.config.max_line_bytes, &mut lines) {
                     Ok(Progress::Read(n)) => total += n,
-                    Ok(Progress::Eof) => break,
+                    Ok(Progress::Eof) => {
+                        at_end = true;
+                        break;
+                    }
                     Ok(Progress::Truncated) => {
                         was_truncated = true;
                         break;
@@ -371,6 +388,9 @@ impl Follower {
                     break;
                 }
             }
+            // With oldest_first, a file that still had more to give holds the pass: newer
+            // files wait until it is drained.
+            let hold = self.config.oldest_first && total > before && !at_end && !was_truncated;
             if total > before || was_truncated {
                 self.busy.insert(id.clone());
             } else {
@@ -413,6 +433,9 @@ impl Follower {
             if batch.len() >= MAX_BATCH_EVENTS {
                 self.send(std::mem::take(&mut batch), std::mem::take(&mut offsets))
                     .await?;
+            }
+            if hold {
+                break;
             }
         }
         self.send(batch, offsets).await.map(|()| total)
@@ -555,6 +578,53 @@ impl Follower {
         t.id = new_id.clone();
         self.files.insert(new_id.clone(), t);
         new_id
+    }
+
+    /// `remove_after_secs`: deletes files whose every line was delivered (the checkpoint
+    /// is at their end, which is where reading stopped) and that nothing was written to
+    /// for that long. The path must still lead to the open file, so a file that
+    /// replaced it in the meantime is left alone.
+    fn remove_delivered(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let Some(after) = self.config.remove_after_secs.map(Duration::from_secs) else {
+            return;
+        };
+        let mut removed = Vec::new();
+        for (id, t) in &self.files {
+            if t.detached_since.is_some() || t.last_data.elapsed() < after {
+                continue;
+            }
+            let delivered = self.delivery.checkpoints.entries.get(id).map(|e| e.offset);
+            if delivered != Some(t.offset) {
+                continue;
+            }
+            let Ok(md) = std::fs::metadata(&t.path) else {
+                continue;
+            };
+            if (md.dev(), md.ino()) != t.dev_ino || md.len() != t.offset {
+                continue;
+            }
+            match std::fs::remove_file(&t.path) {
+                Ok(()) => {
+                    tracing::info!(component_id = %self.cx.id, path = %t.path.display(), "Removed a file whose lines were all delivered (remove_after_secs).");
+                    removed.push(id.clone());
+                }
+                Err(e) => self.io.emit(|| {
+                    format!(
+                        "Cannot remove {} (remove_after_secs): {e}",
+                        t.path.display()
+                    )
+                }),
+            }
+        }
+        if !removed.is_empty() {
+            for id in &removed {
+                self.files.remove(id);
+                self.busy.remove(id);
+            }
+            self.removed.increment(removed.len() as u64);
+            self.files_changed();
+        }
     }
 
     /// Closes rotated or deleted files that were read to their end long enough ago.

@@ -58,6 +58,19 @@ pub struct FileConfig {
     /// small figure costs a pass per 2 KiB on a busy file.
     #[serde(default = "default_max_read_bytes")]
     pub max_read_bytes: usize,
+    /// Read the oldest file (by birth time) to its end before newer ones, instead of
+    /// sharing each pass between all files. Vector's option.
+    #[serde(default)]
+    pub oldest_first: bool,
+    /// Delete a file once every line of it was delivered and nothing was written to it
+    /// for this many seconds. Unlike Vector, which can delete before the sinks
+    /// acknowledged (its issue #20816), sluice waits for delivery. Off by default.
+    #[serde(alias = "remove_after")]
+    pub remove_after_secs: Option<u64>,
+    /// Vector's switch for dangling symlinks: sluice never reports a matched path that
+    /// vanished before it was opened, so both values behave alike. Accepted.
+    #[serde(default)]
+    pub ignore_not_found: bool,
     /// Longest line kept whole; longer lines are truncated and counted
     /// (`error_type="truncated"`), never dropped. Default 102400.
     #[serde(default = "default_max_line_bytes")]

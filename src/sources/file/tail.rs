@@ -92,6 +92,9 @@ pub struct Tailed {
     pub detached_since: Option<Instant>,
     /// Last time a read returned data.
     pub last_data: Instant,
+    /// When the file was made (its modification time where the filesystem keeps no
+    /// birth time): the order `oldest_first` reads in.
+    pub born: std::time::SystemTime,
     /// Started over after a truncation: its identity must be taken again from its new
     /// first bytes once there are enough of them.
     pub needs_identity: bool,
@@ -139,6 +142,10 @@ impl Tailed {
             head,
             detached_since: None,
             last_data: Instant::now(),
+            born: md
+                .created()
+                .or_else(|_| md.modified())
+                .unwrap_or(std::time::UNIX_EPOCH),
             needs_identity: false,
         })
     }
