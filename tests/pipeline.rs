@@ -37,7 +37,10 @@ compression = "gzip"
             .expect("valid gzip");
         for l in text.lines() {
             let v: serde_json::Value = serde_json::from_str(l).expect("json");
-            assert_eq!(v["source_type"], "demo");
+            assert_eq!(
+                v["source_type"], "demo_logs",
+                "Vector's source type, whichever name the config used"
+            );
             lines += 1;
         }
     }

@@ -698,3 +698,48 @@ fn file_spool_oldest_first_and_removed_only_after_delivery() {
     assert_eq!(first_new, 3000, "old.log was drained first");
     assert!(lines[..3000].iter().all(|l| l.starts_with("old")));
 }
+
+#[test]
+fn log_schema_names_the_standard_fields_everywhere() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    std::fs::write(logs.path().join("app.log"), "from a file\n").expect("write");
+    let port = free_port();
+    let env = [
+        ("INGEST_PORT", port.to_string()),
+        ("LOG_DIR", logs.path().display().to_string()),
+    ];
+    let s = start("log_schema.yaml", &env);
+    let (code, _) = http_post(&format!("http://127.0.0.1:{port}/"), &[], b"over http");
+    assert_eq!(code, 200);
+    let dir = s.path("");
+    assert!(
+        wait_for(Duration::from_secs(10), || count_lines(&dir, "structured-")
+            == 2
+            && count_lines(&dir, "text") == 2),
+        "{}",
+        s.log_text()
+    );
+    let year = chrono::Utc::now().format("%Y").to_string();
+    let mut events = read_jsonl(&dir, &format!("structured-{year}"));
+    events.sort_by_key(|e| e["kind"].as_str().unwrap_or("").to_string());
+    for (e, (kind, msg)) in events
+        .iter()
+        .zip([("file", "from a file"), ("http_server", "over http")])
+    {
+        assert_eq!(e["kind"], kind, "{e}");
+        assert_eq!(e["msg"], msg, "{e}");
+        assert!(e["@timestamp"].is_string(), "{e}");
+        assert!(e["origin"].is_string(), "{e}");
+        for default in ["message", "timestamp", "host", "source_type"] {
+            assert!(e.get(default).is_none(), "{default} in {e}");
+        }
+    }
+    // The text codec writes the schema's message field.
+    let mut text: Vec<String> = std::fs::read_to_string(dir.join("text.log"))
+        .expect("text.log")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    text.sort();
+    assert_eq!(text, ["from a file", "over http"]);
+}

@@ -14,6 +14,7 @@ mod vector_compat;
 pub use error::{ConfigError, ConfigErrors};
 pub use graph::to_dot;
 
+use crate::event::schema::LogSchema;
 use crate::internal_events::ComponentKind;
 use crate::sinks::util::proxy::ProxyConfig;
 use crate::topology::buffer::BufferConfig;
@@ -73,6 +74,7 @@ struct GlobalOptions {
     healthchecks: Option<HealthchecksConfig>,
     schema: Option<SchemaOptions>,
     proxy: Option<ProxyConfig>,
+    log_schema: Option<LogSchema>,
 }
 
 /// Vector's top-level `schema` table: accepted where it describes what sluice does.
@@ -210,6 +212,8 @@ pub struct Config {
     /// The top-level `acknowledgements.enabled`: every sink acknowledges unless it says
     /// otherwise.
     pub acknowledgements: bool,
+    /// Vector's `log_schema`: the names of the standard fields.
+    pub log_schema: LogSchema,
     /// Deprecated or questionable options that still work, each with file, component
     /// and key: printed by `validate`, logged by `run`.
     pub warnings: Vec<ConfigError>,
@@ -448,6 +452,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "healthchecks",
     "schema",
     "proxy",
+    "log_schema",
     "sources",
     "transforms",
     "sinks",
@@ -466,7 +471,23 @@ impl Loader {
             healthchecks,
             schema,
             proxy,
+            log_schema,
         } = std::mem::take(&mut self.globals);
+        if let Some(ls) = &log_schema {
+            let file = self
+                .global_files
+                .get("log_schema")
+                .cloned()
+                .unwrap_or_default();
+            for (k, problem) in ls.problems() {
+                self.errors.push(ConfigError::at(
+                    file.clone(),
+                    None,
+                    Some(format!("log_schema.{k}")),
+                    problem,
+                ));
+            }
+        }
         if let Some(global) = &proxy {
             let file = self.global_files.get("proxy").cloned().unwrap_or_default();
             for (k, problem) in global.problems() {
@@ -523,6 +544,7 @@ impl Loader {
             api: api.unwrap_or_default(),
             shutdown_timeout_secs: shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             acknowledgements: acknowledgements.is_some_and(|a| a.enabled()),
+            log_schema: log_schema.unwrap_or_default(),
             warnings: std::mem::take(&mut self.warnings),
             sources: std::mem::take(&mut self.sources),
             transforms: std::mem::take(&mut self.transforms),
@@ -648,6 +670,7 @@ impl Loader {
         merge!(healthchecks);
         merge!(schema);
         merge!(proxy);
+        merge!(log_schema);
     }
 
     fn is_duplicate(&self, id: &str) -> Option<&Path> {

@@ -4,6 +4,7 @@
 
 mod finalizer;
 mod metric;
+pub mod schema;
 
 pub use finalizer::{BatchNotifier, BatchStatus, EventFinalizers};
 pub use metric::{Bucket, Metric, MetricKind, MetricValue, Quantile, Sample, StatisticKind};
@@ -157,9 +158,9 @@ impl LogEvent {
         Some(cur)
     }
 
-    /// The `message` field as text, when it is text.
+    /// The message field (`log_schema.message_key`) as text, when it is text.
     pub fn message(&self) -> Option<&[u8]> {
-        match self.fields.get("message")? {
+        match self.fields.get(schema::log_schema().message_key.as_str())? {
             Value::Bytes(b) => Some(b),
             Value::String(s) => Some(s.as_bytes()),
             _ => None,

@@ -80,6 +80,8 @@ impl SourceConfig for DemoConfig {
         Ok(Box::pin(async move {
             let source_id = crate::event::intern(&cx.id);
             let host = Value::Bytes(Bytes::from(crate::hostname()));
+            let schema = crate::event::schema::log_schema();
+            let renames = schema.renames(&schema.host_key);
             let interval = crate::seconds(cfg.interval);
             let limit = cfg.count.unwrap_or(u64::MAX);
             let mut seq: u64 = 0;
@@ -154,7 +156,10 @@ impl SourceConfig for DemoConfig {
                     fields.insert("message".into(), Value::Bytes(Bytes::from(line)));
                     fields.insert("host".into(), host.clone());
                     fields.insert("timestamp".into(), Value::Timestamp(now));
-                    fields.insert("source_type".into(), Value::from("demo"));
+                    fields.insert("source_type".into(), Value::from("demo_logs"));
+                    if renames {
+                        schema.rename(&mut fields, &schema.host_key);
+                    }
                     batch.push(
                         LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
                     );

@@ -18,6 +18,9 @@ pub struct StdinConfig {
     /// Longest line kept whole; longer lines are truncated and counted. Default 102400.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
+    /// Field for this machine's name. Default `log_schema.host_key` (`host`); `""`
+    /// leaves it out.
+    pub host_key: Option<String>,
 }
 
 fn default_max_length() -> usize {
@@ -27,6 +30,12 @@ fn default_max_length() -> usize {
 impl SourceConfig for StdinConfig {
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
         let max_length = self.max_length.max(1);
+        let schema = crate::event::schema::log_schema();
+        let host_key = self
+            .host_key
+            .clone()
+            .unwrap_or_else(|| schema.host_key.clone());
+        let renames = schema.renames(&host_key);
         Ok(Box::pin(async move {
             let source_id = crate::event::intern(&cx.id);
             let host = Value::Bytes(Bytes::from(crate::hostname()));
@@ -70,6 +79,9 @@ impl SourceConfig for StdinConfig {
                     fields.insert("host".into(), host.clone());
                     fields.insert("timestamp".into(), Value::Timestamp(now));
                     fields.insert("source_type".into(), Value::from("stdin"));
+                    if renames {
+                        schema.rename(&mut fields, &host_key);
+                    }
                     batch.push(
                         LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
                     );

@@ -18,6 +18,10 @@ pub async fn run(config: Config) -> Stopped {
             return Stopped::NotStarted;
         }
     };
+    if let Err(e) = crate::event::schema::set_log_schema(config.log_schema.clone()) {
+        tracing::error!("{e}");
+        return Stopped::NotStarted;
+    }
     let health = Arc::new(crate::api::Health::default());
     if config.api.enabled {
         match crate::api::bind(config.api.address).await {

@@ -103,8 +103,9 @@ impl InfluxDbRequestBuilder {
         let mut first = true;
         let mut prefix = std::mem::take(&mut self.prefix);
         prefix.clear();
+        let timestamp_key = crate::event::schema::log_schema().timestamp_key.as_str();
         for (k, v) in log.fields() {
-            if k.as_str() == "timestamp" {
+            if k.as_str() == timestamp_key {
                 continue;
             }
             altered |= self.field(k.as_str(), v, &mut prefix, &mut first, out);

@@ -86,7 +86,8 @@ impl Template {
     /// The time a template renders with: the event's `timestamp`, else its ingest time.
     pub fn event_time(event: &Event) -> DateTime<Utc> {
         match event {
-            Event::Log(l) => match l.get("timestamp") {
+            Event::Log(l) => match l.get(crate::event::schema::log_schema().timestamp_key.as_str())
+            {
                 Some(Value::Timestamp(t)) => *t,
                 _ => l.metadata.ingest_time,
             },

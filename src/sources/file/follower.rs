@@ -69,6 +69,10 @@ pub(super) struct Follower {
     pub(super) added: metrics::Counter,
     /// Files deleted by `remove_after_secs`.
     pub(super) removed: metrics::Counter,
+    /// The field for the host name (`host_key`, else `log_schema.host_key`).
+    host_key: String,
+    /// Whether fields move from their default names (`log_schema`, `host_key`).
+    renames: bool,
     pub(super) rotated: metrics::Counter,
     pub(super) truncations: metrics::Counter,
     pub(super) rescans: Rescans,
@@ -126,6 +130,16 @@ impl Follower {
             open_peak_gauge: cx.metrics.gauge(names::FILES_OPEN_PEAK),
             added: cx.metrics.counter(names::FILES_ADDED),
             removed: cx.metrics.counter(names::FILES_REMOVED),
+            host_key: config
+                .host_key
+                .clone()
+                .unwrap_or_else(|| crate::event::schema::log_schema().host_key.clone()),
+            renames: crate::event::schema::log_schema().renames(
+                config
+                    .host_key
+                    .as_deref()
+                    .unwrap_or(&crate::event::schema::log_schema().host_key),
+            ),
             rotated: cx.metrics.counter(names::FILES_ROTATED),
             truncations: cx.metrics.counter(names::FILES_TRUNCATED),
             rescans: Rescans {
@@ -519,12 +533,15 @@ impl Follower {
                 };
                 let mut fields = ObjectMap::new();
                 fields.insert(self.config.file_key.as_str().into(), path_value.clone());
-                fields.insert(self.config.host_key.as_str().into(), self.host.clone());
+                fields.insert("host".into(), self.host.clone());
                 fields.insert("message".into(), Value::Bytes(message));
                 fields.insert("source_type".into(), Value::from("file"));
                 fields.insert("timestamp".into(), Value::Timestamp(now));
                 if let Some(k) = &self.config.offset_key {
                     fields.insert(k.as_str().into(), Value::Integer(start_offset as i64));
+                }
+                if self.renames {
+                    crate::event::schema::log_schema().rename(&mut fields, &self.host_key);
                 }
                 batch.push(
                     LogEvent::from_parts(fields, EventMetadata::new(self.source_id, now)).into(),

@@ -86,9 +86,9 @@ pub struct FileConfig {
     /// Field for the file's path. Default `file`.
     #[serde(default = "default_file_key")]
     pub file_key: String,
-    /// Field for the host name. Default `host`.
-    #[serde(default = "default_host_key")]
-    pub host_key: String,
+    /// Field for the host name. Default `log_schema.host_key` (`host`); `""` leaves
+    /// it out.
+    pub host_key: Option<String>,
     /// How a file is identified.
     #[serde(default)]
     pub fingerprint: FingerprintConfig,
@@ -130,9 +130,6 @@ fn default_cooldown() -> u64 {
 }
 fn default_file_key() -> String {
     "file".into()
-}
-fn default_host_key() -> String {
-    "host".into()
 }
 fn default_rotate_wait() -> u64 {
     10

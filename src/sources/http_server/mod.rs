@@ -60,6 +60,9 @@ pub struct HttpServerConfig {
     pub decoding: DecodingConfig,
     /// How a body splits into frames before decoding (Vector's `framing`).
     pub framing: Option<FramingConfig>,
+    /// Field for the client's IP address, as Vector adds it. Default
+    /// `log_schema.host_key` (`host`); `""` leaves it out.
+    pub host_key: Option<String>,
     /// Request headers copied into each event, under the header's name (null if absent);
     /// a glob such as `X-*` copies every matching header under its (lowercase) name.
     #[serde(default)]
@@ -71,8 +74,6 @@ pub struct HttpServerConfig {
     /// The field that gets the request path. Default `path`.
     #[serde(default = "default_path_key")]
     pub path_key: String,
-    /// The field that gets the client's IP address; none by default.
-    pub host_key: Option<String>,
     /// Credentials every request must carry; none by default.
     pub auth: Option<Auth>,
     /// Largest body accepted, before and after decompression (413 beyond). Default 10 MiB.
@@ -216,6 +217,10 @@ impl SourceConfig for HttpServerConfig {
         })
         .collect();
         let handler = Arc::new(Handler {
+            host_key: self
+                .host_key
+                .clone()
+                .unwrap_or_else(|| crate::event::schema::log_schema().host_key.clone()),
             acknowledgements: cx.acknowledgements
                 || self.acknowledgements.is_some_and(|a| a.enabled()),
             success: StatusCode::from_u16(self.response_code).unwrap_or(StatusCode::OK),
@@ -334,6 +339,8 @@ fn name_matches(names: &[String]) -> Result<Vec<NameMatch>, String> {
 /// Everything a request needs, shared by all connections.
 struct Handler {
     config: HttpServerConfig,
+    /// Where the client's IP goes (`host_key`, else `log_schema.host_key`; `""`: nowhere).
+    host_key: String,
     /// Answer after delivery: a sink downstream acknowledges, or the deprecated
     /// source-level flag is on.
     acknowledgements: bool,
@@ -524,10 +531,22 @@ impl Handler {
         }
         let now = chrono::Utc::now();
         let ts = Value::Timestamp(now);
+        let schema = crate::event::schema::log_schema();
+        let move_message = c.decoding.codec == Codec::Text && schema.message_key != "message";
         let mut events: Vec<Event> = Vec::with_capacity(maps.len());
         for mut map in maps {
-            map.entry("timestamp".into()).or_insert_with(|| ts.clone());
-            map.insert("source_type".into(), self.source_type.clone());
+            if move_message {
+                if let Some(m) = map.remove("message") {
+                    map.insert(schema.message_key.as_str().into(), m);
+                }
+            }
+            map.entry(schema.timestamp_key.as_str().into())
+                .or_insert_with(|| ts.clone());
+            map.insert(
+                schema.source_type_key.as_str().into(),
+                self.source_type.clone(),
+            );
+
             for (k, v) in &fields {
                 map.insert(k.as_str().into(), v.clone());
             }
@@ -550,8 +569,12 @@ impl Handler {
             c.path_key.clone(),
             Value::Bytes(Bytes::copy_from_slice(req.uri().path().as_bytes())),
         )];
-        if let Some(k) = &c.host_key {
-            fields.push((k.clone(), Value::Bytes(Bytes::from(peer.ip().to_string()))));
+        if !self.host_key.is_empty() {
+            // As Vector: the client's address, over a body field of the same name.
+            fields.push((
+                self.host_key.clone(),
+                Value::Bytes(Bytes::from(peer.ip().to_string())),
+            ));
         }
         for sel in &self.header_names {
             match sel {

@@ -10,7 +10,6 @@ pub use crate::sources::util::framing::{char_boundary, Decoded, Framer, FramingE
 pub use parse::{ip_value, parse_into, resolve_year, Parsed};
 pub use rfc5424::parse_strict;
 
-use crate::event::KeyString;
 use crate::sources::util::tcp::{Cidr, ListenerOptions};
 use std::sync::Arc;
 
@@ -153,8 +152,10 @@ impl SourceConfig for SyslogConfig {
 /// Turns frames into events and keeps the counters; one per connection or socket.
 pub(crate) struct EventBuilder {
     source_id: &'static str,
-    /// `host_key` when it is not `host`: the field is moved (or, for `""`, removed).
-    host_key: Option<KeyString>,
+    /// `host_key` (else `log_schema.host_key`), where `host` moves (`""` drops it).
+    host_key: String,
+    /// Whether any field moves from its default name.
+    renames: bool,
     parse_errors: Reporter<NotSyslog>,
     truncated: Reporter<Truncated>,
     max_length: usize,
@@ -166,9 +167,14 @@ impl EventBuilder {
         Self {
             host_key: config
                 .host_key
-                .as_deref()
-                .filter(|k| *k != "host")
-                .map(KeyString::from),
+                .clone()
+                .unwrap_or_else(|| crate::event::schema::log_schema().host_key.clone()),
+            renames: crate::event::schema::log_schema().renames(
+                config
+                    .host_key
+                    .as_deref()
+                    .unwrap_or(&crate::event::schema::log_schema().host_key),
+            ),
             source_id: crate::event::intern(&cx.id),
             parse_errors: cx.metrics.reporter(),
             truncated: cx.metrics.reporter(),
@@ -197,12 +203,8 @@ impl EventBuilder {
             }),
             Parsed::Syslog => {}
         }
-        if let Some(key) = &self.host_key {
-            if let Some(host) = fields.remove("host") {
-                if !key.is_empty() {
-                    fields.insert(key.clone(), host);
-                }
-            }
+        if self.renames {
+            crate::event::schema::log_schema().rename(&mut fields, &self.host_key);
         }
         if truncated {
             self.truncated.emit(|| {

@@ -39,7 +39,7 @@ pub fn encode_json_shaped(event: &Event, shape: LogShape<'_>, out: &mut Vec<u8>)
 /// Appends the event's `message` (a log's text, a metric's name and value).
 pub fn encode_text(event: &Event, out: &mut Vec<u8>) {
     match event {
-        Event::Log(l) => match l.get("message") {
+        Event::Log(l) => match l.get(crate::event::schema::log_schema().message_key.as_str()) {
             Some(Value::Bytes(b)) => out.extend_from_slice(b),
             Some(Value::String(s)) => out.extend_from_slice(s.as_bytes()),
             Some(other) => write_value(other, TimestampFormat::Rfc3339, out),
