@@ -743,3 +743,36 @@ fn log_schema_names_the_standard_fields_everywhere() {
     text.sort();
     assert_eq!(text, ["from a file", "over http"]);
 }
+
+#[test]
+fn timezone_global_and_per_sink_name_the_files() {
+    let port = free_port();
+    let s = start("timezone.toml", &[("INGEST_PORT", port.to_string())]);
+    let now = chrono::Utc::now();
+    let (code, _) = http_post(&format!("http://127.0.0.1:{port}/"), &[], b"hello");
+    assert_eq!(code, 200);
+    let dir = s.path("");
+    assert!(wait_for(Duration::from_secs(10), || count_lines(
+        &dir, "daily-"
+    ) == 1
+        && count_lines(&dir, "hourly-") == 1));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    // The event's time lies between `now` and `later` (an hour may turn in between).
+    let later = chrono::Utc::now();
+    let named = |tz: chrono_tz::Tz, f: &str| {
+        [now, later].map(|t| t.with_timezone(&tz).format(f).to_string())
+    };
+    let tokyo = named(chrono_tz::Asia::Tokyo, "daily-%Y-%m-%d-%H.log");
+    let ny = named(chrono_tz::America::New_York, "hourly-%H.log");
+    assert!(
+        tokyo.iter().any(|n| names.contains(n)),
+        "{tokyo:?} not in {names:?}"
+    );
+    assert!(
+        ny.iter().any(|n| names.contains(n)),
+        "{ny:?} not in {names:?}"
+    );
+}

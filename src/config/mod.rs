@@ -9,6 +9,7 @@ pub mod format;
 mod graph;
 mod interpolate;
 pub mod secret;
+pub mod timezone;
 mod vector_compat;
 
 pub use error::{ConfigError, ConfigErrors};
@@ -75,6 +76,7 @@ struct GlobalOptions {
     schema: Option<SchemaOptions>,
     proxy: Option<ProxyConfig>,
     log_schema: Option<LogSchema>,
+    timezone: Option<timezone::TimeZone>,
 }
 
 /// Vector's top-level `schema` table: accepted where it describes what sluice does.
@@ -214,6 +216,9 @@ pub struct Config {
     pub acknowledgements: bool,
     /// Vector's `log_schema`: the names of the standard fields.
     pub log_schema: LogSchema,
+    /// Vector's `timezone`: what file names' strftime specifiers render in (UTC when
+    /// unset, as in Vector).
+    pub timezone: Option<timezone::TimeZone>,
     /// Deprecated or questionable options that still work, each with file, component
     /// and key: printed by `validate`, logged by `run`.
     pub warnings: Vec<ConfigError>,
@@ -453,6 +458,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "schema",
     "proxy",
     "log_schema",
+    "timezone",
     "sources",
     "transforms",
     "sinks",
@@ -472,6 +478,7 @@ impl Loader {
             schema,
             proxy,
             log_schema,
+            timezone,
         } = std::mem::take(&mut self.globals);
         if let Some(ls) = &log_schema {
             let file = self
@@ -545,6 +552,7 @@ impl Loader {
             shutdown_timeout_secs: shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             acknowledgements: acknowledgements.is_some_and(|a| a.enabled()),
             log_schema: log_schema.unwrap_or_default(),
+            timezone,
             warnings: std::mem::take(&mut self.warnings),
             sources: std::mem::take(&mut self.sources),
             transforms: std::mem::take(&mut self.transforms),
@@ -671,6 +679,7 @@ impl Loader {
         merge!(schema);
         merge!(proxy);
         merge!(log_schema);
+        merge!(timezone);
     }
 
     fn is_duplicate(&self, id: &str) -> Option<&Path> {

@@ -42,6 +42,9 @@ pub struct FileSinkConfig {
     pub encoding: EncodingConfig,
     /// What follows each event; a newline by default.
     pub framing: Option<FramingConfig>,
+    /// The zone `path`'s strftime specifiers render in: `local` or an IANA name.
+    /// Default: the top-level `timezone`, else UTC (as in Vector).
+    pub timezone: Option<crate::config::timezone::TimeZone>,
 }
 
 fn default_idle_timeout() -> u64 {
@@ -52,7 +55,9 @@ pub use super::util::encoding::Compression;
 
 impl SinkConfig for FileSinkConfig {
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        let template = Template::parse(&self.path).map_err(|e| BuildError::Other(e.to_string()))?;
+        let template = Template::parse(&self.path)
+            .map_err(|e| BuildError::Other(e.to_string()))?
+            .with_timezone(self.timezone.or(cx.timezone));
         let name = cx.id.to_string();
         let sink = FileSink {
             template,

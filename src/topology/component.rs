@@ -124,6 +124,8 @@ pub struct SinkContext {
     pub healthcheck: HealthcheckOptions,
     /// `proxy`, merged over the top-level one: what HTTP sinks connect through.
     pub proxy: crate::sinks::util::proxy::ProxyConfig,
+    /// The top-level `timezone`, for sinks whose own `timezone` is unset.
+    pub timezone: Option<crate::config::timezone::TimeZone>,
 }
 
 /// A sink's `healthcheck`, Vector's shape: `healthcheck = false` or

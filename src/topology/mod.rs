@@ -181,6 +181,7 @@ impl RunningTopology {
                 data_dir: config.data_dir.clone(),
                 healthcheck: s.healthcheck.clone(),
                 proxy: s.proxy.clone(),
+                timezone: config.timezone,
             };
             match s.inner.build(cx) {
                 Ok(task) => pending_tasks.push((ComponentKind::Sink, Arc::from(id.as_str()), task)),

@@ -3,6 +3,7 @@
 //! time when it has none), as in Vector. Parsed once at start; rendering reuses the
 //! caller's buffer.
 
+use crate::config::timezone::TimeZone;
 use crate::event::{Event, Value};
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
@@ -20,6 +21,8 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     source: String,
+    /// What strftime specifiers render in; UTC when `None`.
+    timezone: Option<TimeZone>,
 }
 
 /// Why a template could not be parsed or rendered.
@@ -65,7 +68,14 @@ impl Template {
         Ok(Self {
             parts,
             source: s.to_string(),
+            timezone: None,
         })
+    }
+
+    /// Renders strftime specifiers in `timezone` (UTC when `None`).
+    pub fn with_timezone(mut self, timezone: Option<TimeZone>) -> Self {
+        self.timezone = timezone;
+        self
     }
 
     /// Whether rendering depends on nothing but time (so a cache keyed by second works).
@@ -130,7 +140,20 @@ impl Template {
             match part {
                 Part::Literal(l) => out.push_str(l),
                 Part::Time(items) => {
-                    let _ = write!(out, "{}", time.format_with_items(items.iter()));
+                    let _ = match self.timezone {
+                        None => write!(out, "{}", time.format_with_items(items.iter())),
+                        Some(TimeZone::Local) => write!(
+                            out,
+                            "{}",
+                            time.with_timezone(&chrono::Local)
+                                .format_with_items(items.iter())
+                        ),
+                        Some(TimeZone::Named(tz)) => write!(
+                            out,
+                            "{}",
+                            time.with_timezone(&tz).format_with_items(items.iter())
+                        ),
+                    };
                 }
                 Part::Field(name) => {
                     let v = event
@@ -210,6 +233,32 @@ mod tests {
     use super::*;
     use crate::event::{EventMetadata, LogEvent, ObjectMap};
     use chrono::TimeZone;
+
+    #[test]
+    fn a_named_zone_follows_daylight_saving_without_a_restart() {
+        let t = Template::parse("%Y-%m-%d %H")
+            .unwrap()
+            .with_timezone(Some(super::TimeZone::Named(chrono_tz::Tz::Europe__Berlin)));
+        let e: Event =
+            LogEvent::from_parts(ObjectMap::new(), EventMetadata::new("s", Utc::now())).into();
+        let mut out = String::new();
+        // Summer time starts on 2026-03-29 at 01:00 UTC: 02:00 local becomes 03:00.
+        let before = Utc
+            .with_ymd_and_hms(2026, 3, 29, 0, 30, 0)
+            .single()
+            .unwrap();
+        t.render(&e, before, &mut out).unwrap();
+        assert_eq!(out, "2026-03-29 01");
+        let after = Utc
+            .with_ymd_and_hms(2026, 3, 29, 1, 30, 0)
+            .single()
+            .unwrap();
+        t.render(&e, after, &mut out).unwrap();
+        assert_eq!(out, "2026-03-29 03");
+        let utc = Template::parse("%H").unwrap();
+        utc.render(&e, after, &mut out).unwrap();
+        assert_eq!(out, "01", "UTC without a zone");
+    }
 
     #[test]
     fn uri_rendering_percent_encodes_field_values() {
