@@ -502,3 +502,24 @@ dangerously_allow_unconfined_template_resolution = false
         "`false` is what sluice does: accepted silently\n{err}"
     );
 }
+
+#[test]
+fn file_sink_base_dir_confines_the_literal_path() {
+    let sink =
+        |extra: &str| format!("{SRC}[sinks.f]\ntype = \"file\"\ninputs = [\"in\"]\n{extra}\n");
+    let (code, _, err) = validate(&[(
+        "a.toml",
+        &sink("path = \"/var/log/app/{{ host }}/%Y.log\"\nbase_dir = \"/var/log/app\""),
+    )]);
+    assert_eq!(code, 0, "{err}");
+    assert_invalid(
+        &[(
+            "a.toml",
+            &sink("path = \"/tmp/{{ host }}.log\"\nbase_dir = \"/var/log/app\"\ntruncate.after_secs = 60"),
+        )],
+        &[
+            "DIR/a.toml: [sinks.f] key `path`: `/tmp/{{ host }}.log` does not lie under base_dir `/var/log/app`",
+            "DIR/a.toml: [sinks.f] key `truncate`: Vector's `truncate` is not supported by sluice: ",
+        ],
+    );
+}

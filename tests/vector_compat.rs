@@ -776,3 +776,74 @@ fn timezone_global_and_per_sink_name_the_files() {
         "{ny:?} not in {names:?}"
     );
 }
+
+#[test]
+fn sample_takes_each_events_own_rate_from_a_field() {
+    let port = free_port();
+    let s = start("sample_dynamic.yaml", &[("INGEST_PORT", port.to_string())]);
+    let mut body = String::new();
+    for i in 0..2000 {
+        body.push_str(&format!(
+            "{{\"message\":\"chatty {i}\",\"keep_one_in\":10}}\n"
+        ));
+    }
+    for i in 0..100 {
+        body.push_str(&format!("{{\"message\":\"quiet {i}\"}}\n"));
+    }
+    // An invalid rate falls back to the static one, as in Vector.
+    body.push_str("{\"message\":\"odd\",\"keep_one_in\":\"ten\"}\n");
+    let (code, answer) = http_post(&format!("http://127.0.0.1:{port}/"), &[], body.as_bytes());
+    assert_eq!(code, 200, "{answer}");
+    let dir = s.path("");
+    // Everything the transform passed on is in the file.
+    assert!(wait_for(Duration::from_secs(10), || {
+        let m = s.metrics();
+        let c = component_metrics_in_flight(&m, "by_app", "transform", "sample");
+        c.received_events >= 2101.0 && count_lines(&dir, "kept") as f64 == sent_events(&s, "by_app")
+    }));
+    assert_component_metrics(&s.metrics(), "by_app", "transform", "sample");
+    let kept = read_jsonl(&dir, "kept");
+    let chatty: Vec<&Json> = kept
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("chatty"))
+        })
+        .collect();
+    let quiet = kept
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("quiet"))
+        })
+        .count();
+    // One in ten of 2000, hash-spread: 200 on average, 13 standard deviations apart
+    // from keeping all or none.
+    assert!(
+        (140..=260).contains(&chatty.len()),
+        "{} chatty kept",
+        chatty.len()
+    );
+    assert!(chatty.iter().all(|e| e["sample_rate"] == "10"));
+    assert_eq!(quiet, 100, "no rate field: the static rate 1 keeps all");
+    let odd: Vec<&Json> = kept.iter().filter(|e| e["message"] == "odd").collect();
+    assert_eq!(odd.len(), 1);
+    assert_eq!(odd[0]["sample_rate"], "1");
+}
+
+#[test]
+fn blackhole_rate_holds_the_pipeline_to_its_pace() {
+    let started = std::time::Instant::now();
+    let mut s = start("blackhole_rate.toml", &[]);
+    assert!(
+        s.wait(Duration::from_secs(30)).success(),
+        "{}",
+        s.log_text()
+    );
+    // 3000 events at 1000 a second: the first batch goes at once, the rest take at
+    // least two seconds (a lower bound; a slow machine only takes longer).
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900), "took {took:?}");
+}

@@ -114,6 +114,14 @@ const REFUSALS: &[Refusal] = &[
     },
     Refusal {
         kind: ComponentKind::Sink,
+        types: &["file"],
+        key: "truncate",
+        refuses: any,
+        reason: "sluice never empties files it wrote; name them by date (`%Y-%m-%d` in `path`) or let logrotate rotate them",
+        ignore_others: false,
+    },
+    Refusal {
+        kind: ComponentKind::Sink,
         types: &[],
         key: "encoding.codec",
         refuses: unsupported_codec,

@@ -42,6 +42,10 @@ pub struct FileSinkConfig {
     pub encoding: EncodingConfig,
     /// What follows each event; a newline by default.
     pub framing: Option<FramingConfig>,
+    /// Vector's confinement root: `path` must lie under it. Field values can never
+    /// leave the directory `path` names (`/` and `..` are replaced), so this only checks
+    /// the literal part of `path`.
+    pub base_dir: Option<std::path::PathBuf>,
     /// The zone `path`'s strftime specifiers render in: `local` or an IANA name.
     /// Default: the top-level `timezone`, else UTC (as in Vector).
     pub timezone: Option<crate::config::timezone::TimeZone>,
@@ -86,6 +90,26 @@ impl SinkConfig for FileSinkConfig {
             .unwrap_or_default();
         if let Err(e) = Template::parse(&self.path) {
             issues.push(FieldIssue::new("path", e.to_string()));
+        }
+        if let Some(base) = &self.base_dir {
+            // The part of `path` before the first field or strftime specifier.
+            let literal = &self.path[..self.path.find(['{', '%']).unwrap_or(self.path.len())];
+            let dir = match literal.rfind('/') {
+                Some(i) => &literal[..=i],
+                None => "",
+            };
+            if !base.is_absolute() {
+                issues.push(FieldIssue::new("base_dir", "must be an absolute path"));
+            } else if !std::path::Path::new(dir).starts_with(base) || dir.contains("/../") {
+                issues.push(FieldIssue::new(
+                    "path",
+                    format!(
+                        "`{}` does not lie under base_dir `{}`",
+                        self.path,
+                        base.display()
+                    ),
+                ));
+            }
         }
         issues
     }

@@ -5,6 +5,8 @@
 //! - `key_field` samples by the hash of a field, so all events with one value are kept
 //!   or dropped together (one request's lines, one trace);
 //! - `group_by` (a template) gives each group its own count;
+//! - `rate_field` / `ratio_field` take the rate from each event (a positive integer, or
+//!   a share in (0, 1]); events without a valid one use `rate` / `ratio`;
 //! - each kept event gets the rate under `sample_rate_key` (default `sample_rate`).
 //!
 //! Dropped events count as discarded on purpose (`intentional="true"`).
@@ -32,6 +34,10 @@ pub struct SampleConfig {
     pub key_field: Option<String>,
     /// A template (`{{ service }}`): each group is sampled on its own count.
     pub group_by: Option<String>,
+    /// The field whose positive integer value is the event's own rate (1 in N).
+    pub rate_field: Option<String>,
+    /// The field whose value in (0, 1] is the event's own share.
+    pub ratio_field: Option<String>,
     /// Where each kept event records the rate; `""` leaves events as they are.
     #[serde(default = "default_rate_key")]
     pub sample_rate_key: String,
@@ -71,6 +77,9 @@ impl TransformConfig for SampleConfig {
             group_by,
             rate_key: (!self.sample_rate_key.is_empty()).then(|| self.sample_rate_key.clone()),
             rate_value: Value::from(rate_text),
+            rate_field: self.rate_field.clone(),
+            ratio_field: self.ratio_field.clone(),
+            dynamic: HashMap::new(),
             seen: 0,
             groups: HashMap::new(),
             group: String::new(),
@@ -94,6 +103,12 @@ impl TransformConfig for SampleConfig {
                 issues.push(FieldIssue::new("ratio", "must be between 0 and 1"))
             }
             _ => {}
+        }
+        if self.rate_field.is_some() && self.ratio_field.is_some() {
+            issues.push(FieldIssue::new(
+                "ratio_field",
+                "set only one of `rate_field` and `ratio_field` (as in Vector)",
+            ));
         }
         if let Some(t) = &self.group_by {
             if let Err(e) = Template::parse(t) {
@@ -141,6 +156,10 @@ struct Sample {
     group_by: Option<Template>,
     rate_key: Option<String>,
     rate_value: Value,
+    rate_field: Option<String>,
+    ratio_field: Option<String>,
+    /// Counts of events sampled at their own rate, per group.
+    dynamic: HashMap<String, u64>,
     seen: u64,
     groups: HashMap<String, u64>,
     group: String,
@@ -148,6 +167,50 @@ struct Sample {
 }
 
 impl Sample {
+    /// The event's own rate or share from `rate_field` / `ratio_field`, when valid.
+    fn own_mode(&self, e: &Event) -> Option<Mode> {
+        let l = e.as_log()?;
+        let number = |v: &Value| -> Option<f64> {
+            match v {
+                Value::Integer(i) => Some(*i as f64),
+                Value::Float(f) => Some(f.into_inner()),
+                Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+                _ => None,
+            }
+        };
+        if let Some(f) = &self.ratio_field {
+            return number(l.get_path(f)?)
+                .filter(|r| *r > 0.0 && *r <= 1.0)
+                .map(Mode::Ratio);
+        }
+        let f = self.rate_field.as_ref()?;
+        let rate = match l.get_path(f)? {
+            Value::Integer(i) => u64::try_from(*i).ok(),
+            Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+            _ => None,
+        };
+        rate.filter(|r| *r > 0).map(Mode::Rate)
+    }
+
+    /// Sampling at the event's own rate: a per-group count, hashed so events of
+    /// different rates in one group do not fall into step (Vector's approach).
+    fn keeps_dynamic(&mut self, e: &Event, mode: Mode) -> bool {
+        self.group.clear();
+        if let Some(t) = &self.group_by {
+            let _ = t.render(e, Template::event_time(e), &mut self.group);
+        }
+        let count = match self.dynamic.get_mut(self.group.as_str()) {
+            Some(c) => c,
+            None => self.dynamic.entry(self.group.clone()).or_insert(0),
+        };
+        let n = *count;
+        *count = count.wrapping_add(1);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.group.hash(&mut h);
+        n.hash(&mut h);
+        mode.keeps_hash(h.finish())
+    }
+
     fn keeps(&mut self, e: &Event) -> bool {
         if let (Some(k), Event::Log(l)) = (&self.key_field, e) {
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -186,9 +249,19 @@ impl Transform for Sample {
         let before = input.len();
         let mut kept = 0;
         for mut e in input {
-            if self.keeps(&e) {
+            let own = self.own_mode(&e);
+            let kept_it = match own {
+                Some(mode) => self.keeps_dynamic(&e, mode),
+                None => self.keeps(&e),
+            };
+            if kept_it {
                 if let (Some(k), Event::Log(l)) = (&self.rate_key, &mut e) {
-                    l.insert(k.as_str(), self.rate_value.clone());
+                    let rate = match own {
+                        Some(Mode::Rate(n)) => Value::from(n.to_string()),
+                        Some(Mode::Ratio(r)) => Value::from(r.to_string()),
+                        None => self.rate_value.clone(),
+                    };
+                    l.insert(k.as_str(), rate);
                 }
                 output.push(e);
                 kept += 1;
