@@ -847,3 +847,64 @@ fn blackhole_rate_holds_the_pipeline_to_its_pace() {
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(1900), "took {took:?}");
 }
+
+#[test]
+fn demo_logs_and_stdin_decode_json_frames() {
+    let mut s = start("demo_json.yaml", &[]);
+    assert!(
+        s.wait(Duration::from_secs(20)).success(),
+        "{}",
+        s.log_text()
+    );
+    let events = read_jsonl(&s.path(""), "demo");
+    assert_eq!(events.len(), 5);
+    for e in &events {
+        // The generated JSON's own fields, its host kept over `localhost`.
+        assert_eq!(e["method"], "GET", "{e}");
+        assert!(
+            e["host"].as_str().is_some_and(|h| h.starts_with("10.0.")),
+            "{e}"
+        );
+        assert_eq!(e["source_type"], "demo_logs");
+        assert!(e["timestamp"].is_string());
+        assert!(e.get("message").is_none(), "{e}");
+    }
+
+    let (code, _, err) = validate("stdin_framed.toml", &[]);
+    assert_eq!(code, 0, "{err}");
+    let mut s = Sluice::start_files(&[&corpus("stdin_framed.toml")], |c, dir| {
+        c.env("OUT_DIR", dir).stdin(std::process::Stdio::piped());
+    });
+    {
+        let mut stdin = s.child().stdin.take().expect("stdin");
+        let records = [
+            "{\"message\":\"first\\nwith a newline inside\",\"level\":\"info\"}",
+            "not json at all",
+            "{\"message\":\"third\",\"collector\":\"its own\"}",
+        ];
+        for r in records {
+            write!(stdin, "{} {}", r.len(), r).expect("write");
+        }
+    }
+    assert!(
+        s.wait(Duration::from_secs(20)).success(),
+        "{}",
+        s.log_text()
+    );
+    let events = read_jsonl(&s.path(""), "stdin");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0]["message"], "first\nwith a newline inside");
+    assert_eq!(events[0]["level"], "info");
+    assert!(events[0]["collector"].is_string(), "host_key");
+    // A frame that is not JSON is kept whole and counted, not lost.
+    assert_eq!(events[1]["message"], "not json at all");
+    assert_eq!(
+        events[2]["collector"], "its own",
+        "a decoded field is not overwritten"
+    );
+    assert!(
+        s.log_text().contains("kept whole as `message`"),
+        "{}",
+        s.log_text()
+    );
+}

@@ -3,6 +3,9 @@
 //! `bsd_syslog`, `json`, `apache_common`, `apache_error`, and `shuffle` over your own
 //! `lines`.
 
+use super::util::decoding::{
+    frames_of, split_of, Codec, DecodingConfig, FrameDecoder, FramingConfig,
+};
 use crate::event::{EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS};
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
 use bytes::Bytes;
@@ -29,6 +32,13 @@ pub struct DemoConfig {
     /// (Vector's meaning).
     #[serde(default)]
     pub sequence: bool,
+    /// What each generated line is: `bytes` (default, the line as `message`) or `json`
+    /// (with `format = "json"`, the line's fields become the event's).
+    #[serde(default)]
+    pub decoding: DecodingConfig,
+    /// How a generated line splits into events (Vector's `framing`; a line holds one
+    /// unless `shuffle` lines contain the delimiter).
+    pub framing: Option<FramingConfig>,
 }
 
 fn default_interval() -> f64 {
@@ -72,14 +82,24 @@ impl DemoConfig {
 
 impl SourceConfig for DemoConfig {
     fn validate(&self) -> Vec<crate::config::field::FieldIssue> {
-        self.problems()
+        let mut p = self.problems();
+        if let Some(Err(e)) = self.framing.as_ref().map(FramingConfig::split) {
+            p.push(e);
+        }
+        p
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
         let cfg = self.clone();
         Ok(Box::pin(async move {
             let source_id = crate::event::intern(&cx.id);
-            let host = Value::Bytes(Bytes::from(crate::hostname()));
+            // As Vector's demo_logs: the host of generated lines is `localhost`.
+            let host = Value::Bytes(Bytes::from_static(b"localhost"));
+            let service = Value::Bytes(Bytes::from_static(b"sluice"));
+            let codec = cfg.decoding.codec;
+            let plain = codec == Codec::Text && cfg.framing.is_none();
+            let split = split_of(&cfg.framing, codec);
+            let mut decoder = FrameDecoder::new(codec, &cx.metrics);
             let schema = crate::event::schema::log_schema();
             let renames = schema.renames(&schema.host_key);
             let interval = crate::seconds(cfg.interval);
@@ -152,18 +172,49 @@ impl SourceConfig for DemoConfig {
                         }
                     };
                     bytes += line.len();
-                    let mut fields = ObjectMap::new();
-                    fields.insert("message".into(), Value::Bytes(Bytes::from(line)));
-                    fields.insert("host".into(), host.clone());
-                    fields.insert("timestamp".into(), Value::Timestamp(now));
-                    fields.insert("source_type".into(), Value::from("demo_logs"));
-                    if renames {
-                        schema.rename(&mut fields, &schema.host_key);
-                    }
-                    batch.push(
-                        LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
-                    );
                     seq += 1;
+                    if plain {
+                        let mut fields = ObjectMap::new();
+                        fields.insert("message".into(), Value::Bytes(Bytes::from(line)));
+                        fields.insert("host".into(), host.clone());
+                        fields.insert("service".into(), service.clone());
+                        fields.insert("timestamp".into(), Value::Timestamp(now));
+                        fields.insert("source_type".into(), Value::from("demo_logs"));
+                        if renames {
+                            schema.rename(&mut fields, &schema.host_key);
+                        }
+                        batch.push(
+                            LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
+                        );
+                        continue;
+                    }
+                    for frame in frames_of(&Bytes::from(line), split) {
+                        decoder.decode(frame, |mut fields| {
+                            // The standard fields where the decoded ones leave room.
+                            for (k, v) in [(schema.host_key.as_str(), &host), ("service", &service)]
+                            {
+                                if !k.is_empty() {
+                                    fields.entry(k.into()).or_insert_with(|| v.clone());
+                                }
+                            }
+                            fields
+                                .entry(schema.timestamp_key.as_str().into())
+                                .or_insert(Value::Timestamp(now));
+                            fields.insert(
+                                schema.source_type_key.as_str().into(),
+                                Value::from("demo_logs"),
+                            );
+                            if codec == Codec::Text && schema.message_key != "message" {
+                                if let Some(m) = fields.remove("message") {
+                                    fields.insert(schema.message_key.as_str().into(), m);
+                                }
+                            }
+                            batch.push(
+                                LogEvent::from_parts(fields, EventMetadata::new(source_id, now))
+                                    .into(),
+                            );
+                        });
+                    }
                 }
                 cx.metrics.received_bytes.increment(bytes as u64);
                 if !super::send_batch(&mut batch, &cx.metrics, &cx.out).await {

@@ -2,7 +2,9 @@
 //! finishes, and once every source has finished sluice drains and exits, so
 //! `producer | sluice run --config pipe.toml` works as a filter.
 
+use super::util::decoding::{DecodingConfig, FrameDecoder, FramingConfig, FramingMethod};
 use super::util::framing::{Framer, Mode};
+use crate::config::field::FieldIssue;
 use crate::event::{EventMetadata, LogEvent, ObjectMap, Value, MAX_BATCH_EVENTS};
 use crate::internal_events::failures::{ReadFailed, Truncated};
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
@@ -18,6 +20,12 @@ pub struct StdinConfig {
     /// Longest line kept whole; longer lines are truncated and counted. Default 102400.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
+    /// What each line is: `bytes` (default, the line as `message`), `json`, `ndjson`.
+    #[serde(default)]
+    pub decoding: DecodingConfig,
+    /// How stdin splits into frames: `newline_delimited` (default) or
+    /// `octet_counting` (RFC 6587 `LEN SP MSG`).
+    pub framing: Option<FramingConfig>,
     /// Field for this machine's name. Default `log_schema.host_key` (`host`); `""`
     /// leaves it out.
     pub host_key: Option<String>,
@@ -27,9 +35,37 @@ fn default_max_length() -> usize {
     102_400
 }
 
+impl StdinConfig {
+    /// The framer mode and frame limit `framing` asks for.
+    fn mode(&self) -> Result<(Mode, usize), FieldIssue> {
+        let limit = |d: &Option<super::util::decoding::Delimited>| {
+            d.as_ref()
+                .and_then(|d| d.max_length)
+                .unwrap_or(self.max_length)
+                .max(1)
+        };
+        match &self.framing {
+            None => Ok((Mode::Newline, self.max_length.max(1))),
+            Some(f) => match f.method {
+                FramingMethod::NewlineDelimited => Ok((Mode::Newline, limit(&f.newline_delimited))),
+                FramingMethod::OctetCounting => Ok((Mode::OctetCounting, limit(&f.octet_counting))),
+                _ => Err(FieldIssue::new(
+                    "framing.method",
+                    "stdin is read as lines (`newline_delimited`) or RFC 6587 frames (`octet_counting`)",
+                )),
+            },
+        }
+    }
+}
+
 impl SourceConfig for StdinConfig {
+    fn validate(&self) -> Vec<FieldIssue> {
+        self.mode().err().into_iter().collect()
+    }
+
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
-        let max_length = self.max_length.max(1);
+        let (mode, max_length) = self.mode().map_err(|e| BuildError::Other(e.message))?;
+        let codec = self.decoding.codec;
         let schema = crate::event::schema::log_schema();
         let host_key = self
             .host_key
@@ -41,7 +77,8 @@ impl SourceConfig for StdinConfig {
             let host = Value::Bytes(Bytes::from(crate::hostname()));
             let truncated = cx.metrics.reporter::<Truncated>();
             let io = cx.metrics.reporter::<ReadFailed>();
-            let mut framer = Framer::with_mode(Mode::Newline, max_length);
+            let mut framer = Framer::with_mode(mode, max_length);
+            let mut decoder = FrameDecoder::new(codec, &cx.metrics);
             let mut stdin = tokio::io::stdin();
             let mut buf = BytesMut::with_capacity(64 * 1024);
             let mut batch = Vec::new();
@@ -74,17 +111,40 @@ impl SourceConfig for StdinConfig {
                     if line.last() == Some(&b'\r') {
                         line.truncate(line.len() - 1);
                     }
-                    let mut fields = ObjectMap::new();
-                    fields.insert("message".into(), Value::Bytes(line));
-                    fields.insert("host".into(), host.clone());
-                    fields.insert("timestamp".into(), Value::Timestamp(now));
-                    fields.insert("source_type".into(), Value::from("stdin"));
-                    if renames {
-                        schema.rename(&mut fields, &host_key);
+                    if decoder.is_text() {
+                        let mut fields = ObjectMap::new();
+                        fields.insert("message".into(), Value::Bytes(line));
+                        fields.insert("host".into(), host.clone());
+                        fields.insert("timestamp".into(), Value::Timestamp(now));
+                        fields.insert("source_type".into(), Value::from("stdin"));
+                        if renames {
+                            schema.rename(&mut fields, &host_key);
+                        }
+                        batch.push(
+                            LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
+                        );
+                    } else {
+                        // The decoded fields are the event's own: the standard ones go
+                        // in under the schema's names, the host and time only if absent.
+                        decoder.decode(line, |mut fields| {
+                            if !host_key.is_empty() {
+                                fields
+                                    .entry(host_key.as_str().into())
+                                    .or_insert_with(|| host.clone());
+                            }
+                            fields
+                                .entry(schema.timestamp_key.as_str().into())
+                                .or_insert(Value::Timestamp(now));
+                            fields.insert(
+                                schema.source_type_key.as_str().into(),
+                                Value::from("stdin"),
+                            );
+                            batch.push(
+                                LogEvent::from_parts(fields, EventMetadata::new(source_id, now))
+                                    .into(),
+                            );
+                        });
                     }
-                    batch.push(
-                        LogEvent::from_parts(fields, EventMetadata::new(source_id, now)).into(),
-                    );
                     if batch.len() >= MAX_BATCH_EVENTS
                         && !super::send_batch(&mut batch, &cx.metrics, &cx.out).await
                     {

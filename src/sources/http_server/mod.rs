@@ -5,7 +5,8 @@
 //! delivered. One task per connection (HTTP/1.1 keep-alive, optional TLS); on shutdown
 //! the listener closes, idle connections are closed and requests in flight complete.
 
-pub mod decode;
+/// The body decoding, shared with the other sources (kept under this name too).
+pub use crate::sources::util::decoding as decode;
 
 pub use decode::{Codec, DecodingConfig, FramingConfig};
 

@@ -1,6 +1,8 @@
-//! Request bodies to events: `Content-Encoding: gzip` with the decompressed size capped,
-//! then the codec. A body is decoded whole before anything is sent, so a bad line makes
-//! the request fail with nothing of it ingested.
+//! Vector's `decoding` and `framing` for sources: how a body (an HTTP request) or one
+//! frame (a line of stdin, a generated line) becomes events. A body is decoded whole
+//! before anything is sent, so a bad line makes the request fail with nothing of it
+//! ingested; `Content-Encoding: gzip` is undone first with the decompressed size
+//! capped.
 
 use crate::event::{ObjectMap, Value};
 use bytes::Bytes;
@@ -44,6 +46,8 @@ pub struct FramingConfig {
     pub character_delimited: Option<Delimited>,
     /// `newline_delimited.max_length`.
     pub newline_delimited: Option<Delimited>,
+    /// `octet_counting.max_length`, for stream sources.
+    pub octet_counting: Option<Delimited>,
 }
 
 /// `framing.method`.
@@ -257,6 +261,83 @@ pub fn decode(
         }
     }
     Ok(())
+}
+
+/// Decodes one frame a stream source already split off (a line of stdin, a generated
+/// line): `text` is the frame as `message`; `json` and `ndjson` the object, or each
+/// object of an array. `Err` says why the frame is not what the codec wants; the
+/// caller keeps it as `message` and counts the error (nothing is lost).
+pub fn decode_frame(codec: Codec, frame: Bytes, out: &mut Vec<ObjectMap>) -> Result<(), String> {
+    match codec {
+        Codec::Text => {
+            let mut fields = ObjectMap::new();
+            fields.insert("message".into(), Value::Bytes(frame));
+            out.push(fields);
+            Ok(())
+        }
+        Codec::Json | Codec::Ndjson => {
+            let before = out.len();
+            decode_json(&frame, out).map_err(|e| {
+                out.truncate(before);
+                describe(e)
+            })
+        }
+    }
+}
+
+/// [`decode_frame`] for a stream source: a frame the codec refuses is kept whole as
+/// `message`, counted (`error_type="decode"`) and logged, so nothing is lost.
+pub struct FrameDecoder {
+    codec: Codec,
+    errors: crate::internal_events::Reporter<crate::internal_events::failures::DecodeFailed>,
+    maps: Vec<ObjectMap>,
+}
+
+impl FrameDecoder {
+    /// A decoder for `codec` reporting to `metrics`.
+    pub fn new(codec: Codec, metrics: &crate::internal_events::ComponentMetrics) -> Self {
+        Self {
+            codec,
+            errors: metrics.reporter(),
+            maps: Vec::new(),
+        }
+    }
+
+    /// Whether frames are taken as they are (the `message`), with nothing to decode.
+    pub fn is_text(&self) -> bool {
+        self.codec == Codec::Text
+    }
+
+    /// The events of one frame, each passed to `each`.
+    pub fn decode(&mut self, frame: Bytes, mut each: impl FnMut(ObjectMap)) {
+        if let Err(why) = decode_frame(self.codec, frame.clone(), &mut self.maps) {
+            self.errors.emit(|| {
+                format!(
+                    "A frame is not {}: {why}; kept whole as `message`: {:?}",
+                    match self.codec {
+                        Codec::Text => "text",
+                        Codec::Json | Codec::Ndjson => "a JSON object",
+                    },
+                    String::from_utf8_lossy(&frame[..frame.len().min(120)])
+                )
+            });
+            let mut fields = ObjectMap::new();
+            fields.insert("message".into(), Value::Bytes(frame));
+            self.maps.push(fields);
+        }
+        for m in self.maps.drain(..) {
+            each(m);
+        }
+    }
+}
+
+/// The frames of `data` under `split` (a stream source's own framing of what it
+/// produced): the whole of it, or its pieces between delimiters (blank ones skipped).
+pub fn frames_of(data: &Bytes, split: Split) -> Vec<Bytes> {
+    match split {
+        Split::Whole | Split::JsonOrLines => vec![data.clone()],
+        Split::At(d, _) => frames(data, d).map(|(_, f)| data.slice_ref(f)).collect(),
+    }
 }
 
 /// Why one JSON frame was refused.
