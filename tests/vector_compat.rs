@@ -908,3 +908,40 @@ fn demo_logs_and_stdin_decode_json_frames() {
         s.log_text()
     );
 }
+
+#[test]
+fn file_source_reads_other_charsets_into_utf8() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    // UTF-16LE with a BOM and CRLF line ends.
+    let mut utf16 = vec![0xFF, 0xFE];
+    for line in ["grüße aus Köln\r\n", "日本語のログ\r\n"] {
+        utf16.extend(line.encode_utf16().flat_map(u16::to_le_bytes));
+    }
+    std::fs::write(logs.path().join("app.utf16.log"), utf16).expect("write");
+    // windows-1252: é is one byte, 0xE9; € is 0x80.
+    std::fs::write(logs.path().join("old.1252.log"), b"caf\xe9 costs 3\x80\n").expect("write");
+    let env = [("LOG_DIR", logs.path().display().to_string())];
+    let (code, _, err) = validate("file_charset.yaml", &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("[sources.utf16] key `acknowledgements`"),
+        "{err}"
+    );
+    let s = start("file_charset.yaml", &env);
+    let dir = s.path("");
+    assert!(
+        wait_for(Duration::from_secs(10), || count_lines(&dir, "decoded")
+            == 3),
+        "{}",
+        s.log_text()
+    );
+    let mut messages: Vec<String> = read_jsonl(&dir, "decoded")
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or("").to_string())
+        .collect();
+    messages.sort();
+    assert_eq!(
+        messages,
+        ["café costs 3€", "grüße aus Köln", "日本語のログ"]
+    );
+}

@@ -73,6 +73,8 @@ pub(super) struct Follower {
     host_key: String,
     /// Whether fields move from their default names (`log_schema`, `host_key`).
     renames: bool,
+    /// `encoding.charset`, when not UTF-8.
+    charset: Option<&'static encoding_rs::Encoding>,
     pub(super) rotated: metrics::Counter,
     pub(super) truncations: metrics::Counter,
     pub(super) rescans: Rescans,
@@ -104,7 +106,7 @@ impl Follower {
             exclude,
             fingerprinter: fingerprint::Fingerprinter::new(
                 &config.fingerprint,
-                config.line_delimiter.as_bytes(),
+                &config.raw_delimiter(),
                 config.max_line_bytes,
             ),
             files: HashMap::new(),
@@ -130,6 +132,7 @@ impl Follower {
             open_peak_gauge: cx.metrics.gauge(names::FILES_OPEN_PEAK),
             added: cx.metrics.counter(names::FILES_ADDED),
             removed: cx.metrics.counter(names::FILES_REMOVED),
+            charset: config.charset(),
             host_key: config
                 .host_key
                 .clone()
@@ -366,7 +369,7 @@ impl Follower {
         if self.config.oldest_first {
             ids.sort_by_key(|id| self.files.get(id).map(|t| t.born));
         }
-        let delimiter = self.config.line_delimiter.clone().into_bytes();
+        let delimiter = self.config.raw_delimiter();
         let now = Utc::now();
         let mut batch = Vec::new();
         let mut offsets: BTreeMap<FileId, (u64, PathBuf)> = BTreeMap::new();
@@ -527,9 +530,21 @@ impl Follower {
                         )
                     });
                 }
-                let message = match String::from_utf8(bytes) {
-                    Ok(s) => Bytes::from(s),
-                    Err(e) => Bytes::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                let message = match self.charset {
+                    None => match String::from_utf8(bytes) {
+                        Ok(s) => Bytes::from(s),
+                        Err(e) => Bytes::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    },
+                    Some(charset) => {
+                        // A byte-order mark opens a file, not a line's text.
+                        let text = if start_offset == 0 {
+                            charset.decode_with_bom_removal(&bytes).0
+                        } else {
+                            charset.decode_without_bom_handling(&bytes).0
+                        };
+                        let text = text.strip_suffix('\r').unwrap_or(&text);
+                        Bytes::from(text.to_string())
+                    }
                 };
                 let mut fields = ObjectMap::new();
                 fields.insert(self.config.file_key.as_str().into(), path_value.clone());

@@ -48,6 +48,13 @@ pub struct FileConfig {
     /// Vector's deprecated switch: `true` means `ignore_checkpoints = true` (unless set)
     /// and reading from the beginning. Accepted with a warning.
     pub start_at_beginning: Option<bool>,
+    /// `encoding.charset`: the files' character set (an Encoding Standard label such as
+    /// `utf-16le`, `windows-1252`); lines are split on the delimiter in that charset and
+    /// turned into UTF-8 (invalid sequences become U+FFFD). UTF-8 when absent.
+    pub encoding: Option<FileEncoding>,
+    /// Vector's deprecated source-level switch: the file source always checkpoints
+    /// only what was delivered, so it changes nothing here (a warning says so).
+    pub acknowledgements: Option<crate::config::Acknowledgements>,
     /// Field for the byte offset of the line's start in its file; none when absent.
     pub offset_key: Option<String>,
     /// Where this source keeps its checkpoints instead of the global `data_dir` (a
@@ -148,13 +155,20 @@ pub enum ReadFrom {
 
 impl SourceConfig for FileConfig {
     fn warnings(&self) -> Vec<FieldIssue> {
-        match self.start_at_beginning {
-            Some(_) => vec![FieldIssue::new(
+        let mut w = Vec::new();
+        if self.start_at_beginning.is_some() {
+            w.push(FieldIssue::new(
                 "start_at_beginning",
                 "is deprecated, as in Vector: use `ignore_checkpoints` and `read_from`; sluice still reads it the way Vector does",
-            )],
-            None => Vec::new(),
+            ));
         }
+        if self.acknowledgements.is_some() {
+            w.push(FieldIssue::new(
+                "acknowledgements",
+                "is deprecated on sources, as in Vector; the file source always checkpoints only delivered lines, so it changes nothing",
+            ));
+        }
+        w
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
@@ -193,6 +207,14 @@ impl SourceConfig for FileConfig {
                 }
             }
         }
+        if let Some(e) = &self.encoding {
+            if encoding_rs::Encoding::for_label(e.charset.as_bytes()).is_none() {
+                issues.push(FieldIssue::new(
+                    "encoding.charset",
+                    format!("`{}` is not a charset label of the Encoding Standard (e.g. `utf-16le`, `windows-1252`, `iso-8859-1`)", e.charset),
+                ));
+            }
+        }
         if self.line_delimiter.is_empty() {
             issues.push(FieldIssue::new("line_delimiter", "must not be empty"));
         }
@@ -220,6 +242,40 @@ impl SourceConfig for FileConfig {
             }
         }
         issues
+    }
+}
+
+/// `encoding` of the file source.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileEncoding {
+    /// The label, as the Encoding Standard spells it.
+    pub charset: String,
+}
+
+impl FileConfig {
+    /// The charset to decode lines from, when not UTF-8.
+    pub fn charset(&self) -> Option<&'static encoding_rs::Encoding> {
+        let e = encoding_rs::Encoding::for_label(self.encoding.as_ref()?.charset.as_bytes())?;
+        (e != encoding_rs::UTF_8).then_some(e)
+    }
+
+    /// `line_delimiter` as it appears in the files' bytes.
+    pub fn raw_delimiter(&self) -> Vec<u8> {
+        match self.charset() {
+            None => self.line_delimiter.as_bytes().to_vec(),
+            Some(e) if e == encoding_rs::UTF_16LE => self
+                .line_delimiter
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect(),
+            Some(e) if e == encoding_rs::UTF_16BE => self
+                .line_delimiter
+                .encode_utf16()
+                .flat_map(u16::to_be_bytes)
+                .collect(),
+            Some(e) => e.encode(&self.line_delimiter).0.into_owned(),
+        }
     }
 }
 
