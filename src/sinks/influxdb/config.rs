@@ -10,7 +10,7 @@ use crate::config::secret::Secret;
 use crate::http::ClientTlsConfig;
 use crate::sinks::util::batch::{BatchConfig, BatchLimits, Framing};
 use crate::sinks::util::circuit::CircuitBreakerConfig;
-use crate::sinks::util::encoding::Compression;
+use crate::sinks::util::encoding::{field_selection, Compression};
 use crate::sinks::util::http_client::{destination, parse_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::util::runner::{spawn_healthcheck, RunnerConfig, SinkRunner};
@@ -73,6 +73,20 @@ pub struct InfluxDbConfig {
     /// Trust for HTTPS endpoints.
     #[serde(default)]
     pub tls: ClientTlsConfig,
+    /// Vector's `encoding.only_fields` / `encoding.except_fields`: which log fields
+    /// are written (tags are chosen by `tags`).
+    #[serde(default)]
+    pub encoding: InfluxEncoding,
+}
+
+/// `encoding` of the `influxdb` sink.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxEncoding {
+    /// Write only these fields (paths such as `a.b`).
+    pub only_fields: Option<Vec<String>>,
+    /// Leave these fields out.
+    pub except_fields: Option<Vec<String>>,
 }
 
 /// The write API.
@@ -182,6 +196,14 @@ impl SinkConfig for InfluxDbConfig {
 
     fn validate(&self) -> Vec<FieldIssue> {
         let mut issues = self.tls.issues();
+        issues.extend(
+            field_selection(
+                "encoding",
+                &self.encoding.only_fields,
+                &self.encoding.except_fields,
+            )
+            .0,
+        );
         if let Err(e) = self.endpoint() {
             issues.push(FieldIssue::new("endpoint", e));
         }
@@ -268,6 +290,12 @@ impl SinkConfig for InfluxDbConfig {
             cx.metrics.reporter(),
         );
         builder.lanes = self.request.concurrency.max(1);
+        builder.fields = field_selection(
+            "encoding",
+            &self.encoding.only_fields,
+            &self.encoding.except_fields,
+        )
+        .1;
         let runner = SinkRunner::new(
             RunnerConfig {
                 batch: self.batch.limits(DEFAULT_BATCH),

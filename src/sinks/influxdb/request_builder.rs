@@ -16,6 +16,7 @@ use super::service::WriteRequest;
 use crate::event::{Event, LogEvent, Metric, MetricValue, Value};
 use crate::internal_events::failures::LineProtocolAltered;
 use crate::internal_events::Reporter;
+use crate::sinks::util::encoding::fields::{keep, FieldTree, Keep};
 use crate::sinks::util::runner::{Built, RequestBuilder, Unsendable};
 use crate::sinks::util::template::Template;
 use bytes::Bytes;
@@ -43,6 +44,8 @@ pub struct InfluxDbRequestBuilder {
     prefix: String,
     /// Partitions log points spread over (`request.concurrency`).
     pub lanes: usize,
+    /// `encoding.only_fields` / `encoding.except_fields`: which log fields become fields.
+    pub fields: [Option<FieldTree>; 2],
 }
 
 impl InfluxDbRequestBuilder {
@@ -70,6 +73,7 @@ impl InfluxDbRequestBuilder {
             scratch: String::new(),
             prefix: String::new(),
             lanes: 1,
+            fields: [None, None],
         }
     }
 
@@ -104,11 +108,17 @@ impl InfluxDbRequestBuilder {
         let mut prefix = std::mem::take(&mut self.prefix);
         prefix.clear();
         let timestamp_key = crate::event::schema::log_schema().timestamp_key.as_str();
+        let [only, except] = &self.fields;
+        let (only, except) = (only.as_ref(), except.as_ref());
         for (k, v) in log.fields() {
             if k.as_str() == timestamp_key {
                 continue;
             }
-            altered |= self.field(k.as_str(), v, &mut prefix, &mut first, out);
+            if only.is_none() && except.is_none() {
+                altered |= self.field(k.as_str(), v, &mut prefix, &mut first, out);
+            } else {
+                altered |= self.selected(k.as_str(), v, only, except, &mut prefix, &mut first, out);
+            }
         }
         self.prefix = prefix;
         if first {
@@ -119,6 +129,42 @@ impl InfluxDbRequestBuilder {
         }
         lp::timestamp(out, nanos(time), self.precision);
         Ok(altered)
+    }
+
+    /// [`Self::field`] under `only_fields` / `except_fields`: what they leave out is
+    /// not written, at any depth.
+    #[allow(clippy::too_many_arguments)]
+    fn selected(
+        &self,
+        key: &str,
+        v: &Value,
+        only: Option<&FieldTree>,
+        except: Option<&FieldTree>,
+        prefix: &mut String,
+        first: &mut bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let (only, except) = match keep(key, only, except) {
+            Keep::Skip => return false,
+            Keep::All => return self.field(key, v, prefix, first, out),
+            Keep::Below(o, e) => (o, e),
+        };
+        let Value::Object(m) = v else {
+            // A deeper `only` path names nothing in a value that is not an object; a
+            // deeper `except` path leaves it whole.
+            return only.is_none() && self.field(key, v, prefix, first, out);
+        };
+        let len = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(key);
+        let mut altered = false;
+        for (k, inner) in m {
+            altered |= self.selected(k.as_str(), inner, only, except, prefix, first, out);
+        }
+        prefix.truncate(len);
+        altered
     }
 
     /// Writes one field (objects flattened under `prefix`); returns whether a key had to
@@ -486,6 +532,43 @@ mod tests {
             .encode(&event(&[("host", "a"), ("app", "b")]), &mut out)
             .unwrap_err();
         assert_eq!(err.error_type, "no_fields");
+
+        // encoding.only_fields / except_fields, nested objects included.
+        let mut nested = ObjectMap::new();
+        nested.insert("a".into(), Value::from(1));
+        nested.insert("b".into(), Value::from(2));
+        let mut f = ObjectMap::new();
+        f.insert("host".into(), Value::from("h"));
+        f.insert("msg".into(), Value::from("hi"));
+        f.insert("drop".into(), Value::from("x"));
+        f.insert("n".into(), Value::Object(nested));
+        f.insert(
+            "timestamp".into(),
+            Value::Timestamp(chrono::DateTime::from_timestamp(100, 0).unwrap()),
+        );
+        let e: Event = LogEvent::from_parts(f, EventMetadata::new("t", chrono::Utc::now())).into();
+        let tree = |p: &[&str]| {
+            Some(
+                crate::sinks::util::encoding::FieldTree::parse(
+                    &p.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                )
+                .unwrap(),
+            )
+        };
+        b.fields = [tree(&["msg", "n.b"]), None];
+        let mut out = Vec::new();
+        b.encode(&e, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "logs,host=h msg=\"hi\",n.b=2i 100"
+        );
+        b.fields = [None, tree(&["drop", "n.a"])];
+        let mut out = Vec::new();
+        b.encode(&e, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "logs,host=h msg=\"hi\",n.b=2i 100"
+        );
     }
 
     #[test]

@@ -64,6 +64,41 @@ impl FieldTree {
     }
 }
 
+/// What `only_fields` / `except_fields` say about one key.
+pub enum Keep<'a> {
+    /// Left out.
+    Skip,
+    /// Written whole.
+    All,
+    /// Written, with these paths (only, except) applying below it.
+    Below(Option<&'a FieldTree>, Option<&'a FieldTree>),
+}
+
+/// Whether `key` is written, whole or in part, under the `only` and `except` trees of
+/// its level.
+pub fn keep<'a>(key: &str, only: Option<&'a FieldTree>, except: Option<&'a FieldTree>) -> Keep<'a> {
+    let only = match only {
+        None => None,
+        Some(t) => match t.child(key) {
+            None => return Keep::Skip,
+            Some(c) if c.is_leaf() => None,
+            Some(c) => Some(c),
+        },
+    };
+    let except = match except {
+        None => None,
+        Some(t) => match t.child(key) {
+            None => None,
+            Some(c) if c.is_leaf() => return Keep::Skip,
+            Some(c) => Some(c),
+        },
+    };
+    match (only, except) {
+        (None, None) => Keep::All,
+        (o, e) => Keep::Below(o, e),
+    }
+}
+
 /// `a.b`, `.a.b` or `a."b.c"` into its keys.
 fn parse_path(path: &str) -> Result<Vec<String>, String> {
     let bad = |why: &str| Err(format!("`{path}` is not a field path: {why}"));

@@ -1,7 +1,7 @@
 //! The JSON writer (one object per event, Vector's shapes for logs and metrics) and the
 //! text writer (the `message` field), appending to a caller's buffer.
 
-use super::fields::FieldTree;
+use super::fields::{keep, FieldTree, Keep};
 use super::TimestampFormat;
 use crate::event::{Event, Metric, MetricKind, MetricValue, ObjectMap, StatisticKind, Value};
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -187,39 +187,6 @@ fn write_object(map: &ObjectMap, ts: TimestampFormat, out: &mut Vec<u8>) {
         write_value(v, ts, out);
     }
     out.push(b'}');
-}
-
-/// What `only_fields` / `except_fields` say about one key.
-enum Keep<'a> {
-    /// Left out.
-    Skip,
-    /// Written whole.
-    All,
-    /// Written, with these paths applying below it.
-    Below(Option<&'a FieldTree>, Option<&'a FieldTree>),
-}
-
-fn keep<'a>(key: &str, only: Option<&'a FieldTree>, except: Option<&'a FieldTree>) -> Keep<'a> {
-    let only = match only {
-        None => None,
-        Some(t) => match t.child(key) {
-            None => return Keep::Skip,
-            Some(c) if c.is_leaf() => None,
-            Some(c) => Some(c),
-        },
-    };
-    let except = match except {
-        None => None,
-        Some(t) => match t.child(key) {
-            None => None,
-            Some(c) if c.is_leaf() => return Keep::Skip,
-            Some(c) => Some(c),
-        },
-    };
-    match (only, except) {
-        (None, None) => Keep::All,
-        (o, e) => Keep::Below(o, e),
-    }
 }
 
 /// Whether anything of `v` survives `only` (Vector leaves out a parent none of whose

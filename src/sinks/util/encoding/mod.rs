@@ -3,7 +3,7 @@
 //! `encoding.json.pretty`, and the sink-level `framing` table. Encoders write into a
 //! caller's reusable buffer, so encoding a batch allocates nothing once it has grown.
 
-mod fields;
+pub mod fields;
 pub mod json;
 
 pub use fields::FieldTree;
@@ -100,34 +100,45 @@ impl Codec {
     }
 }
 
+/// Problems with `only_fields` and `except_fields` (keys under `prefix`), and their
+/// trees where they parse: shared by every sink that selects fields.
+pub fn field_selection(
+    prefix: &str,
+    only_fields: &Option<Vec<String>>,
+    except_fields: &Option<Vec<String>>,
+) -> (Vec<FieldIssue>, [Option<FieldTree>; 2]) {
+    let mut issues = Vec::new();
+    let mut trees = [None, None];
+    for (i, (key, paths)) in [
+        ("only_fields", only_fields),
+        ("except_fields", except_fields),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Some(paths) = paths {
+            match FieldTree::parse(paths) {
+                Ok(t) => trees[i] = Some(t),
+                Err(e) => issues.push(FieldIssue::new(format!("{prefix}.{key}"), e)),
+            }
+        }
+    }
+    if let [Some(only), Some(except)] = &trees {
+        let only = only.paths();
+        if let Some(both) = except.paths().into_iter().find(|p| only.contains(p)) {
+            issues.push(FieldIssue::new(
+                format!("{prefix}.except_fields"),
+                format!("`{both}` is also in only_fields; the two lists must not share a path (as in Vector)"),
+            ));
+        }
+    }
+    (issues, trees)
+}
+
 impl EncodingConfig {
     /// Problems with the options, keys under `prefix` (normally `encoding`).
     pub fn issues(&self, prefix: &str) -> Vec<FieldIssue> {
-        let mut issues = Vec::new();
-        let mut trees = [None, None];
-        for (i, (key, paths)) in [
-            ("only_fields", &self.only_fields),
-            ("except_fields", &self.except_fields),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if let Some(paths) = paths {
-                match FieldTree::parse(paths) {
-                    Ok(t) => trees[i] = Some(t),
-                    Err(e) => issues.push(FieldIssue::new(format!("{prefix}.{key}"), e)),
-                }
-            }
-        }
-        if let [Some(only), Some(except)] = &trees {
-            let only = only.paths();
-            if let Some(both) = except.paths().into_iter().find(|p| only.contains(p)) {
-                issues.push(FieldIssue::new(
-                    format!("{prefix}.except_fields"),
-                    format!("`{both}` is also in only_fields; the two lists must not share a path (as in Vector)"),
-                ));
-            }
-        }
+        let (mut issues, _) = field_selection(prefix, &self.only_fields, &self.except_fields);
         if self.metric_tag_values == MetricTagValues::Full {
             issues.push(FieldIssue::new(
                 format!("{prefix}.metric_tag_values"),
@@ -140,11 +151,11 @@ impl EncodingConfig {
     /// The encoder these options describe. Paths that do not parse (already reported by
     /// [`EncodingConfig::issues`]) are ignored.
     pub fn encoder(&self) -> Encoder {
-        let tree = |p: &Option<Vec<String>>| p.as_ref().and_then(|p| FieldTree::parse(p).ok());
+        let (_, [only, except]) = field_selection("", &self.only_fields, &self.except_fields);
         Encoder {
             codec: self.codec,
-            only: tree(&self.only_fields),
-            except: tree(&self.except_fields),
+            only,
+            except,
             timestamps: self.timestamp_format,
             pretty: self.json.pretty && self.codec.is_json(),
             scratch: Vec::new(),
