@@ -945,3 +945,39 @@ fn file_source_reads_other_charsets_into_utf8() {
         ["café costs 3€", "grüße aus Köln", "日本語のログ"]
     );
 }
+
+#[test]
+fn influxdb_logs_writes_vectors_point_layout_into_a_real_influxd() {
+    let influx = support::influx::Influxd::start("vector");
+    let port = free_port();
+    let env = [
+        ("INGEST_PORT", port.to_string()),
+        ("INFLUX_URL", influx.url.clone()),
+    ];
+    let s = start("influxdb_logs.toml", &env);
+    let (code, answer) = http_post(
+        &format!("http://127.0.0.1:{port}/"),
+        &[],
+        br#"{"message":"hello","app":"web","status":200}"#,
+    );
+    assert_eq!(code, 200, "{answer}\n{}", s.log_text());
+    let (columns, rows) = influx.query("vector", "SELECT * FROM \"vector-logs\"");
+    assert_eq!(rows.len(), 1, "{columns:?} {rows:?}");
+    let get = |name: &str| {
+        columns
+            .iter()
+            .position(|c| c == name)
+            .map(|i| rows[0][i].clone())
+            .unwrap_or(Json::Null)
+    };
+    assert_eq!(get("message"), "hello");
+    assert_eq!(get("status"), 200);
+    assert_eq!(get("app"), "web");
+    assert_eq!(get("metric_type"), "logs");
+    assert_eq!(get("source_type"), "http_server");
+    assert_eq!(get("host"), "127.0.0.1");
+    assert_eq!(get("path"), Json::Null, "except_fields");
+    let (_, tag_keys) = influx.query("vector", "SHOW TAG KEYS FROM \"vector-logs\"");
+    let tag_keys: Vec<&str> = tag_keys.iter().filter_map(|r| r[0].as_str()).collect();
+    assert_eq!(tag_keys, ["app", "host", "metric_type", "source_type"]);
+}

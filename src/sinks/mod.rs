@@ -16,4 +16,5 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<blackhole::BlackholeConfig>("blackhole"),
     sink::<http::HttpSinkConfig>("http"),
     sink::<influxdb::InfluxDbConfig>("influxdb"),
+    sink::<influxdb::vector_logs::InfluxDbLogsConfig>("influxdb_logs"),
 ];

@@ -77,6 +77,10 @@ pub struct InfluxDbConfig {
     /// are written (tags are chosen by `tags`).
     #[serde(default)]
     pub encoding: InfluxEncoding,
+    /// Tags with a fixed value on every log point (`metric_type=logs` for Vector's
+    /// `influxdb_logs`); not an option of this type.
+    #[serde(skip)]
+    pub static_tags: Vec<(String, String)>,
 }
 
 /// `encoding` of the `influxdb` sink.
@@ -290,6 +294,7 @@ impl SinkConfig for InfluxDbConfig {
             cx.metrics.reporter(),
         );
         builder.lanes = self.request.concurrency.max(1);
+        builder.set_static_tags(&self.static_tags);
         builder.fields = field_selection(
             "encoding",
             &self.encoding.only_fields,

@@ -46,6 +46,8 @@ pub struct InfluxDbRequestBuilder {
     pub lanes: usize,
     /// `encoding.only_fields` / `encoding.except_fields`: which log fields become fields.
     pub fields: [Option<FieldTree>; 2],
+    /// Tags with a fixed value on every log point; their names are also in `tags`.
+    static_tags: Vec<(String, String)>,
 }
 
 impl InfluxDbRequestBuilder {
@@ -74,7 +76,18 @@ impl InfluxDbRequestBuilder {
             prefix: String::new(),
             lanes: 1,
             fields: [None, None],
+            static_tags: Vec::new(),
         }
+    }
+
+    /// Adds tags with a fixed value to every log point (kept in `tags`' sorted order).
+    pub fn set_static_tags(&mut self, tags: &[(String, String)]) {
+        for (k, _) in tags {
+            if let Err(i) = self.tags.binary_search(k) {
+                self.tags.insert(i, k.clone());
+            }
+        }
+        self.static_tags = tags.to_vec();
     }
 
     fn log(
@@ -94,8 +107,12 @@ impl InfluxDbRequestBuilder {
             lp::measurement(out, &self.scratch)
         };
         for t in &self.tags {
-            let Some(v) = log.get_path(t) else { continue };
-            let text = tag_text(v);
+            let fixed = self.static_tags.iter().find(|(k, _)| k == t);
+            let text = match (fixed, log.get_path(t)) {
+                (Some((_, v)), _) => std::borrow::Cow::Borrowed(v.as_str()),
+                (None, Some(v)) => tag_text(v),
+                (None, None) => continue,
+            };
             if lp::is_empty_tag(&text) {
                 continue;
             }
