@@ -981,3 +981,64 @@ fn influxdb_logs_writes_vectors_point_layout_into_a_real_influxd() {
     let tag_keys: Vec<&str> = tag_keys.iter().filter_map(|r| r[0].as_str()).collect();
     assert_eq!(tag_keys, ["app", "host", "metric_type", "source_type"]);
 }
+
+#[test]
+fn influxdb_metrics_writes_vectors_layout_with_counters_as_increases() {
+    let influx = support::influx::Influxd::start("vector");
+    let port = free_port();
+    let env = [
+        ("INGEST_PORT", port.to_string()),
+        ("INFLUX_URL", influx.url.clone()),
+    ];
+    let s = start("influxdb_metrics.yaml", &env);
+    let url = format!("http://127.0.0.1:{port}/");
+    assert_eq!(http_post(&url, &[], b"a\nb\nc").0, 200);
+    // Two scrapes apart, so the counter moves twice.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(http_post(&url, &[], b"d\ne").0, 200);
+    let measurement = "sluice.component_received_events_total";
+    let query = format!(
+        "SELECT sum(\"value\") FROM \"{measurement}\" WHERE component_id = 'ingest' AND metric_type = 'counter' AND region = 'eu-1'"
+    );
+    let mut rows = Vec::new();
+    let arrived = wait_for(Duration::from_secs(20), || {
+        rows = influx.query("vector", &query).1;
+        rows.first().and_then(|r| r[1].as_f64()) == Some(5.0)
+    });
+    // The counter starts at 0 when sluice starts (its baseline): its increases add up
+    // to every event, each counted once.
+    assert!(
+        arrived,
+        "the increases add up to 5: {rows:?}\n{}",
+        s.log_text()
+    );
+    let (_, points) = influx.query(
+        "vector",
+        &format!("SELECT \"value\" FROM \"{measurement}\" WHERE component_id = 'ingest' AND \"value\" > 0"),
+    );
+    let moves: Vec<f64> = points.iter().filter_map(|r| r[1].as_f64()).collect();
+    assert_eq!(
+        moves,
+        [3.0, 2.0],
+        "written as increases, not running totals"
+    );
+    // Histograms: cumulative-free bucket counts with count and sum.
+    let (columns, _) = influx.query(
+        "vector",
+        "SELECT * FROM \"sluice.http_client_request_duration_seconds\" LIMIT 1",
+    );
+    assert!(
+        columns.iter().any(|c| c.starts_with("bucket_")),
+        "{columns:?}"
+    );
+    assert!(columns.contains(&"count".to_string()) && columns.contains(&"sum".to_string()));
+    let (_, gauges) = influx.query(
+        "vector",
+        "SHOW TAG VALUES FROM \"sluice.buffer_max_events\" WITH KEY = \"metric_type\"",
+    );
+    assert_eq!(
+        gauges.first().and_then(|r| r[1].as_str()),
+        Some("gauge"),
+        "{gauges:?}"
+    );
+}

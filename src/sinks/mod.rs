@@ -16,5 +16,6 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<blackhole::BlackholeConfig>("blackhole"),
     sink::<http::HttpSinkConfig>("http"),
     sink::<influxdb::InfluxDbConfig>("influxdb"),
-    sink::<influxdb::vector_logs::InfluxDbLogsConfig>("influxdb_logs"),
+    sink::<influxdb::vector::InfluxDbLogsConfig>("influxdb_logs"),
+    sink::<influxdb::vector::InfluxDbMetricsConfig>("influxdb_metrics"),
 ];

@@ -4,6 +4,7 @@
 use super::healthcheck::ping;
 use super::line_protocol::Precision;
 use super::request_builder::InfluxDbRequestBuilder;
+use super::request_builder::MetricLayout;
 use super::service::InfluxDbService;
 use crate::config::field::FieldIssue;
 use crate::config::secret::Secret;
@@ -81,6 +82,10 @@ pub struct InfluxDbConfig {
     /// `influxdb_logs`); not an option of this type.
     #[serde(skip)]
     pub static_tags: Vec<(String, String)>,
+    /// How metrics become points (Telegraf's layout here; Vector's for its
+    /// `influxdb_metrics`); not an option of this type.
+    #[serde(skip)]
+    pub metric_layout: MetricLayout,
 }
 
 /// `encoding` of the `influxdb` sink.
@@ -295,6 +300,7 @@ impl SinkConfig for InfluxDbConfig {
         );
         builder.lanes = self.request.concurrency.max(1);
         builder.set_static_tags(&self.static_tags);
+        builder.metric_layout = self.metric_layout.clone();
         builder.fields = field_selection(
             "encoding",
             &self.encoding.only_fields,

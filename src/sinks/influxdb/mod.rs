@@ -13,6 +13,6 @@ pub mod healthcheck;
 pub mod line_protocol;
 pub mod request_builder;
 pub mod service;
-pub mod vector_logs;
+pub mod vector;
 
 pub use config::{ApiVersion, InfluxDbConfig};

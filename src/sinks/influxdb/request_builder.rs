@@ -13,6 +13,7 @@
 
 use super::line_protocol::{self as lp, Precision};
 use super::service::WriteRequest;
+use crate::event::MetricKind;
 use crate::event::{Event, LogEvent, Metric, MetricValue, Value};
 use crate::internal_events::failures::LineProtocolAltered;
 use crate::internal_events::Reporter;
@@ -48,6 +49,29 @@ pub struct InfluxDbRequestBuilder {
     pub fields: [Option<FieldTree>; 2],
     /// Tags with a fixed value on every log point; their names are also in `tags`.
     static_tags: Vec<(String, String)>,
+    /// How metrics become points.
+    pub metric_layout: MetricLayout,
+    /// Vector's layout: the last value of each absolute counter and each gauge, by
+    /// series, to write counters as increases and gauges as levels.
+    last: std::collections::HashMap<String, f64>,
+}
+
+/// How metrics become points.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum MetricLayout {
+    /// Telegraf's: measurement `namespace`, the metric's name as the field; a series'
+    /// metrics of one time on one line.
+    #[default]
+    Telegraf,
+    /// Vector's `influxdb_metrics`: measurement `namespace.name`, fields `value`,
+    /// `bucket_<le>`, `quantile_<q>`, `count`, `sum`, …, a `metric_type` tag; counters
+    /// written as their increase since the last point.
+    Vector {
+        /// Tags added to every point.
+        tags: Vec<(String, String)>,
+        /// Quantiles computed for summary distributions.
+        quantiles: Vec<f64>,
+    },
 }
 
 impl InfluxDbRequestBuilder {
@@ -77,6 +101,8 @@ impl InfluxDbRequestBuilder {
             lanes: 1,
             fields: [None, None],
             static_tags: Vec::new(),
+            metric_layout: MetricLayout::Telegraf,
+            last: std::collections::HashMap::new(),
         }
     }
 
@@ -263,6 +289,171 @@ impl InfluxDbRequestBuilder {
         altered
     }
 
+    /// A metric in Vector's `influxdb_metrics` layout. An absolute counter's first value
+    /// only sets the baseline (nothing is written, as in Vector).
+    fn vector_metric(&mut self, m: &Metric, out: &mut Vec<u8>) -> Result<bool, Unsendable> {
+        let MetricLayout::Vector { tags, quantiles } = &self.metric_layout else {
+            return Ok(false);
+        };
+        let name = match m.namespace.as_deref().or(self.default_namespace.as_deref()) {
+            Some(ns) => format!("{ns}.{}", m.name),
+            None => m.name.clone(),
+        };
+        let metric_type = match &m.value {
+            MetricValue::Counter(_) => "counter",
+            MetricValue::Gauge(_) => "gauge",
+            MetricValue::Set(_) => "set",
+            MetricValue::Distribution { .. } => "distribution",
+            MetricValue::AggregatedHistogram { .. } => "histogram",
+            MetricValue::AggregatedSummary { .. } => "summary",
+        };
+        let mut all: Vec<(&str, &str)> = m
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .filter(|(k, _)| *k != "metric_type")
+            .chain([("metric_type", metric_type)])
+            .collect();
+        all.sort();
+        all.dedup_by(|a, b| a.0 == b.0);
+        let series = || {
+            let mut key = name.clone();
+            for (k, v) in &all {
+                key.push(',');
+                key.push_str(k);
+                key.push('=');
+                key.push_str(v);
+            }
+            key
+        };
+        let mut fields: Vec<(String, FieldValue)> = Vec::new();
+        match &m.value {
+            MetricValue::Counter(v) => {
+                let v = match m.kind {
+                    MetricKind::Incremental => *v,
+                    MetricKind::Absolute => match self.last.insert(series(), *v) {
+                        None => return Ok(false),
+                        // A counter that went down was reset: all of it is new.
+                        Some(prev) if *v >= prev => *v - prev,
+                        Some(_) => *v,
+                    },
+                };
+                fields.push(("value".into(), FieldValue::Float(v)));
+            }
+            MetricValue::Gauge(v) => {
+                let v = match m.kind {
+                    MetricKind::Absolute => {
+                        self.last.insert(series(), *v);
+                        *v
+                    }
+                    MetricKind::Incremental => {
+                        let level = self.last.entry(series()).or_insert(0.0);
+                        *level += *v;
+                        *level
+                    }
+                };
+                fields.push(("value".into(), FieldValue::Float(v)));
+            }
+            MetricValue::Set(values) => {
+                fields.push(("value".into(), FieldValue::Float(values.len() as f64)))
+            }
+            MetricValue::AggregatedHistogram {
+                buckets,
+                count,
+                sum,
+            } => {
+                for b in buckets {
+                    let mut le = ryu::Buffer::new();
+                    fields.push((
+                        format!("bucket_{}", le.format(b.upper_limit)),
+                        FieldValue::Int(b.count as i64),
+                    ));
+                }
+                fields.push(("count".into(), FieldValue::Int(*count as i64)));
+                fields.push(("sum".into(), FieldValue::Float(*sum)));
+            }
+            MetricValue::AggregatedSummary {
+                quantiles: qs,
+                count,
+                sum,
+            } => {
+                for q in qs {
+                    let mut p = ryu::Buffer::new();
+                    fields.push((
+                        format!("quantile_{}", p.format(q.quantile)),
+                        FieldValue::Float(q.value),
+                    ));
+                }
+                fields.push(("count".into(), FieldValue::Int(*count as i64)));
+                fields.push(("sum".into(), FieldValue::Float(*sum)));
+            }
+            MetricValue::Distribution { samples, statistic } => {
+                let qs: &[f64] = match statistic {
+                    crate::event::StatisticKind::Histogram => &[0.95],
+                    crate::event::StatisticKind::Summary => quantiles,
+                };
+                let Some(s) = distribution_statistic(samples, qs) else {
+                    return Ok(false);
+                };
+                for (k, v) in [
+                    ("min", s.min),
+                    ("max", s.max),
+                    ("median", s.median),
+                    ("avg", s.avg),
+                    ("sum", s.sum),
+                    ("count", s.count as f64),
+                ] {
+                    fields.push((k.into(), FieldValue::Float(v)));
+                }
+                for (q, v) in s.quantiles {
+                    fields.push((format!("quantile_{q:.2}"), FieldValue::Float(v)));
+                }
+            }
+        }
+        let mut altered = lp::measurement(out, &name);
+        for (k, v) in &all {
+            if lp::is_empty_tag(v) {
+                continue;
+            }
+            out.push(b',');
+            altered |= lp::key(out, k);
+            out.push(b'=');
+            altered |= lp::key(out, v);
+        }
+        let mut first = true;
+        for (k, v) in &fields {
+            let mark = out.len();
+            out.push(if first { b' ' } else { b',' });
+            altered |= lp::key(out, k);
+            out.push(b'=');
+            let written = match v {
+                FieldValue::Float(f) => lp::float(out, *f),
+                FieldValue::Int(i) => {
+                    lp::integer(out, *i);
+                    true
+                }
+            };
+            if written {
+                first = false;
+            } else {
+                out.truncate(mark);
+            }
+        }
+        if first {
+            return Err(Unsendable::new(
+                "no_fields",
+                "a metric whose value cannot be written (NaN or infinite)",
+            ));
+        }
+        lp::timestamp(
+            out,
+            nanos(m.timestamp.unwrap_or(m.metadata.ingest_time)),
+            self.precision,
+        );
+        Ok(altered)
+    }
+
     fn metric(&self, m: &Metric, out: &mut Vec<u8>) -> Result<bool, Unsendable> {
         let namespace = m.namespace.as_deref().or(self.default_namespace.as_deref());
         let (measurement, field) = match namespace {
@@ -400,6 +591,59 @@ fn split_point(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     (first != last).then(|| (&line[..first], &line[first + 1..last], &line[last + 1..]))
 }
 
+/// A field value of Vector's metric layout.
+enum FieldValue {
+    Float(f64),
+    Int(i64),
+}
+
+/// Vector's summary of a distribution: min, max, median, mean, sum, count and the
+/// asked quantiles, by nearest rank over the samples weighted by their rates.
+struct DistributionStatistic {
+    min: f64,
+    max: f64,
+    median: f64,
+    avg: f64,
+    sum: f64,
+    count: u64,
+    quantiles: Vec<(f64, f64)>,
+}
+
+fn distribution_statistic(
+    samples: &[crate::event::Sample],
+    quantiles: &[f64],
+) -> Option<DistributionStatistic> {
+    let mut bins: Vec<(f64, u64)> = samples
+        .iter()
+        .filter(|s| s.rate > 0)
+        .map(|s| (s.value, u64::from(s.rate)))
+        .collect();
+    if bins.is_empty() {
+        return None;
+    }
+    bins.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let sum: f64 = bins.iter().map(|(v, r)| v * *r as f64).sum();
+    for i in 1..bins.len() {
+        bins[i].1 += bins[i - 1].1;
+    }
+    let count = bins.last().map_or(0, |b| b.1);
+    // The i-th smallest value (1-based; 0 means the smallest).
+    let rank = |p: f64| {
+        let i = (p * count as f64).round() as u64;
+        let idx = bins.partition_point(|b| b.1 < i).min(bins.len() - 1);
+        bins[idx].0
+    };
+    Some(DistributionStatistic {
+        min: bins[0].0,
+        max: bins[bins.len() - 1].0,
+        median: rank(0.5),
+        avg: sum / count as f64,
+        sum,
+        count,
+        quantiles: quantiles.iter().map(|&q| (q, rank(q))).collect(),
+    })
+}
+
 /// Merges metric lines of one series (measurement and tags) and timestamp into one line
 /// with all their fields, first-seen order kept: Telegraf's layout, far fewer points.
 pub fn merge_series(body: &[u8]) -> Vec<u8> {
@@ -473,7 +717,10 @@ impl RequestBuilder for InfluxDbRequestBuilder {
     fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), Unsendable> {
         let altered = match event {
             Event::Log(l) => self.log(l, event, out)?,
-            Event::Metric(m) => self.metric(m, out)?,
+            Event::Metric(m) => match &self.metric_layout {
+                MetricLayout::Telegraf => self.metric(m, out)?,
+                MetricLayout::Vector { .. } => self.vector_metric(m, out)?,
+            },
         };
         if altered {
             self.altered.emit(|| {

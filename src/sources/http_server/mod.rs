@@ -493,7 +493,7 @@ impl Handler {
         if declared.is_some_and(|n| n > c.max_body_bytes as u64) {
             return self.too_large(peer);
         }
-        let fields = self.fields_from_request(&req, peer);
+        let fields = self.fields_from_request(&req);
         let body =
             match tokio::time::timeout(READ_TIMEOUT, read_body(req.into_body(), c.max_body_bytes))
                 .await
@@ -551,6 +551,12 @@ impl Handler {
             for (k, v) in &fields {
                 map.insert(k.as_str().into(), v.clone());
             }
+            if !self.host_key.is_empty() {
+                // The client's address, unless the event names its host itself (Vector
+                // overwrites it; a body's own `host` is the better answer).
+                map.entry(self.host_key.as_str().into())
+                    .or_insert_with(|| Value::Bytes(Bytes::from(peer.ip().to_string())));
+            }
             events.push(Event::Log(LogEvent::from_parts(
                 map,
                 EventMetadata::new(self.source_id, now),
@@ -559,24 +565,14 @@ impl Handler {
         self.deliver(events, peer).await
     }
 
-    /// Path, client address, headers and query parameters: the same for every event.
-    fn fields_from_request(
-        &self,
-        req: &Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Vec<(String, Value)> {
+    /// Path, headers and query parameters: the same for every event.
+    fn fields_from_request(&self, req: &Request<Incoming>) -> Vec<(String, Value)> {
         let c = &self.config;
         let mut fields = vec![(
             c.path_key.clone(),
             Value::Bytes(Bytes::copy_from_slice(req.uri().path().as_bytes())),
         )];
-        if !self.host_key.is_empty() {
-            // As Vector: the client's address, over a body field of the same name.
-            fields.push((
-                self.host_key.clone(),
-                Value::Bytes(Bytes::from(peer.ip().to_string())),
-            ));
-        }
+
         for sel in &self.header_names {
             match sel {
                 NameMatch::Exact(name) => {
