@@ -32,6 +32,18 @@ COMPONENTS = [
     ("sinks", "console", "console", 'encoding.codec = "json"'),
     ("sinks", "http", "http", 'uri = "http://127.0.0.1:1/"\nencoding.codec = "json"'),
     ("sinks", "blackhole", "blackhole", ""),
+    (
+        "sinks",
+        "influxdb_logs",
+        "influxdb_logs",
+        'endpoint = "http://127.0.0.1:1"\nversion = "1"\ndatabase = "d"\nmeasurement = "m"',
+    ),
+    (
+        "sinks",
+        "influxdb_metrics",
+        "influxdb_metrics",
+        'endpoint = "http://127.0.0.1:1"\nversion = "1"\ndatabase = "d"',
+    ),
 ]
 
 # Keys every component of a kind has in Vector's outer config, not in the cue files.
@@ -54,6 +66,10 @@ def probe(binary, kind, sluice_type, base, option):
         if kind != "sinks"
         else ""
     )
+    # The probed key replaces the base's own line for it, if any.
+    base = "\n".join(
+        l for l in base.splitlines() if not l.startswith((f"{option} ", f"{option}."))
+    )
     # A value of the wrong type still tells a known key from an unknown one.
     text = f'{producer}\n[{kind}.c]\ntype = "{sluice_type}"\n{inputs}{base}\n{option} = "__probe__"\n{consumer}'
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
@@ -68,9 +84,11 @@ def probe(binary, kind, sluice_type, base, option):
         )
     finally:
         os.unlink(path)
-    lines = [
-        l for l in (out.stdout + out.stderr).splitlines() if f"key `{option}" in l
-    ]
+    text = out.stdout + out.stderr
+    if f"unknown {kind[:-1]} type" in text:
+        # The component itself is missing: none of its options work.
+        return "unknown"
+    lines = [l for l in text.splitlines() if f"key `{option}" in l]
     if any("unknown key" in l or "unknown top-level key" in l for l in lines):
         return "unknown"
     if any("not supported by sluice" in l for l in lines):
