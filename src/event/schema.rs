@@ -125,6 +125,14 @@ impl LogSchema {
         }
     }
 
+    /// A source's host field (its own `host_key`, else the schema's) and whether its
+    /// events need [`LogSchema::rename`] at all.
+    pub fn host_key_for(&self, own: &Option<String>) -> (String, bool) {
+        let key = own.clone().unwrap_or_else(|| self.host_key.clone());
+        let renames = self.renames(&key);
+        (key, renames)
+    }
+
     /// Whether [`LogSchema::rename`] would change anything for a source whose host
     /// field is `host_key`.
     pub fn renames(&self, host_key: &str) -> bool {

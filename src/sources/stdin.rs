@@ -67,11 +67,7 @@ impl SourceConfig for StdinConfig {
         let (mode, max_length) = self.mode().map_err(|e| BuildError::Other(e.message))?;
         let codec = self.decoding.codec;
         let schema = crate::event::schema::log_schema();
-        let host_key = self
-            .host_key
-            .clone()
-            .unwrap_or_else(|| schema.host_key.clone());
-        let renames = schema.renames(&host_key);
+        let (host_key, renames) = schema.host_key_for(&self.host_key);
         Ok(Box::pin(async move {
             let source_id = crate::event::intern(&cx.id);
             let host = Value::Bytes(Bytes::from(crate::hostname()));

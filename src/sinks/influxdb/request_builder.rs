@@ -440,17 +440,7 @@ impl InfluxDbRequestBuilder {
                 out.truncate(mark);
             }
         }
-        if first {
-            return Err(Unsendable::new(
-                "no_fields",
-                "a metric whose value cannot be written (NaN or infinite)",
-            ));
-        }
-        lp::timestamp(
-            out,
-            nanos(m.timestamp.unwrap_or(m.metadata.ingest_time)),
-            self.precision,
-        );
+        self.end_metric(m, !first, out)?;
         Ok(altered)
     }
 
@@ -542,7 +532,19 @@ impl InfluxDbRequestBuilder {
                 put(out, &["_sum"], &|o| lp::float(o, *sum));
             }
         }
-        if out.last() == Some(&b' ') {
+        self.end_metric(m, out.last() != Some(&b' '), out)?;
+        Ok(altered)
+    }
+
+    /// Ends a metric's point with its time, or refuses it when no field could be
+    /// written.
+    fn end_metric(
+        &self,
+        m: &Metric,
+        has_fields: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Unsendable> {
+        if !has_fields {
             return Err(Unsendable::new(
                 "no_fields",
                 "a metric whose value cannot be written (NaN or infinite)",
@@ -553,7 +555,7 @@ impl InfluxDbRequestBuilder {
             nanos(m.timestamp.unwrap_or(m.metadata.ingest_time)),
             self.precision,
         );
-        Ok(altered)
+        Ok(())
     }
 }
 

@@ -69,6 +69,39 @@ pub struct InfluxDbLogsConfig {
     pub tls: ClientTlsConfig,
 }
 
+/// The `influxdb` sink options both Vector types share (where to write, as whom, and
+/// how to batch and retry), with that sink's defaults for the rest. A macro because the
+/// two configs are distinct types with the same fields (serde cannot flatten them
+/// under `deny_unknown_fields`).
+macro_rules! connection {
+    ($c:expr, $api_version:expr) => {
+        InfluxDbConfig {
+            endpoint: $c.endpoint.clone(),
+            api_version: $api_version,
+            database: $c.database.clone(),
+            retention_policy_name: $c.retention_policy_name.clone(),
+            consistency: $c.consistency.clone(),
+            username: $c.username.clone(),
+            password: $c.password.clone(),
+            org: $c.org.clone(),
+            bucket: $c.bucket.clone(),
+            token: $c.token.clone(),
+            measurement: "logs".into(),
+            tags: Vec::new(),
+            default_namespace: None,
+            precision: Precision::Ns,
+            compression: Compression::Gzip,
+            batch: $c.batch.clone(),
+            request: $c.request.clone(),
+            circuit_breaker: CircuitBreakerConfig::default(),
+            tls: $c.tls.clone(),
+            encoding: InfluxEncoding::default(),
+            static_tags: Vec::new(),
+            metric_layout: MetricLayout::Telegraf,
+        }
+    };
+}
+
 /// The API version `version` names, or the one the keys given imply.
 fn api_version(
     version: &Option<String>,
@@ -132,29 +165,12 @@ impl InfluxDbLogsConfig {
             return Err(issues);
         }
         Ok(InfluxDbConfig {
-            endpoint: self.endpoint.clone(),
-            api_version,
-            database: self.database.clone(),
-            retention_policy_name: self.retention_policy_name.clone(),
-            consistency: self.consistency.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            org: self.org.clone(),
-            bucket: self.bucket.clone(),
-            token: self.token.clone(),
             // The measurement is a plain name here, not a template: a `%` is literal.
             measurement: measurement.replace('%', "%%"),
             tags,
-            default_namespace: None,
-            precision: Precision::Ns,
-            compression: Compression::Gzip,
-            batch: self.batch.clone(),
-            request: self.request.clone(),
-            circuit_breaker: CircuitBreakerConfig::default(),
-            tls: self.tls.clone(),
             encoding: self.encoding.clone(),
             static_tags: vec![("metric_type".into(), "logs".into())],
-            metric_layout: MetricLayout::Telegraf,
+            ..connection!(self, api_version)
         })
     }
 }
@@ -247,31 +263,12 @@ impl InfluxDbMetricsConfig {
             return Err(issues);
         }
         Ok(InfluxDbConfig {
-            endpoint: self.endpoint.clone(),
-            api_version,
-            database: self.database.clone(),
-            retention_policy_name: self.retention_policy_name.clone(),
-            consistency: self.consistency.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            org: self.org.clone(),
-            bucket: self.bucket.clone(),
-            token: self.token.clone(),
-            measurement: "logs".into(),
-            tags: Vec::new(),
             default_namespace: self.default_namespace.clone(),
-            precision: Precision::Ns,
-            compression: Compression::Gzip,
-            batch: self.batch.clone(),
-            request: self.request.clone(),
-            circuit_breaker: CircuitBreakerConfig::default(),
-            tls: self.tls.clone(),
-            encoding: InfluxEncoding::default(),
-            static_tags: Vec::new(),
             metric_layout: MetricLayout::Vector {
                 tags: self.tags.clone().into_iter().collect(),
                 quantiles: self.quantiles.clone(),
             },
+            ..connection!(self, api_version)
         })
     }
 }

@@ -97,6 +97,7 @@ impl Follower {
         cx: SourceContext,
     ) -> Self {
         let delivery = Delivery::load(&dir, &cx, config.ignores_checkpoints());
+        let (host_key, renames) = crate::event::schema::log_schema().host_key_for(&config.host_key);
         let rescan = |reason: &str| {
             cx.metrics
                 .counter_with(names::FILES_RESCANS, "reason", reason.to_string())
@@ -133,16 +134,8 @@ impl Follower {
             added: cx.metrics.counter(names::FILES_ADDED),
             removed: cx.metrics.counter(names::FILES_REMOVED),
             charset: config.charset(),
-            host_key: config
-                .host_key
-                .clone()
-                .unwrap_or_else(|| crate::event::schema::log_schema().host_key.clone()),
-            renames: crate::event::schema::log_schema().renames(
-                config
-                    .host_key
-                    .as_deref()
-                    .unwrap_or(&crate::event::schema::log_schema().host_key),
-            ),
+            host_key,
+            renames,
             rotated: cx.metrics.counter(names::FILES_ROTATED),
             truncations: cx.metrics.counter(names::FILES_TRUNCATED),
             rescans: Rescans {

@@ -164,17 +164,10 @@ pub(crate) struct EventBuilder {
 impl EventBuilder {
     pub(crate) fn new(cx: &SourceContext, config: &SyslogConfig) -> Self {
         let max_length = config.max_length;
+        let (host_key, renames) = crate::event::schema::log_schema().host_key_for(&config.host_key);
         Self {
-            host_key: config
-                .host_key
-                .clone()
-                .unwrap_or_else(|| crate::event::schema::log_schema().host_key.clone()),
-            renames: crate::event::schema::log_schema().renames(
-                config
-                    .host_key
-                    .as_deref()
-                    .unwrap_or(&crate::event::schema::log_schema().host_key),
-            ),
+            host_key,
+            renames,
             source_id: crate::event::intern(&cx.id),
             parse_errors: cx.metrics.reporter(),
             truncated: cx.metrics.reporter(),
