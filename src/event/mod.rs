@@ -98,6 +98,10 @@ pub struct EventMetadata {
     pub ingest_time: DateTime<Utc>,
     /// The batches whose sources wait for this event's delivery.
     pub finalizers: EventFinalizers,
+    /// VRL's `%` paths: values a program keeps beside the fields, never written out.
+    /// Boxed and absent until a program sets one, so events that never meet VRL stay
+    /// small.
+    pub value: Option<Box<Value>>,
 }
 
 impl EventMetadata {
@@ -107,6 +111,7 @@ impl EventMetadata {
             source_id,
             ingest_time,
             finalizers: EventFinalizers::default(),
+            value: None,
         }
     }
 }
@@ -123,6 +128,11 @@ impl LogEvent {
     /// A log event from prepared fields.
     pub fn from_parts(fields: ObjectMap, metadata: EventMetadata) -> Self {
         Self { fields, metadata }
+    }
+
+    /// The fields and the metadata, apart (for a program that takes the fields whole).
+    pub fn into_parts(self) -> (ObjectMap, EventMetadata) {
+        (self.fields, self.metadata)
     }
 
     /// The top-level fields, in key order.

@@ -127,6 +127,10 @@ failures! {
     /// A name or tag value the line protocol cannot carry was changed (trailing
     /// backslashes dropped, control characters made spaces); the point was written.
     LineProtocolAltered: "line_protocol", Lossless;
+    /// A VRL program failed at runtime; the event went on unchanged.
+    RemapFailed: "conversion", Lossless;
+    /// A VRL program failed at runtime and `drop_on_error` dropped the event.
+    RemapDropped: "conversion", Lossy;
     /// A request body could not be decoded; the client was told (400).
     DecodeFailed: "decode", Lossless;
     /// A request body exceeded the limit; the client was told (413).

@@ -117,7 +117,7 @@ impl SinkConfig for FileSinkConfig {
 
 enum Writer {
     Plain(File),
-    Gzip(GzEncoder<File>),
+    Gzip(Box<GzEncoder<File>>),
 }
 
 struct OpenFile {
@@ -377,7 +377,7 @@ fn open(path: &str, compression: Compression) -> std::io::Result<Writer> {
     }
     Ok(match compression {
         Compression::None => Writer::Plain(f),
-        Compression::Gzip => Writer::Gzip(GzEncoder::new(f, flate2::Compression::fast())),
+        Compression::Gzip => Writer::Gzip(Box::new(GzEncoder::new(f, flate2::Compression::fast()))),
     })
 }
 

@@ -180,6 +180,8 @@ pub struct TransformContext {
     pub id: Arc<str>,
     /// Its contract metrics.
     pub metrics: ComponentMetrics,
+    /// The top-level `timezone`, for transforms whose own `timezone` is unset.
+    pub timezone: Option<crate::config::timezone::TimeZone>,
 }
 
 /// Where a transform puts what it passes on: its default output, and one batch per

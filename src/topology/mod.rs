@@ -160,6 +160,7 @@ impl RunningTopology {
             let cx = TransformContext {
                 id: Arc::from(id.as_str()),
                 metrics: m.clone(),
+                timezone: config.timezone,
             };
             match t.inner.build(cx) {
                 Ok(tf) => pending_tasks.push((

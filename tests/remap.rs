@@ -1,0 +1,284 @@
+//! The `remap` transform in a running sluice: VRL programs as Vector users write them,
+//! events in over stdin and out as JSON lines, compared exactly; runtime errors, aborts,
+//! one event becoming several, the `dropped` output; `validate` with VRL's diagnostics.
+
+mod support;
+
+use serde_json::{json, Value as Json};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+use support::*;
+
+/// Runs `transforms` (TOML, reading from `in`) on `lines` from stdin until sluice exits;
+/// the JSON lines of each sink named in `sinks` (file sinks on `{DIR}/<name>.jsonl`).
+fn run(transforms: &str, sinks: &[(&str, &str)], lines: &[&str]) -> (Vec<Vec<Json>>, String) {
+    let mut config = format!("[sources.in]\ntype = \"stdin\"\n{transforms}\n");
+    for (name, input) in sinks {
+        config.push_str(&format!(
+            "[sinks.{name}]\ntype = \"file\"\ninputs = [\"{input}\"]\npath = \"{{DIR}}/{name}.jsonl\"\n"
+        ));
+    }
+    let mut s = Sluice::start_with(&config, |c| {
+        c.stdin(Stdio::piped());
+    });
+    {
+        let mut stdin = s.child().stdin.take().expect("stdin");
+        for l in lines {
+            writeln!(stdin, "{l}").expect("write");
+        }
+    }
+    assert!(
+        s.wait(Duration::from_secs(30)).success(),
+        "{}",
+        s.log_text()
+    );
+    let out = sinks
+        .iter()
+        .map(|(name, _)| read_jsonl(s.dir.path(), name))
+        .collect();
+    (out, s.log_text())
+}
+
+/// The fields a test compares: everything but the ones stdin adds.
+fn strip(mut v: Json) -> Json {
+    if let Some(o) = v.as_object_mut() {
+        for k in ["host", "timestamp", "source_type"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+#[test]
+fn a_program_parses_reshapes_and_keeps_types() {
+    let (out, log) = run(
+        r#"
+[transforms.shape]
+type = "remap"
+inputs = ["in"]
+source = '''
+. = parse_json!(.message)
+.level = upcase!(.level)
+.status = to_int!(.status)
+.latency_ms = to_float!(.latency) * 1000.0
+.tags = push(array!(.tags), "seen")
+del(.secret)
+%internal = "not written"
+'''
+"#,
+        &[("out", "shape")],
+        &[
+            r#"{"level":"warn","status":"503","latency":0.25,"tags":["a"],"nested":{"x":[1,2]},"secret":"s"}"#,
+        ],
+    );
+    assert_eq!(
+        out[0].iter().cloned().map(strip).collect::<Vec<_>>(),
+        [
+            json!({"level": "WARN", "status": 503, "latency": 0.25, "latency_ms": 250.0,
+                "tags": ["a", "seen"], "nested": {"x": [1, 2]}})
+        ],
+        "{log}"
+    );
+}
+
+#[test]
+fn vectors_syslog_example_parses_the_message() {
+    // Vector's documented remap example: parse a syslog line held in `.message`.
+    let (out, log) = run(
+        r#"
+[transforms.parse]
+type = "remap"
+inputs = ["in"]
+source = '''
+. |= parse_syslog!(.message)
+.severity = downcase!(.severity)
+'''
+"#,
+        &[("out", "parse")],
+        &["<102>1 2020-12-22T15:22:31.111Z vector-user.biz su 2666 ID389 - Something went wrong"],
+    );
+    let e = &out[0][0];
+    assert_eq!(e["appname"], "su", "{log}");
+    assert_eq!(e["hostname"], "vector-user.biz");
+    assert_eq!(e["severity"], "info");
+    assert_eq!(e["facility"], "ntp");
+    assert_eq!(e["procid"], 2666);
+    assert_eq!(e["msgid"], "ID389");
+    assert_eq!(e["message"], "Something went wrong");
+    assert_eq!(e["timestamp"], "2020-12-22T15:22:31.111Z");
+}
+
+#[test]
+fn errors_aborts_and_one_event_becoming_several() {
+    let (out, log) = run(
+        r#"
+[transforms.lenient]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json!(.message)'
+
+[transforms.strict]
+type = "remap"
+inputs = ["in"]
+drop_on_error = true
+reroute_dropped = true
+source = '''
+. = parse_json!(.message)
+if .level == "debug" { abort }
+'''
+
+[transforms.split]
+type = "remap"
+inputs = ["in"]
+source = '''
+parsed, err = parse_json(.message)
+if err == null && is_array(parsed.items) {
+  . = map_values(array!(parsed.items)) -> |item| { {"item": item} }
+} else {
+  . = []
+}
+'''
+"#,
+        &[
+            ("out_lenient", "lenient"),
+            ("out_strict", "strict"),
+            ("out_dropped", "strict.dropped"),
+            ("out_split", "split"),
+        ],
+        &[
+            r#"{"level":"info","items":[1,2,3]}"#,
+            "not json",
+            r#"{"level":"debug"}"#,
+        ],
+    );
+    // A runtime error passes the event on unchanged (drop_on_error = false).
+    let lenient: Vec<Json> = out[0].iter().cloned().map(strip).collect();
+    assert_eq!(lenient.len(), 3, "{log}");
+    assert_eq!(lenient[1], json!({"message": "not json"}));
+    assert!(log.contains("The VRL program failed"), "{log}");
+    // drop_on_error with reroute_dropped: to `dropped`, annotated as Vector does.
+    assert_eq!(
+        out[1].iter().cloned().map(strip).collect::<Vec<_>>(),
+        [json!({"level": "info", "items": [1, 2, 3]})]
+    );
+    assert_eq!(out[2].len(), 2, "the error and the abort: {:?}", out[2]);
+    let d = &out[2][0]["metadata"]["dropped"];
+    assert_eq!(d["reason"], "error");
+    assert_eq!(d["component_id"], "strict");
+    assert_eq!(d["component_type"], "remap");
+    assert!(
+        d["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unable to parse json")),
+        "{d}"
+    );
+    assert_eq!(out[2][1]["metadata"]["dropped"]["reason"], "abort");
+    assert_eq!(
+        out[2][1]["message"], r#"{"level":"debug"}"#,
+        "the event as it came in"
+    );
+    // An array of objects is one event each; an empty one is none.
+    let items: Vec<Json> = out[3].iter().map(|e| e["item"].clone()).collect();
+    assert_eq!(items, [json!(1), json!(2), json!(3)]);
+}
+
+#[test]
+fn the_accounting_adds_up_through_remap() {
+    let mut s = Sluice::start_with(
+        r#"
+[sources.in]
+type = "stdin"
+[transforms.t]
+type = "remap"
+inputs = ["in"]
+source = '''
+if .message == "drop me" { abort }
+.n = 1
+'''
+[sinks.out]
+type = "blackhole"
+inputs = ["t"]
+print_interval_secs = 0
+"#,
+        |c| {
+            c.stdin(Stdio::piped());
+        },
+    );
+    let mut stdin = s.child().stdin.take().expect("stdin");
+    for i in 0..100 {
+        writeln!(stdin, "{}", if i % 4 == 0 { "drop me" } else { "keep" }).expect("write");
+    }
+    stdin.flush().expect("flush");
+    let mut m = String::new();
+    assert!(wait_for(Duration::from_secs(10), || {
+        m = s.metrics();
+        component_metrics_in_flight(&m, "t", "transform", "remap").received_events >= 100.0
+    }));
+    let c = assert_component_metrics(&m, "t", "transform", "remap");
+    assert_eq!(c.sent_events, 75.0);
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_component_discarded_events_total",
+            &[("component_id", "t"), ("intentional", "true")]
+        ),
+        Some(25.0)
+    );
+    drop(stdin);
+}
+
+#[test]
+fn validate_reports_vrl_diagnostics_with_file_component_and_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("remap.toml");
+    std::fs::write(
+        &path,
+        r#"
+[sources.in]
+type = "stdin"
+[transforms.fallible]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json(.message)'
+[transforms.syntax]
+type = "remap"
+inputs = ["in"]
+source = '.x = 1 +'
+[transforms.unknown]
+type = "remap"
+inputs = ["in"]
+source = '.x = no_such_function(.y)'
+[transforms.plain]
+type = "remap"
+inputs = ["in"]
+source = '.x = 1'
+[sinks.out]
+type = "blackhole"
+inputs = ["fallible", "syntax", "unknown", "plain.dropped"]
+"#,
+    )
+    .expect("write");
+    let out = std::process::Command::new(bin())
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .expect("validate");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}: [transforms.fallible] key `source`: the VRL program does not compile:"),
+        "error[E103]: unhandled fallible assignment".to_string(),
+        "update the expression to be infallible by adding a `!`: `parse_json!(.message)`"
+            .to_string(),
+        format!("{file}: [transforms.syntax] key `source`: the VRL program does not compile:"),
+        "error[E204]: syntax error".to_string(),
+        "error[E105]: call to undefined function".to_string(),
+        "`plain` has no output `dropped`".to_string(),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    // The caret sits under the column VRL names.
+    assert!(err.contains("1 │ .x = 1 +\n  │         ^"), "{err}");
+}
