@@ -35,7 +35,7 @@ fn run(transforms: &str, sinks: &[(&str, &str)], lines: &[&str]) -> (Vec<Vec<Jso
     );
     let out = sinks
         .iter()
-        .map(|(name, _)| read_jsonl(s.dir.path(), name))
+        .map(|(name, _)| read_jsonl(s.dir.path(), &format!("{name}.")))
         .collect();
     (out, s.log_text())
 }
@@ -281,4 +281,137 @@ inputs = ["fallible", "syntax", "unknown", "plain.dropped"]
     }
     // The caret sits under the column VRL names.
     assert!(err.contains("1 │ .x = 1 +\n  │         ^"), "{err}");
+}
+
+#[test]
+fn filter_route_and_sample_exclude_take_vrl_conditions() {
+    let lines: Vec<String> = (0..40)
+        .map(|i| {
+            let level = ["error", "warn", "info", "debug"][i % 4];
+            format!(
+                r#"{{"level":"{level}","status":{},"i":{i}}}"#,
+                if i % 4 == 0 { 503 } else { 200 }
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let (out, log) = run(
+        r#"
+[transforms.parsed]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json!(.message)'
+
+[transforms.server_errors]
+type = "filter"
+inputs = ["parsed"]
+condition = '(int(.status) ?? 0) >= 500'
+
+[transforms.warnings]
+type = "filter"
+inputs = ["parsed"]
+condition.type = "vrl"
+condition.source = '.level == "warn"'
+
+[transforms.by_level]
+type = "route"
+inputs = ["parsed"]
+route.error = '.level == "error"'
+route.problems = 'includes(["error", "warn"], .level)'
+route.info = '.level == "info"'
+
+[transforms.known_only]
+type = "route"
+inputs = ["parsed"]
+reroute_unmatched = false
+route.info = '.level == "info"'
+
+[transforms.sampled]
+type = "sample"
+inputs = ["parsed"]
+rate = 1000
+exclude = '.level == "error"'
+"#,
+        &[
+            ("o_server_errors", "server_errors"),
+            ("o_warnings", "warnings"),
+            ("o_error", "by_level.error"),
+            ("o_problems", "by_level.problems"),
+            ("o_info", "by_level.info"),
+            ("o_unmatched", "by_level._unmatched"),
+            ("o_known", "known_only"),
+            ("o_known_info", "known_only.info"),
+            ("o_sampled", "sampled"),
+        ],
+        &refs,
+    );
+    let levels = |i: usize| -> Vec<String> {
+        out[i]
+            .iter()
+            .map(|e| e["level"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    assert_eq!(out[0].len(), 10, "{log}");
+    assert!(out[0].iter().all(|e| e["status"] == 503));
+    assert_eq!(levels(1), vec!["warn"; 10]);
+    assert_eq!(levels(2), vec!["error"; 10]);
+    // An event goes to every route it matches.
+    assert_eq!(out[3].len(), 20);
+    assert_eq!(levels(4), vec!["info"; 10]);
+    assert_eq!(levels(5), vec!["debug"; 10], "what no route takes");
+    assert!(
+        out[6].is_empty(),
+        "a route has no default output: {:?}",
+        out[6]
+    );
+    assert_eq!(out[7].len(), 10);
+    // exclude: every error passes unsampled; of the rest, 1 in 1000 (the first).
+    let sampled = levels(8);
+    assert_eq!(sampled.iter().filter(|l| *l == "error").count(), 10);
+    assert_eq!(sampled.len(), 11, "{sampled:?}");
+}
+
+#[test]
+fn validate_checks_conditions_and_route_outputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("conditions.toml");
+    std::fs::write(
+        &path,
+        r#"
+[sources.in]
+type = "stdin"
+[transforms.not_bool]
+type = "filter"
+inputs = ["in"]
+condition = '.status'
+[transforms.other_type]
+type = "filter"
+inputs = ["in"]
+condition.type = "datadog_search"
+condition.source = "@status:500"
+[transforms.r]
+type = "route"
+inputs = ["in"]
+route.errors = '.level == "error"'
+[sinks.out]
+type = "blackhole"
+inputs = ["r.errors", "r.nope", "r._unmatched"]
+"#,
+    )
+    .expect("write");
+    let out = std::process::Command::new(bin())
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .expect("validate");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}: [transforms.not_bool] key `condition`: a VRL condition must return a boolean; `.status` returns any"),
+        format!("{file}: [transforms.other_type] key `condition.type`: Vector's `datadog_search` condition is not supported by sluice"),
+        "`r` has no output `nope`".to_string(),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
 }

@@ -456,13 +456,13 @@ fn vectors_lower_case_http_methods_are_accepted() {
 }
 
 #[test]
-fn sample_explains_what_it_does_not_support_yet() {
-    let text = format!("{SRC}[transforms.s]\ntype = \"sample\"\ninputs = [\"in\"]\nrate = 2\nratio = 0.5\nexclude = '.level == \"error\"'\n{}", SINK.replace("[\"in\"]", "[\"s\"]"));
+fn sample_options_are_checked_and_exclude_is_a_vrl_condition() {
+    let text = format!("{SRC}[transforms.s]\ntype = \"sample\"\ninputs = [\"in\"]\nrate = 2\nratio = 0.5\nexclude = '.level'\n{}", SINK.replace("[\"in\"]", "[\"s\"]"));
     assert_invalid(
         &[("a.toml", &text)],
         &[
             "[transforms.s] key `ratio`: set only one of `rate` and `ratio`",
-            "[transforms.s] key `exclude`: Vector's `exclude` is not supported by sluice yet",
+            "[transforms.s] key `exclude`: a VRL condition must return a boolean",
         ],
     );
 }

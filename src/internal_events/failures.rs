@@ -127,6 +127,8 @@ failures! {
     /// A name or tag value the line protocol cannot carry was changed (trailing
     /// backslashes dropped, control characters made spaces); the point was written.
     LineProtocolAltered: "line_protocol", Lossless;
+    /// A VRL condition failed at runtime and counted as false.
+    ConditionFailed: "condition", Lossless;
     /// A VRL program failed at runtime; the event went on unchanged.
     RemapFailed: "conversion", Lossless;
     /// A VRL program failed at runtime and `drop_on_error` dropped the event.

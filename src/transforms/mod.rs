@@ -1,13 +1,18 @@
 //! Transforms: functions from batches to batches between sources and sinks. Register a
 //! new one with one line below.
 
+pub mod condition;
+pub mod filter;
 pub mod remap;
+pub mod route;
 pub mod sample;
 
 use crate::topology::component::{transform, Registration, TransformConfig};
 
 /// Every transform type by its `type` name.
 pub static REGISTRY: &[Registration<dyn TransformConfig>] = &[
+    transform::<filter::FilterConfig>("filter"),
     transform::<remap::RemapConfig>("remap"),
+    transform::<route::RouteConfig>("route"),
     transform::<sample::SampleConfig>("sample"),
 ];

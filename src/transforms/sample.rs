@@ -7,10 +7,12 @@
 //! - `group_by` (a template) gives each group its own count;
 //! - `rate_field` / `ratio_field` take the rate from each event (a positive integer, or
 //!   a share in (0, 1]); events without a valid one use `rate` / `ratio`;
-//! - each kept event gets the rate under `sample_rate_key` (default `sample_rate`).
+//! - each kept event gets the rate under `sample_rate_key` (default `sample_rate`);
+//! - events that meet the `exclude` condition (VRL) pass unsampled.
 //!
 //! Dropped events count as discarded on purpose (`intentional="true"`).
 
+use super::condition::{vrl_timezone, Condition, ConditionConfig};
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, Event, Value};
 use crate::internal_events::ComponentMetrics;
@@ -41,9 +43,8 @@ pub struct SampleConfig {
     /// Where each kept event records the rate; `""` leaves events as they are.
     #[serde(default = "default_rate_key")]
     pub sample_rate_key: String,
-    /// Vector's condition for events that bypass sampling. Conditions come with the
-    /// transforms issue (VRL); refused with that reason until then.
-    pub exclude: Option<toml::Value>,
+    /// A VRL condition: events that meet it pass unsampled (and without the rate).
+    pub exclude: Option<ConditionConfig>,
 }
 
 fn default_rate_key() -> String {
@@ -77,6 +78,15 @@ impl TransformConfig for SampleConfig {
             group_by,
             rate_key: (!self.sample_rate_key.is_empty()).then(|| self.sample_rate_key.clone()),
             rate_value: Value::from(rate_text),
+            exclude: match &self.exclude {
+                Some(c) => Some(Condition::new(
+                    c.compile("exclude")
+                        .map_err(|e| BuildError::Other(e.message))?,
+                    vrl_timezone(cx.timezone),
+                    cx.metrics.reporter(),
+                )),
+                None => None,
+            },
             rate_field: self.rate_field.clone(),
             ratio_field: self.ratio_field.clone(),
             dynamic: HashMap::new(),
@@ -115,11 +125,8 @@ impl TransformConfig for SampleConfig {
                 issues.push(FieldIssue::new("group_by", e.to_string()));
             }
         }
-        if self.exclude.is_some() {
-            issues.push(FieldIssue::new(
-                "exclude",
-                "Vector's `exclude` is not supported by sluice yet: it needs VRL conditions, which come with the transforms issue; put a filter in front instead when that lands",
-            ));
+        if let Some(Err(e)) = self.exclude.as_ref().map(|c| c.compile("exclude")) {
+            issues.push(e);
         }
         issues
     }
@@ -156,6 +163,7 @@ struct Sample {
     group_by: Option<Template>,
     rate_key: Option<String>,
     rate_value: Value,
+    exclude: Option<Condition>,
     rate_field: Option<String>,
     ratio_field: Option<String>,
     /// Counts of events sampled at their own rate, per group.
@@ -249,6 +257,13 @@ impl Transform for Sample {
         let before = input.len();
         let mut kept = 0;
         for mut e in input {
+            if let Some(c) = &mut self.exclude {
+                if c.check(&mut e) {
+                    output.push(e);
+                    kept += 1;
+                    continue;
+                }
+            }
             let own = self.own_mode(&e);
             let kept_it = match own {
                 Some(mode) => self.keeps_dynamic(&e, mode),
