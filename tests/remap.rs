@@ -415,3 +415,47 @@ inputs = ["r.errors", "r.nope", "r._unmatched"]
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+#[test]
+fn dedupe_remembers_recent_events_by_their_fields() {
+    let (out, log) = run(
+        r#"
+[transforms.parsed]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json!(.message)'
+
+[transforms.by_message]
+type = "dedupe"
+inputs = ["parsed"]
+fields.match = ["msg", "ctx.user"]
+cache.num_events = 2
+
+[transforms.all_but_seq]
+type = "dedupe"
+inputs = ["parsed"]
+fields.ignore = ["seq", "timestamp", "host", "source_type"]
+"#,
+        &[
+            ("o_by_message", "by_message"),
+            ("o_all_but_seq", "all_but_seq"),
+        ],
+        &[
+            r#"{"seq":1,"msg":"a","ctx":{"user":"x"}}"#,
+            r#"{"seq":2,"msg":"a","ctx":{"user":"x"}}"#,
+            r#"{"seq":3,"msg":"a","ctx":{"user":"y"}}"#,
+            r#"{"seq":4,"msg":"b","ctx":{"user":"x"}}"#,
+            r#"{"seq":5,"msg":"a","ctx":{"user":"x"}}"#,
+            r#"{"seq":6,"msg":1}"#,
+            r#"{"seq":7,"msg":"1"}"#,
+            r#"{"seq":8,"msg":"1"}"#,
+        ],
+    );
+    let seqs = |i: usize| -> Vec<i64> { out[i].iter().filter_map(|e| e["seq"].as_i64()).collect() };
+    // 2 repeats 1; 5 repeats 1 but (a,x) was pushed out by (a,y) and (b,x) (two
+    // remembered); 1 and "1" differ by type; 8 repeats 7.
+    assert_eq!(seqs(0), [1, 3, 4, 5, 6, 7], "{log}");
+    // Every field but seq (and the ones stdin adds): the same pairs are duplicates,
+    // with the default cache nothing is pushed out.
+    assert_eq!(seqs(1), [1, 3, 4, 6, 7]);
+}

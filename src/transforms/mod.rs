@@ -2,6 +2,7 @@
 //! new one with one line below.
 
 pub mod condition;
+pub mod dedupe;
 pub mod filter;
 pub mod remap;
 pub mod route;
@@ -11,6 +12,7 @@ use crate::topology::component::{transform, Registration, TransformConfig};
 
 /// Every transform type by its `type` name.
 pub static REGISTRY: &[Registration<dyn TransformConfig>] = &[
+    transform::<dedupe::DedupeConfig>("dedupe"),
     transform::<filter::FilterConfig>("filter"),
     transform::<remap::RemapConfig>("remap"),
     transform::<route::RouteConfig>("route"),
