@@ -459,3 +459,88 @@ fields.ignore = ["seq", "timestamp", "host", "source_type"]
     // with the default cache nothing is pushed out.
     assert_eq!(seqs(1), [1, 3, 4, 6, 7]);
 }
+
+#[test]
+fn throttle_keeps_each_key_to_its_budget_and_exclude_passes() {
+    let mut lines = Vec::new();
+    for (service, n) in [("a", 20), ("b", 20), ("c", 3)] {
+        for i in 0..n {
+            lines.push(format!(
+                r#"{{"service":"{service}","level":"info","i":{i}}}"#
+            ));
+        }
+    }
+    for i in 0..10 {
+        lines.push(format!(r#"{{"service":"a","level":"error","i":{i}}}"#));
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut s = Sluice::start_with(
+        r#"
+[sources.in]
+type = "stdin"
+[transforms.parsed]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json!(.message)'
+[transforms.t]
+type = "throttle"
+inputs = ["parsed"]
+threshold = 5
+window_secs = 60
+key_field = "{{ service }}"
+exclude = '.level == "error"'
+[sinks.out]
+type = "file"
+inputs = ["t"]
+path = "{DIR}/out.jsonl"
+"#,
+        |c| {
+            c.stdin(Stdio::piped());
+        },
+    );
+    let mut stdin = s.child().stdin.take().expect("stdin");
+    for l in &refs {
+        writeln!(stdin, "{l}").expect("write");
+    }
+    stdin.flush().expect("flush");
+    let mut m = String::new();
+    assert!(wait_for(Duration::from_secs(10), || {
+        m = s.metrics();
+        component_metrics_in_flight(&m, "t", "transform", "throttle").received_events >= 53.0
+    }));
+    let c = assert_component_metrics(&m, "t", "transform", "throttle");
+    // 5 of a, 5 of b, all 3 of c, and the 10 errors that bypass the throttle.
+    assert_eq!(c.sent_events, 23.0);
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_component_discarded_events_total",
+            &[("component_id", "t"), ("intentional", "true")]
+        ),
+        Some(30.0)
+    );
+    drop(stdin);
+    assert!(s.wait(Duration::from_secs(20)).success());
+    let out = read_jsonl(s.dir.path(), "out");
+    let count = |svc: &str, level: &str| {
+        out.iter()
+            .filter(|e| e["service"] == svc && e["level"] == level)
+            .count()
+    };
+    assert_eq!(
+        (
+            count("a", "info"),
+            count("b", "info"),
+            count("c", "info"),
+            count("a", "error")
+        ),
+        (5, 5, 3, 10)
+    );
+    // The first five of each key pass, in order.
+    let a: Vec<i64> = out
+        .iter()
+        .filter(|e| e["service"] == "a" && e["level"] == "info")
+        .filter_map(|e| e["i"].as_i64())
+        .collect();
+    assert_eq!(a, [0, 1, 2, 3, 4]);
+}

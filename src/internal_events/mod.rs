@@ -281,6 +281,10 @@ pub fn describe_all() {
     );
     describe_counter!(names::FILES_ADDED, "Files a file source started following.");
     describe_counter!(
+        names::THROTTLE_KEYS_EVICTED,
+        "Busy keys a throttle transform forgot because max_keys was reached (each comes back with a full budget)."
+    );
+    describe_counter!(
         names::FILES_REMOVED,
         "Files a file source deleted once every line was delivered (remove_after_secs)."
     );

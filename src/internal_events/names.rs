@@ -55,6 +55,8 @@ pub const FILES_OPEN_PEAK: &str = "sluice_files_open_peak";
 
 /// Files a file source started following.
 pub const FILES_ADDED: &str = "sluice_files_added_total";
+/// Busy keys a throttle transform forgot because `max_keys` was reached.
+pub const THROTTLE_KEYS_EVICTED: &str = "sluice_throttle_keys_evicted_total";
 /// Files the file source deleted after delivering them (`remove_after_secs`).
 pub const FILES_REMOVED: &str = "sluice_files_removed_total";
 
@@ -100,6 +102,7 @@ pub const ALL: &[&str] = &[
     FILES_OPEN_PEAK,
     FILES_ADDED,
     FILES_REMOVED,
+    THROTTLE_KEYS_EVICTED,
     FILES_ROTATED,
     FILES_TRUNCATED,
     FILES_RESCANS,

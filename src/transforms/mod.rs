@@ -7,6 +7,7 @@ pub mod filter;
 pub mod remap;
 pub mod route;
 pub mod sample;
+pub mod throttle;
 
 use crate::topology::component::{transform, Registration, TransformConfig};
 
@@ -17,4 +18,5 @@ pub static REGISTRY: &[Registration<dyn TransformConfig>] = &[
     transform::<remap::RemapConfig>("remap"),
     transform::<route::RouteConfig>("route"),
     transform::<sample::SampleConfig>("sample"),
+    transform::<throttle::ThrottleConfig>("throttle"),
 ];
