@@ -40,6 +40,32 @@ fn run(transforms: &str, sinks: &[(&str, &str)], lines: &[&str]) -> (Vec<Vec<Jso
     (out, s.log_text())
 }
 
+/// Starts `config` with piped stdin, writes `lines`, and waits until transform `id` of
+/// type `ty` received `n` events; the metrics then, with the received = sent +
+/// discarded identity checked. Stdin stays open (and sluice running) until the
+/// returned handle is dropped.
+fn pipe_through(
+    config: &str,
+    lines: &[String],
+    (id, ty, n): (&str, &str, f64),
+) -> (Sluice, std::process::ChildStdin, String, ComponentSample) {
+    let mut s = Sluice::start_with(config, |c| {
+        c.stdin(Stdio::piped());
+    });
+    let mut stdin = s.child().stdin.take().expect("stdin");
+    for l in lines {
+        writeln!(stdin, "{l}").expect("write");
+    }
+    stdin.flush().expect("flush");
+    let mut m = String::new();
+    assert!(wait_for(Duration::from_secs(10), || {
+        m = s.metrics();
+        component_metrics_in_flight(&m, id, "transform", ty).received_events >= n
+    }));
+    let c = assert_component_metrics(&m, id, "transform", ty);
+    (s, stdin, m, c)
+}
+
 /// The fields a test compares: everything but the ones stdin adds.
 fn strip(mut v: Json) -> Json {
     if let Some(o) = v.as_object_mut() {
@@ -185,7 +211,10 @@ if err == null && is_array(parsed.items) {
 
 #[test]
 fn the_accounting_adds_up_through_remap() {
-    let mut s = Sluice::start_with(
+    let lines: Vec<String> = (0..100)
+        .map(|i| if i % 4 == 0 { "drop me" } else { "keep" }.to_string())
+        .collect();
+    let (_s, _stdin, m, c) = pipe_through(
         r#"
 [sources.in]
 type = "stdin"
@@ -201,21 +230,9 @@ type = "blackhole"
 inputs = ["t"]
 print_interval_secs = 0
 "#,
-        |c| {
-            c.stdin(Stdio::piped());
-        },
+        &lines,
+        ("t", "remap", 100.0),
     );
-    let mut stdin = s.child().stdin.take().expect("stdin");
-    for i in 0..100 {
-        writeln!(stdin, "{}", if i % 4 == 0 { "drop me" } else { "keep" }).expect("write");
-    }
-    stdin.flush().expect("flush");
-    let mut m = String::new();
-    assert!(wait_for(Duration::from_secs(10), || {
-        m = s.metrics();
-        component_metrics_in_flight(&m, "t", "transform", "remap").received_events >= 100.0
-    }));
-    let c = assert_component_metrics(&m, "t", "transform", "remap");
     assert_eq!(c.sent_events, 75.0);
     assert_eq!(
         metric(
@@ -225,7 +242,6 @@ print_interval_secs = 0
         ),
         Some(25.0)
     );
-    drop(stdin);
 }
 
 #[test]
@@ -473,8 +489,7 @@ fn throttle_keeps_each_key_to_its_budget_and_exclude_passes() {
     for i in 0..10 {
         lines.push(format!(r#"{{"service":"a","level":"error","i":{i}}}"#));
     }
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let mut s = Sluice::start_with(
+    let (mut s, stdin, m, c) = pipe_through(
         r#"
 [sources.in]
 type = "stdin"
@@ -494,21 +509,9 @@ type = "file"
 inputs = ["t"]
 path = "{DIR}/out.jsonl"
 "#,
-        |c| {
-            c.stdin(Stdio::piped());
-        },
+        &lines,
+        ("t", "throttle", 53.0),
     );
-    let mut stdin = s.child().stdin.take().expect("stdin");
-    for l in &refs {
-        writeln!(stdin, "{l}").expect("write");
-    }
-    stdin.flush().expect("flush");
-    let mut m = String::new();
-    assert!(wait_for(Duration::from_secs(10), || {
-        m = s.metrics();
-        component_metrics_in_flight(&m, "t", "transform", "throttle").received_events >= 53.0
-    }));
-    let c = assert_component_metrics(&m, "t", "transform", "throttle");
     // 5 of a, 5 of b, all 3 of c, and the 10 errors that bypass the throttle.
     assert_eq!(c.sent_events, 23.0);
     assert_eq!(

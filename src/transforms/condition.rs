@@ -81,6 +81,23 @@ impl ConditionConfig {
     }
 }
 
+/// The condition at `key` compiled for a running transform, or `None` when unset.
+pub fn build_condition(
+    condition: &Option<ConditionConfig>,
+    key: &str,
+    cx: &crate::topology::component::TransformContext,
+) -> Result<Option<Condition>, crate::topology::component::BuildError> {
+    let Some(c) = condition else { return Ok(None) };
+    let program = c
+        .compile(key)
+        .map_err(|e| crate::topology::component::BuildError::Other(e.message))?;
+    Ok(Some(Condition::new(
+        program,
+        vrl_timezone(cx.timezone),
+        cx.metrics.reporter(),
+    )))
+}
+
 /// A compiled condition with its runtime.
 pub struct Condition {
     program: Program,

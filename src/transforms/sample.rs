@@ -12,7 +12,7 @@
 //!
 //! Dropped events count as discarded on purpose (`intentional="true"`).
 
-use super::condition::{vrl_timezone, Condition, ConditionConfig};
+use super::condition::{build_condition, Condition, ConditionConfig};
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, Event, Value};
 use crate::internal_events::ComponentMetrics;
@@ -78,15 +78,7 @@ impl TransformConfig for SampleConfig {
             group_by,
             rate_key: (!self.sample_rate_key.is_empty()).then(|| self.sample_rate_key.clone()),
             rate_value: Value::from(rate_text),
-            exclude: match &self.exclude {
-                Some(c) => Some(Condition::new(
-                    c.compile("exclude")
-                        .map_err(|e| BuildError::Other(e.message))?,
-                    vrl_timezone(cx.timezone),
-                    cx.metrics.reporter(),
-                )),
-                None => None,
-            },
+            exclude: build_condition(&self.exclude, "exclude", &cx)?,
             rate_field: self.rate_field.clone(),
             ratio_field: self.ratio_field.clone(),
             dynamic: HashMap::new(),

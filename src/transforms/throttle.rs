@@ -8,7 +8,7 @@
 //! busy, the one touched longest ago is, counted in
 //! `sluice_throttle_keys_evicted_total`.
 
-use super::condition::{vrl_timezone, Condition, ConditionConfig};
+use super::condition::{build_condition, Condition, ConditionConfig};
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, Event};
 use crate::internal_events::{names, ComponentMetrics};
@@ -89,15 +89,7 @@ impl TransformConfig for ThrottleConfig {
             }
             None => None,
         };
-        let exclude = match &self.exclude {
-            Some(c) => Some(Condition::new(
-                c.compile("exclude")
-                    .map_err(|e| BuildError::Other(e.message))?,
-                vrl_timezone(cx.timezone),
-                cx.metrics.reporter(),
-            )),
-            None => None,
-        };
+        let exclude = build_condition(&self.exclude, "exclude", &cx)?;
         let threshold = f64::from(self.threshold.max(1));
         Ok(Box::new(Throttle {
             key,
