@@ -66,6 +66,28 @@ fn pipe_through(
     (s, stdin, m, c)
 }
 
+/// `sluice validate` on `text` written to `name`: asserts it fails with EX_CONFIG and
+/// that stderr holds each of `expected` (where `{file}` stands for the file's path);
+/// returns stderr.
+fn validate_fails(name: &str, text: &str, expected: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write");
+    let out = std::process::Command::new(bin())
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .expect("validate");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    let file = path.display().to_string();
+    for e in expected {
+        let e = e.replace("{file}", &file);
+        assert!(err.contains(&e), "missing {e:?} in:\n{err}");
+    }
+    err
+}
+
 /// The fields a test compares: everything but the ones stdin adds.
 fn strip(mut v: Json) -> Json {
     if let Some(o) = v.as_object_mut() {
@@ -246,10 +268,8 @@ print_interval_secs = 0
 
 #[test]
 fn validate_reports_vrl_diagnostics_with_file_component_and_code() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("remap.toml");
-    std::fs::write(
-        &path,
+    let err = validate_fails(
+        "remap.toml",
         r#"
 [sources.in]
 type = "stdin"
@@ -273,28 +293,16 @@ source = '.x = 1'
 type = "blackhole"
 inputs = ["fallible", "syntax", "unknown", "plain.dropped"]
 "#,
-    )
-    .expect("write");
-    let out = std::process::Command::new(bin())
-        .args(["validate", "--config"])
-        .arg(&path)
-        .output()
-        .expect("validate");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
-    let file = path.display().to_string();
-    for expected in [
-        format!("{file}: [transforms.fallible] key `source`: the VRL program does not compile:"),
-        "error[E103]: unhandled fallible assignment".to_string(),
-        "update the expression to be infallible by adding a `!`: `parse_json!(.message)`"
-            .to_string(),
-        format!("{file}: [transforms.syntax] key `source`: the VRL program does not compile:"),
-        "error[E204]: syntax error".to_string(),
-        "error[E105]: call to undefined function".to_string(),
-        "`plain` has no output `dropped`".to_string(),
-    ] {
-        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
-    }
+        &[
+            "{file}: [transforms.fallible] key `source`: the VRL program does not compile:",
+            "error[E103]: unhandled fallible assignment",
+            "update the expression to be infallible by adding a `!`: `parse_json!(.message)`",
+            "{file}: [transforms.syntax] key `source`: the VRL program does not compile:",
+            "error[E204]: syntax error",
+            "error[E105]: call to undefined function",
+            "`plain` has no output `dropped`",
+        ],
+    );
     // The caret sits under the column VRL names.
     assert!(err.contains("1 │ .x = 1 +\n  │         ^"), "{err}");
 }
@@ -389,10 +397,8 @@ exclude = '.level == "error"'
 
 #[test]
 fn validate_checks_conditions_and_route_outputs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("conditions.toml");
-    std::fs::write(
-        &path,
+    validate_fails(
+        "conditions.toml",
         r#"
 [sources.in]
 type = "stdin"
@@ -413,23 +419,12 @@ route.errors = '.level == "error"'
 type = "blackhole"
 inputs = ["r.errors", "r.nope", "r._unmatched"]
 "#,
-    )
-    .expect("write");
-    let out = std::process::Command::new(bin())
-        .args(["validate", "--config"])
-        .arg(&path)
-        .output()
-        .expect("validate");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
-    let file = path.display().to_string();
-    for expected in [
-        format!("{file}: [transforms.not_bool] key `condition`: a VRL condition must return a boolean; `.status` returns any"),
-        format!("{file}: [transforms.other_type] key `condition.type`: Vector's `datadog_search` condition is not supported by sluice"),
-        "`r` has no output `nope`".to_string(),
-    ] {
-        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
-    }
+        &[
+        "{file}: [transforms.not_bool] key `condition`: a VRL condition must return a boolean; `.status` returns any",
+        "{file}: [transforms.other_type] key `condition.type`: Vector's `datadog_search` condition is not supported by sluice",
+        "`r` has no output `nope`",
+        ],
+    );
 }
 
 #[test]
