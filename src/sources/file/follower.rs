@@ -57,7 +57,7 @@ pub(super) struct Follower {
     pub(super) truncated_now: bool,
     pub(super) started: bool,
     pub(super) host: Value,
-    pub(super) source_id: &'static str,
+    pub(super) source_id: crate::event::SourceId,
     pub(super) truncated: Reporter<Truncated>,
     pub(super) io: Reporter<FileTrouble>,
     pub(super) read_errors: Reporter<ReadFailed>,

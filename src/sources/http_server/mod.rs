@@ -349,7 +349,7 @@ struct Handler {
     success: StatusCode,
     method: Method,
     verifier: Option<AuthVerifier>,
-    source_id: &'static str,
+    source_id: crate::event::SourceId,
     source_type: Value,
     statuses: HashMap<u16, Counter>,
     decode_errors: Reporter<DecodeFailed>,

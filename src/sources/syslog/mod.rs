@@ -151,7 +151,7 @@ impl SourceConfig for SyslogConfig {
 
 /// Turns frames into events and keeps the counters; one per connection or socket.
 pub(crate) struct EventBuilder {
-    source_id: &'static str,
+    source_id: crate::event::SourceId,
     /// `host_key` (else `log_schema.host_key`), where `host` moves (`""` drops it).
     host_key: String,
     /// Whether any field moves from its default name.
