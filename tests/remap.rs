@@ -542,3 +542,87 @@ path = "{DIR}/out.jsonl"
         .collect();
     assert_eq!(a, [0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn log_to_metric_makes_vectors_metrics_from_fields() {
+    let (out, log) = run(
+        r#"
+[transforms.parsed]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json!(.message)'
+
+[transforms.m]
+type = "log_to_metric"
+inputs = ["parsed"]
+
+[[transforms.m.metrics]]
+type = "counter"
+field = "status"
+name = "responses_total"
+namespace = "web"
+tags = { status = "{{ status }}", host = "{{ host }}" }
+
+[[transforms.m.metrics]]
+type = "counter"
+field = "bytes"
+name = "bytes_total"
+increment_by_value = true
+
+[[transforms.m.metrics]]
+type = "gauge"
+field = "queue"
+
+[[transforms.m.metrics]]
+type = "histogram"
+field = "latency"
+
+[[transforms.m.metrics]]
+type = "set"
+field = "user"
+"#,
+        &[("o_metrics", "m")],
+        &[
+            r#"{"status":200,"host":"a","bytes":100,"queue":3,"latency":0.25,"user":"u1"}"#,
+            r#"{"status":"503","bytes":"50","latency":"oops"}"#,
+            r#"{"nothing":true}"#,
+        ],
+    );
+    let by_name = |name: &str| -> Vec<Json> {
+        out[0]
+            .iter()
+            .filter(|m| m["name"] == name)
+            .cloned()
+            .collect()
+    };
+    let responses = by_name("responses_total");
+    assert_eq!(responses.len(), 2, "{log}");
+    assert_eq!(responses[0]["namespace"], "web");
+    assert_eq!(responses[0]["kind"], "incremental");
+    assert_eq!(responses[0]["counter"], json!({"value": 1.0}));
+    assert_eq!(responses[0]["tags"], json!({"status": "200", "host": "a"}));
+    // A tag whose field is missing is left out.
+    assert_eq!(responses[1]["tags"], json!({"status": "503"}));
+    let bytes: Vec<f64> = by_name("bytes_total")
+        .iter()
+        .filter_map(|m| m["counter"]["value"].as_f64())
+        .collect();
+    assert_eq!(
+        bytes,
+        [100.0, 50.0],
+        "increment_by_value, text that parses included: {:?}\n{log}",
+        out[0]
+    );
+    assert_eq!(by_name("queue")[0]["gauge"], json!({"value": 3.0}));
+    assert_eq!(by_name("queue")[0]["kind"], "absolute");
+    let latency = by_name("latency");
+    assert_eq!(latency.len(), 1, "`oops` is not a number: no metric");
+    assert_eq!(
+        latency[0]["distribution"],
+        json!({"samples": [{"value": 0.25, "rate": 1}], "statistic": "histogram"})
+    );
+    assert_eq!(by_name("user")[0]["set"], json!({"values": ["u1"]}));
+    // 5 + 2 metrics; the third event made none.
+    assert_eq!(out[0].len(), 7);
+    assert!(log.contains("made no metric"), "{log}");
+}

@@ -127,6 +127,9 @@ failures! {
     /// A name or tag value the line protocol cannot carry was changed (trailing
     /// backslashes dropped, control characters made spaces); the point was written.
     LineProtocolAltered: "line_protocol", Lossless;
+    /// A log event lacked the field a `log_to_metric` entry reads (or it was not a
+    /// number); that entry made no metric, as in Vector.
+    FieldUnusable: "field_missing", Lossless;
     /// A VRL condition failed at runtime and counted as false.
     ConditionFailed: "condition", Lossless;
     /// A VRL program failed at runtime; the event went on unchanged.

@@ -4,6 +4,7 @@
 pub mod condition;
 pub mod dedupe;
 pub mod filter;
+pub mod log_to_metric;
 pub mod remap;
 pub mod route;
 pub mod sample;
@@ -15,6 +16,7 @@ use crate::topology::component::{transform, Registration, TransformConfig};
 pub static REGISTRY: &[Registration<dyn TransformConfig>] = &[
     transform::<dedupe::DedupeConfig>("dedupe"),
     transform::<filter::FilterConfig>("filter"),
+    transform::<log_to_metric::LogToMetricConfig>("log_to_metric"),
     transform::<remap::RemapConfig>("remap"),
     transform::<route::RouteConfig>("route"),
     transform::<sample::SampleConfig>("sample"),

@@ -174,7 +174,7 @@ impl Sample {
             match v {
                 Value::Integer(i) => Some(*i as f64),
                 Value::Float(f) => Some(f.into_inner()),
-                Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+                Value::Bytes(_) | Value::String(_) => v.to_str_lossy()?.trim().parse().ok(),
                 _ => None,
             }
         };
@@ -186,7 +186,7 @@ impl Sample {
         let f = self.rate_field.as_ref()?;
         let rate = match l.get_path(f)? {
             Value::Integer(i) => u64::try_from(*i).ok(),
-            Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+            v @ (Value::Bytes(_) | Value::String(_)) => v.to_str_lossy()?.trim().parse().ok(),
             _ => None,
         };
         rate.filter(|r| *r > 0).map(Mode::Rate)
