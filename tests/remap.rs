@@ -626,3 +626,90 @@ field = "user"
     assert_eq!(out[0].len(), 7);
     assert!(log.contains("made no metric"), "{log}");
 }
+
+#[test]
+fn aggregate_sums_increments_keeps_the_latest_absolute_and_flushes() {
+    let lines: Vec<String> = (1..=10)
+        .map(|i| {
+            format!(
+                r#"{{"host":"{}","queue":{i}}}"#,
+                if i <= 6 { "a" } else { "b" }
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let pipeline = |interval_ms: u64| {
+        format!(
+            r#"
+[transforms.parsed]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json!(.message)'
+
+[transforms.m]
+type = "log_to_metric"
+inputs = ["parsed"]
+[[transforms.m.metrics]]
+type = "counter"
+field = "host"
+name = "events"
+tags = {{ host = "{{{{ host }}}}" }}
+[[transforms.m.metrics]]
+type = "gauge"
+field = "queue"
+
+[transforms.agg]
+type = "aggregate"
+inputs = ["m"]
+interval_ms = {interval_ms}
+"#
+        )
+    };
+    // A long interval: everything goes out at shutdown, folded.
+    let (out, log) = run(&pipeline(60_000), &[("o_agg", "agg")], &refs);
+    let mut got: Vec<(String, String, f64)> = out[0]
+        .iter()
+        .map(|m| {
+            let v = m["counter"]["value"]
+                .as_f64()
+                .or(m["gauge"]["value"].as_f64())
+                .unwrap_or(-1.0);
+            (
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["tags"]["host"].as_str().unwrap_or("").to_string(),
+                v,
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    assert_eq!(
+        got,
+        [
+            ("events".into(), "a".into(), 6.0),
+            ("events".into(), "b".into(), 4.0),
+            ("queue".into(), "".into(), 10.0)
+        ],
+        "{log}"
+    );
+
+    // A short interval: it goes out on the timer, while the input stays open.
+    let (s, stdin, _, _) = pipe_through(
+        &format!("[sources.in]\ntype = \"stdin\"\n{}\n[sinks.out]\ntype = \"file\"\ninputs = [\"agg\"]\npath = \"{{DIR}}/agg.jsonl\"\n", pipeline(300)),
+        &lines,
+        ("parsed", "remap", 10.0),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || count_lines(s.dir.path(), "agg")
+            == 3),
+        "{}",
+        s.log_text()
+    );
+    let m = s.metrics();
+    let c = assert_component_metrics(&m, "agg", "transform", "aggregate");
+    assert_eq!(
+        (c.received_events, c.sent_events),
+        (20.0, 3.0),
+        "17 folded into 3"
+    );
+    drop(stdin);
+}

@@ -1,6 +1,7 @@
 //! Transforms: functions from batches to batches between sources and sinks. Register a
 //! new one with one line below.
 
+pub mod aggregate;
 pub mod condition;
 pub mod dedupe;
 pub mod filter;
@@ -14,6 +15,7 @@ use crate::topology::component::{transform, Registration, TransformConfig};
 
 /// Every transform type by its `type` name.
 pub static REGISTRY: &[Registration<dyn TransformConfig>] = &[
+    transform::<aggregate::AggregateConfig>("aggregate"),
     transform::<dedupe::DedupeConfig>("dedupe"),
     transform::<filter::FilterConfig>("filter"),
     transform::<log_to_metric::LogToMetricConfig>("log_to_metric"),
