@@ -41,8 +41,8 @@ fn run(transforms: &str, sinks: &[(&str, &str)], lines: &[&str]) -> (Vec<Vec<Jso
 }
 
 /// Starts `config` with piped stdin, writes `lines`, and waits until transform `id` of
-/// type `ty` received `n` events; the metrics then, with the received = sent +
-/// discarded identity checked. Stdin stays open (and sluice running) until the
+/// type `ty` received `n` events and passed on or discarded all it received; the
+/// metrics then, with the received = sent + discarded identity checked. Stdin stays open (and sluice running) until the
 /// returned handle is dropped.
 fn pipe_through(
     config: &str,
@@ -58,9 +58,11 @@ fn pipe_through(
     }
     stdin.flush().expect("flush");
     let mut m = String::new();
+    // Until it has taken `n` in and passed on (or discarded) all it took.
     assert!(wait_for(Duration::from_secs(10), || {
         m = s.metrics();
-        component_metrics_in_flight(&m, id, "transform", ty).received_events >= n
+        let c = component_metrics_in_flight(&m, id, "transform", ty);
+        c.received_events >= n && c.sent_events + c.discarded >= c.received_events
     }));
     let c = assert_component_metrics(&m, id, "transform", ty);
     (s, stdin, m, c)
