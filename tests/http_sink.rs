@@ -21,7 +21,7 @@ fn pipe_lines(
     sink: &str,
     lines: impl Iterator<Item = String>,
 ) -> (Sluice, std::process::ChildStdin) {
-    let mut s = Sluice::start_with(
+    Sluice::start_piped(
         &format!(
             r#"
 [sources.in]
@@ -33,14 +33,8 @@ type = "http"
 {sink}
 "#
         ),
-        |c| {
-            c.stdin(Stdio::piped());
-        },
-    );
-    let mut stdin = s.child().stdin.take().expect("stdin");
-    let text: String = lines.map(|l| l + "\n").collect();
-    stdin.write_all(text.as_bytes()).expect("write");
-    (s, stdin)
+        lines,
+    )
 }
 
 /// Waits until the sink counted `n` events as sent, then returns the metrics.

@@ -463,7 +463,8 @@ path = "{DIR}/out.jsonl"
 
 #[test]
 fn sample_by_key_by_group_and_by_ratio_as_vector_does() {
-    let mut s = Sluice::start_with(
+    // Ten values, ten lines each; stdin closes, so the pipeline drains and exits.
+    let (mut s, stdin) = Sluice::start_piped(
         r#"
 [sources.in]
 type = "stdin"
@@ -501,17 +502,9 @@ type = "file"
 inputs = ["by_ratio"]
 path = "{DIR}/ratio.jsonl"
 "#,
-        |c| {
-            c.stdin(Stdio::piped());
-        },
+        (0..100).map(|i| format!("value-{}", i % 10)),
     );
-    {
-        let mut stdin = s.child().stdin.take().expect("stdin");
-        // Ten values, ten lines each.
-        for i in 0..100 {
-            writeln!(stdin, "value-{}", i % 10).expect("write");
-        }
-    }
+    drop(stdin);
     assert!(
         s.wait(Duration::from_secs(20)).success(),
         "{}",

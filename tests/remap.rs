@@ -5,8 +5,6 @@
 mod support;
 
 use serde_json::{json, Value as Json};
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 use support::*;
 
@@ -19,15 +17,8 @@ fn run(transforms: &str, sinks: &[(&str, &str)], lines: &[&str]) -> (Vec<Vec<Jso
             "[sinks.{name}]\ntype = \"file\"\ninputs = [\"{input}\"]\npath = \"{{DIR}}/{name}.jsonl\"\n"
         ));
     }
-    let mut s = Sluice::start_with(&config, |c| {
-        c.stdin(Stdio::piped());
-    });
-    {
-        let mut stdin = s.child().stdin.take().expect("stdin");
-        for l in lines {
-            writeln!(stdin, "{l}").expect("write");
-        }
-    }
+    let (mut s, stdin) = Sluice::start_piped(&config, lines);
+    drop(stdin);
     assert!(
         s.wait(Duration::from_secs(30)).success(),
         "{}",
@@ -42,21 +33,14 @@ fn run(transforms: &str, sinks: &[(&str, &str)], lines: &[&str]) -> (Vec<Vec<Jso
 
 /// Starts `config` with piped stdin, writes `lines`, and waits until transform `id` of
 /// type `ty` received `n` events and passed on or discarded all it received; the
-/// metrics then, with the received = sent + discarded identity checked. Stdin stays open (and sluice running) until the
-/// returned handle is dropped.
+/// metrics then, with the received = sent + discarded identity checked. Stdin stays
+/// open (and sluice running) until the returned handle is dropped.
 fn pipe_through(
     config: &str,
     lines: &[String],
     (id, ty, n): (&str, &str, f64),
 ) -> (Sluice, std::process::ChildStdin, String, ComponentSample) {
-    let mut s = Sluice::start_with(config, |c| {
-        c.stdin(Stdio::piped());
-    });
-    let mut stdin = s.child().stdin.take().expect("stdin");
-    for l in lines {
-        writeln!(stdin, "{l}").expect("write");
-    }
-    stdin.flush().expect("flush");
+    let (s, stdin) = Sluice::start_piped(config, lines);
     let mut m = String::new();
     // Until it has taken `n` in and passed on (or discarded) all it took.
     assert!(wait_for(Duration::from_secs(10), || {

@@ -107,6 +107,26 @@ impl Sluice {
         Self::spawn(dir, api, &[OsString::from("--config"), cfg.into()], adjust)
     }
 
+    /// Like [`Sluice::start`] with stdin piped, `lines` written to it (each with a
+    /// newline) and flushed. Stdin stays open, so sluice keeps running, until the
+    /// returned handle is dropped.
+    pub fn start_piped<L: AsRef<str>>(
+        config: &str,
+        lines: impl IntoIterator<Item = L>,
+    ) -> (Sluice, std::process::ChildStdin) {
+        let mut s = Self::start_with(config, |c| {
+            c.stdin(Stdio::piped());
+        });
+        let mut stdin = s.child().stdin.take().expect("stdin");
+        let text: String = lines
+            .into_iter()
+            .map(|l| format!("{}\n", l.as_ref()))
+            .collect();
+        stdin.write_all(text.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        (s, stdin)
+    }
+
     /// Starts sluice on config files as an operator wrote them (any format, `${VAR}`s
     /// set through `adjust`), plus a file of its own that sets `data_dir` and the API
     /// address: the way Vector, too, merges several `--config` files.
