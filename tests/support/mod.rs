@@ -20,12 +20,21 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }
 
-/// A port nothing listens on right now (TCP and UDP).
+/// A port nothing listens on right now (TCP and UDP), and never handed out before in this
+/// test process: the kernel may give the same ephemeral port to two binds in a row once
+/// the first listener is closed, and a test that asks for a source port and then an API
+/// port must not get one port twice.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }
