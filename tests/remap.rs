@@ -614,6 +614,74 @@ field = "user"
 }
 
 #[test]
+fn log_to_metric_all_metrics_reads_vectors_metric_json_back() {
+    // Every metric type in the JSON shape Vector's (and sluice's) JSON codec writes, as
+    // it arrives when metrics travel as logs; then one that is not a metric.
+    let metrics = [
+        json!({"name": "requests", "namespace": "web", "kind": "incremental",
+               "tags": {"env": "test_env", "host": "localhost"}, "counter": {"value": 10.0}}),
+        json!({"name": "queue", "kind": "absolute", "gauge": {"value": 3.5}}),
+        json!({"name": "users", "kind": "incremental", "set": {"values": ["a", "b"]}}),
+        json!({"name": "latency", "kind": "incremental",
+               "distribution": {"samples": [{"value": 0.25, "rate": 2}], "statistic": "histogram"}}),
+        json!({"name": "sizes", "kind": "absolute",
+               "aggregated_histogram": {"buckets": [{"upper_limit": 1.0, "count": 4},
+                                                    {"upper_limit": 2.0, "count": 6}],
+                                        "count": 10, "sum": 12.5}}),
+        json!({"name": "ages", "kind": "absolute",
+               "aggregated_summary": {"quantiles": [{"quantile": 0.5, "value": 3.0}],
+                                      "count": 7, "sum": 20.0}}),
+    ];
+    let mut lines: Vec<String> = metrics.iter().map(Json::to_string).collect();
+    lines.push(r#"{"name":"broken","kind":"incremental","gauge":{"value":"high"}}"#.into());
+    let config = r#"
+[sources.in]
+type = "stdin"
+
+[transforms.parsed]
+type = "remap"
+inputs = ["in"]
+source = '. = parse_json!(.message)'
+
+[transforms.m]
+type = "log_to_metric"
+inputs = ["parsed"]
+all_metrics = true
+metrics = []
+
+[sinks.out]
+type = "file"
+inputs = ["m"]
+path = "{DIR}/out.jsonl"
+"#;
+    let (mut s, stdin, m, c) = pipe_through(config, &lines, ("m", "log_to_metric", 7.0));
+    assert_eq!((c.sent_events, c.discarded), (6.0, 1.0), "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_component_errors_total",
+            &[("component_id", "m"), ("error_type", "parser_failed")]
+        ),
+        Some(1.0)
+    );
+    drop(stdin);
+    assert!(s.wait(Duration::from_secs(30)).success());
+    let out: Vec<Json> = read_jsonl(s.dir.path(), "out.")
+        .into_iter()
+        .map(|mut v| {
+            v.as_object_mut().map(|o| o.remove("timestamp"));
+            v
+        })
+        .collect();
+    assert_eq!(out, metrics, "{}", s.log_text());
+    let log = s.log_text();
+    assert!(
+        log.contains("not a metric in Vector's shape") && log.contains("`gauge.value` is not a number"),
+        "{log}"
+    );
+}
+
+#[test]
 fn aggregate_sums_increments_keeps_the_latest_absolute_and_flushes() {
     let lines: Vec<String> = (1..=10)
         .map(|i| {

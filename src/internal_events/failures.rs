@@ -130,6 +130,9 @@ failures! {
     /// A log event lacked the field a `log_to_metric` entry reads (or it was not a
     /// number); that entry made no metric, as in Vector.
     FieldUnusable: "field_missing", Lossless;
+    /// `log_to_metric` with `all_metrics`: a log event was not a metric in Vector's
+    /// JSON shape, so it is dropped (Vector drops it too).
+    MetricShapeInvalid: "parser_failed", Lossy;
     /// A VRL condition failed at runtime and counted as false.
     ConditionFailed: "condition", Lossless;
     /// A VRL program failed at runtime; the event went on unchanged.

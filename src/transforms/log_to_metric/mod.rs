@@ -11,12 +11,21 @@
 //! values; the metric takes the event's timestamp. An event without the field, or with
 //! one that is not a number where a number is needed, produces no metric for that
 //! entry, counted and logged (Vector's behaviour); the log event itself is consumed.
+//!
+//! With `all_metrics = true` the `metrics` list is ignored and every log event is read
+//! as a metric already in Vector's JSON shape (what Vector's own `log_to_metric` reads
+//! and its JSON codec writes): `name`, `kind` (`incremental` or `absolute`), optional
+//! `namespace`, `tags` and `timestamp`, and one value key, `counter.value`,
+//! `gauge.value`, `set.values`, `distribution.{samples, statistic}`,
+//! `aggregated_histogram.{buckets, count, sum}` or `aggregated_summary.{quantiles, count,
+//! sum}`. An event of another shape makes no metric, counted and logged with the key at
+//! fault. Unlike Vector, integers are accepted where a float is expected.
 
 use crate::config::field::FieldIssue;
 use crate::event::{
     Batch, Event, LogEvent, Metric, MetricKind, MetricValue, Sample, StatisticKind, Value,
 };
-use crate::internal_events::failures::FieldUnusable;
+use crate::internal_events::failures::{FieldUnusable, MetricShapeInvalid};
 use crate::internal_events::{ComponentMetrics, Reporter};
 use crate::sinks::util::template::Template;
 use crate::topology::component::{
@@ -25,14 +34,17 @@ use crate::topology::component::{
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod shaped;
+
 /// `[transforms.ID] type = "log_to_metric"`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogToMetricConfig {
     /// The metrics each log event yields.
+    #[serde(default)]
     pub metrics: Vec<MetricConfig>,
-    /// Vector's mode for events that already carry a metric's shape: refused (see
-    /// `validate`).
+    /// Read every log event as a metric in Vector's JSON shape instead, for pipelines
+    /// that carry metrics as logs (Kafka, HTTP) and turn them back here.
     #[serde(default)]
     pub all_metrics: bool,
 }
@@ -137,18 +149,14 @@ impl TransformConfig for LogToMetricConfig {
         if self.metrics.is_empty() && !self.all_metrics {
             issues.push(FieldIssue::new("metrics", "needs at least one metric"));
         }
-        if self.all_metrics {
-            issues.push(FieldIssue::new(
-                "all_metrics",
-                "Vector's `all_metrics` is not supported by sluice yet: list the metrics under `metrics`",
-            ));
-        }
         issues
     }
 
     fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
         Ok(Box::new(LogToMetric {
             rules: self.rules().map_err(|e| BuildError::Other(e.message))?,
+            all_metrics: self.all_metrics,
+            shape_invalid: cx.metrics.reporter(),
             unusable: cx.metrics.reporter(),
             scratch: String::new(),
             metrics: cx.metrics,
@@ -158,6 +166,8 @@ impl TransformConfig for LogToMetricConfig {
 
 struct LogToMetric {
     rules: Vec<Rule>,
+    all_metrics: bool,
+    shape_invalid: Reporter<MetricShapeInvalid>,
     unusable: Reporter<FieldUnusable>,
     scratch: String,
     metrics: ComponentMetrics,
@@ -255,6 +265,17 @@ impl Transform for LogToMetric {
                 output.push(event);
                 continue;
             };
+            if self.all_metrics {
+                match shaped::metric(log, Template::event_time(&event)) {
+                    Ok(m) => output.push(m.into()),
+                    Err(why) => self.shape_invalid.emit_dropped(1, || {
+                        format!(
+                            "A log event is not a metric in Vector's shape; it is dropped: {why}"
+                        )
+                    }),
+                }
+                continue;
+            }
             let mut made = 0;
             for rule in &rules {
                 match self.metric(rule, log, &event) {

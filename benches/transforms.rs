@@ -1,0 +1,126 @@
+//! Per-core cost of the transforms the issue names, each over batches of 1000 syslog
+//! events as the syslog source makes them:
+//! - `remap`: `parse_syslog!` of the message plus three assignments (aim 500k events/s);
+//! - `filter`: a string comparison (aim 5M events/s);
+//! - `route`: four routes on the severity (aim 5M events/s);
+//! - `log_to_metric`: a counter with two templated tags.
+//!
+//! `cargo bench --bench transforms`; criterion reports events per second on one core.
+
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde::de::DeserializeOwned;
+use sluice::event::{Event, EventMetadata, LogEvent, ObjectMap, Value};
+use sluice::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
+use sluice::topology::component::{Transform, TransformConfig, TransformContext, TransformOutput};
+use sluice::transforms::filter::FilterConfig;
+use sluice::transforms::log_to_metric::LogToMetricConfig;
+use sluice::transforms::remap::RemapConfig;
+use sluice::transforms::route::RouteConfig;
+
+const SEVERITIES: [&str; 4] = ["info", "notice", "warning", "err"];
+
+/// 1000 events: the raw line in `message` (for remap), and the fields the syslog
+/// source parses out of it (for the others).
+fn batch() -> Vec<Event> {
+    (0..1000)
+        .map(|i| {
+            let mut m = ObjectMap::new();
+            m.insert(
+                "message".into(),
+                Value::from(format!(
+                    "<134>1 2026-12-01T05:21:40.123Z web-{:02} nginx 2666 ID{i} - GET /api/v1/items/{i} 200",
+                    i % 16
+                )),
+            );
+            m.insert("hostname".into(), Value::from(format!("web-{:02}", i % 16)));
+            m.insert("appname".into(), Value::from("nginx"));
+            m.insert("severity".into(), Value::from(SEVERITIES[i % 4]));
+            m.insert("status".into(), Value::from(if i % 10 == 0 { 500 } else { 200 }));
+            m.insert("source_type".into(), Value::from("syslog"));
+            LogEvent::from_parts(m, EventMetadata::new("bench", Utc::now())).into()
+        })
+        .collect()
+}
+
+fn build<C: TransformConfig + DeserializeOwned>(
+    type_name: &'static str,
+    toml: &str,
+) -> Box<dyn Transform> {
+    let config: C = match toml::from_str(toml) {
+        Ok(c) => c,
+        Err(e) => panic!("{type_name} bench config: {e}"),
+    };
+    let metrics = ComponentMetrics::new(ComponentLabels {
+        id: format!("{type_name}-bench").into(),
+        kind: ComponentKind::Transform,
+        type_name,
+    });
+    match config.build(TransformContext {
+        id: format!("{type_name}-bench").into(),
+        metrics,
+        timezone: None,
+    }) {
+        Ok(t) => t,
+        Err(e) => panic!("{type_name} bench build: {e}"),
+    }
+}
+
+fn bench(c: &mut Criterion, name: &str, outputs: usize, mut tf: Box<dyn Transform>) {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("1000_events", |b| {
+        b.iter_batched(
+            batch,
+            |input| {
+                let mut out = TransformOutput::new(outputs);
+                tf.transform(input, &mut out);
+                out
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let remap = build::<RemapConfig>(
+        "remap",
+        r#"source = '''
+. = parse_syslog!(.message)
+.env = "prod"
+.status = 200
+del(.msgid)
+'''"#,
+    );
+    bench(c, "remap_parse_syslog_plus_three_assignments", 0, remap);
+
+    let filter = build::<FilterConfig>("filter", r#"condition = '.appname == "nginx"'"#);
+    bench(c, "filter_string_comparison", 0, filter);
+
+    let route = build::<RouteConfig>(
+        "route",
+        r#"[route]
+info = '.severity == "info"'
+notice = '.severity == "notice"'
+warning = '.severity == "warning"'
+error = '.severity == "err"'
+"#,
+    );
+    // Four routes plus `_unmatched`.
+    bench(c, "route_four_routes", 5, route);
+
+    let l2m = build::<LogToMetricConfig>(
+        "log_to_metric",
+        r#"[[metrics]]
+type = "counter"
+field = "status"
+name = "responses_total"
+tags = { host = "{{ hostname }}", app = "{{ appname }}" }
+"#,
+    );
+    bench(c, "log_to_metric_counter_two_tags", 0, l2m);
+}
+
+criterion_group!(transform_benches, benches);
+criterion_main!(transform_benches);
