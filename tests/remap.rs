@@ -117,33 +117,6 @@ del(.secret)
 }
 
 #[test]
-fn vectors_syslog_example_parses_the_message() {
-    // Vector's documented remap example: parse a syslog line held in `.message`.
-    let (out, log) = run(
-        r#"
-[transforms.parse]
-type = "remap"
-inputs = ["in"]
-source = '''
-. |= parse_syslog!(.message)
-.severity = downcase!(.severity)
-'''
-"#,
-        &[("out", "parse")],
-        &["<102>1 2020-12-22T15:22:31.111Z vector-user.biz su 2666 ID389 - Something went wrong"],
-    );
-    let e = &out[0][0];
-    assert_eq!(e["appname"], "su", "{log}");
-    assert_eq!(e["hostname"], "vector-user.biz");
-    assert_eq!(e["severity"], "info");
-    assert_eq!(e["facility"], "ntp");
-    assert_eq!(e["procid"], 2666);
-    assert_eq!(e["msgid"], "ID389");
-    assert_eq!(e["message"], "Something went wrong");
-    assert_eq!(e["timestamp"], "2020-12-22T15:22:31.111Z");
-}
-
-#[test]
 fn errors_aborts_and_one_event_becoming_several() {
     let (out, log) = run(
         r#"
@@ -676,7 +649,8 @@ path = "{DIR}/out.jsonl"
     assert_eq!(out, metrics, "{}", s.log_text());
     let log = s.log_text();
     assert!(
-        log.contains("not a metric in Vector's shape") && log.contains("`gauge.value` is not a number"),
+        log.contains("not a metric in Vector's shape")
+            && log.contains("`gauge.value` is not a number"),
         "{log}"
     );
 }

@@ -9,7 +9,7 @@ use crate::event::{Event, ObjectMap, Value};
 use crate::internal_events::failures::ConditionFailed;
 use crate::internal_events::Reporter;
 use serde::Deserialize;
-use vrl::compiler::runtime::Runtime;
+use vrl::compiler::runtime::{Runtime, Terminate};
 use vrl::compiler::{Program, TargetValue, TimeZone};
 use vrl::diagnostic::Formatter;
 use vrl::value::Secrets;
@@ -117,11 +117,29 @@ impl Condition {
         }
     }
 
-    /// Whether `event` meets the condition. The event's fields are the program's `.`
-    /// for the time of the check (no copy); metric events never match.
+    /// Whether `event` meets the condition. A log's fields are the program's `.` for
+    /// the time of the check (no copy); a metric is seen as `remap` sees it (name,
+    /// namespace, tags, kind, type, …) and left as it was.
     pub fn check(&mut self, event: &mut Event) -> bool {
-        let Event::Log(log) = event else {
-            return false;
+        let log = match event {
+            Event::Log(log) => log,
+            Event::Metric(m) => {
+                let mut target = TargetValue {
+                    value: super::vrl_metric::to_value(m),
+                    metadata: m
+                        .metadata
+                        .value
+                        .as_deref()
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(ObjectMap::new())),
+                    secrets: Secrets::default(),
+                };
+                let result = self
+                    .runtime
+                    .resolve(&mut target, &self.program, &self.timezone);
+                self.runtime.clear();
+                return self.verdict(result);
+            }
         };
         let fields = std::mem::take(log.fields_mut());
         let metadata = log
@@ -149,6 +167,10 @@ impl Condition {
             Value::Object(m) if m.is_empty() => None,
             v => Some(Box::new(v)),
         };
+        self.verdict(result)
+    }
+
+    fn verdict(&self, result: Result<Value, Terminate>) -> bool {
         match result {
             Ok(Value::Boolean(b)) => b,
             Ok(_) => false,

@@ -10,6 +10,7 @@ pub mod remap;
 pub mod route;
 pub mod sample;
 pub mod throttle;
+pub mod vrl_metric;
 
 use crate::topology::component::{transform, Registration, TransformConfig};
 

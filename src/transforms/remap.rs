@@ -1,6 +1,6 @@
 //! `remap` transform: Vector Remap Language programs, compiled once by the `vrl` crate
-//! (its compiler, `stdlib-base` and the crypto functions; no network, environment or
-//! system functions) and run on every log event, with Vector's options and meaning:
+//! (its compiler, `stdlib-base`, the crypto functions and `get_env_var`; no network or
+//! system functions) and run on every event, with Vector's options and meaning:
 //!
 //! - the event's fields are the program's `.`, its metadata the `%` paths;
 //! - a program that leaves `.` an array of objects turns one event into several;
@@ -12,10 +12,13 @@
 //! - compile errors are `validate` errors, in VRL's own words with line, column and
 //!   caret; compile warnings are config warnings.
 //!
-//! Metric events pass through unchanged (VRL on metrics is not built yet).
+//! A metric event is seen as Vector shows it (`.name`, `.namespace`, `.tags`, `.kind`,
+//! `.type`, `.timestamp`, `.interval_ms`; see [`vrl_metric`]); a dropped metric gets
+//! `metadata.dropped.*` tags, as in Vector.
 
+use super::vrl_metric;
 use crate::config::field::FieldIssue;
-use crate::event::{Batch, Event, EventMetadata, LogEvent, ObjectMap, Value};
+use crate::event::{Batch, Event, EventMetadata, LogEvent, Metric, ObjectMap, Value};
 use crate::internal_events::failures::{RemapDropped, RemapFailed};
 use crate::internal_events::{ComponentMetrics, Reporter};
 use crate::topology::component::{
@@ -205,18 +208,36 @@ enum Failure {
     Abort(String),
 }
 
+/// What the event was, while its fields or metric view are the program's target.
+enum Carrier {
+    Log(EventMetadata),
+    Metric(Box<Metric>),
+}
+
 impl Remap {
-    /// Runs the program on one log event; its results (none, one or several) go to
-    /// `output`.
-    fn run(&mut self, log: LogEvent, output: &mut TransformOutput) {
-        let original = self.keep_original.then(|| log.clone());
-        let (fields, mut metadata) = log.into_parts();
+    /// Runs the program on one event; its results (none, one or several) go to
+    /// `output`. A log's fields are the program's `.`; a metric is seen through
+    /// [`vrl_metric`] and what the program left is written back.
+    fn run(&mut self, event: Event, output: &mut TransformOutput) {
+        // A metric can fail after the program, when written back: keep it always.
+        let original =
+            (self.keep_original || matches!(event, Event::Metric(_))).then(|| event.clone());
+        let (value, mut carrier) = match event {
+            Event::Log(log) => {
+                let (fields, metadata) = log.into_parts();
+                (Value::Object(fields), Carrier::Log(metadata))
+            }
+            Event::Metric(m) => (vrl_metric::to_value(&m), Carrier::Metric(m)),
+        };
+        let metadata = match &mut carrier {
+            Carrier::Log(md) => &mut md.value,
+            Carrier::Metric(m) => &mut m.metadata.value,
+        };
         let meta_value = metadata
-            .value
             .take()
             .map_or_else(|| Value::Object(ObjectMap::new()), |v| *v);
         let mut target = TargetValue {
-            value: Value::Object(fields),
+            value,
             metadata: meta_value,
             secrets: Secrets::default(),
         };
@@ -224,21 +245,37 @@ impl Remap {
             .runtime
             .resolve(&mut target, &self.program, &self.timezone);
         self.runtime.clear();
-        let failure = match result {
+        let mut failure = match result {
             Ok(_) => None,
             Err(Terminate::Abort(e)) => Some(Failure::Abort(e.to_string())),
             Err(Terminate::Error(e)) => Some(Failure::Error(e.to_string())),
             Err(Terminate::Interrupted) => Some(Failure::Error("interrupted".into())),
         };
-        let Some(failure) = failure else {
-            metadata.value = match target.metadata {
+        if failure.is_none() {
+            let meta = match target.metadata {
                 Value::Object(m) if m.is_empty() => None,
                 v => Some(Box::new(v)),
             };
-            if !emit(target.value, metadata, output) {
-                // `. = []`: the program turned the event into nothing, on purpose.
-                self.metrics.discarded_intentional.increment(1);
+            match carrier {
+                Carrier::Log(mut metadata) => {
+                    metadata.value = meta;
+                    if !emit(target.value, metadata, output) {
+                        // `. = []`: the program turned the event into nothing, on purpose.
+                        self.metrics.discarded_intentional.increment(1);
+                    }
+                    return;
+                }
+                Carrier::Metric(mut m) => match vrl_metric::apply(target.value, &mut m) {
+                    Ok(()) => {
+                        m.metadata.value = meta;
+                        output.push(Event::Metric(m));
+                        return;
+                    }
+                    Err(why) => failure = Some(Failure::Error(why)),
+                },
             }
+        }
+        let Some(failure) = failure else {
             return;
         };
         let (drop, reason, message) = match &failure {
@@ -270,27 +307,49 @@ impl Remap {
             return;
         };
         if !drop {
-            output.push(original.into());
+            output.push(original);
             return;
         }
-        let mut dropped = ObjectMap::new();
-        dropped.insert("reason".into(), Value::from(reason));
-        dropped.insert("message".into(), Value::from(message));
-        dropped.insert("component_id".into(), self.component_id.clone());
-        dropped.insert("component_type".into(), Value::from("remap"));
-        dropped.insert("component_kind".into(), Value::from("transform"));
-        let fields = original.fields_mut();
-        match fields.get_mut("metadata") {
-            Some(Value::Object(m)) => {
-                m.insert("dropped".into(), Value::Object(dropped));
+        self.annotate_dropped(&mut original, reason, message);
+        output.push_named(0, original);
+    }
+
+    /// Vector's record of why an event went to `dropped`: `metadata.dropped` in a log's
+    /// fields, `metadata.dropped.*` tags on a metric (which has no fields).
+    fn annotate_dropped(&self, event: &mut Event, reason: &str, message: &str) {
+        let component_id = self.component_id.clone();
+        match event {
+            Event::Log(log) => {
+                let mut dropped = ObjectMap::new();
+                dropped.insert("reason".into(), Value::from(reason));
+                dropped.insert("message".into(), Value::from(message));
+                dropped.insert("component_id".into(), component_id);
+                dropped.insert("component_type".into(), Value::from("remap"));
+                dropped.insert("component_kind".into(), Value::from("transform"));
+                let fields = log.fields_mut();
+                match fields.get_mut("metadata") {
+                    Some(Value::Object(m)) => {
+                        m.insert("dropped".into(), Value::Object(dropped));
+                    }
+                    _ => {
+                        let mut m = ObjectMap::new();
+                        m.insert("dropped".into(), Value::Object(dropped));
+                        fields.insert("metadata".into(), Value::Object(m));
+                    }
+                }
             }
-            _ => {
-                let mut m = ObjectMap::new();
-                m.insert("dropped".into(), Value::Object(dropped));
-                fields.insert("metadata".into(), Value::Object(m));
+            Event::Metric(m) => {
+                let id = component_id.to_str_lossy().unwrap_or_default().into_owned();
+                for (k, v) in [
+                    ("reason", reason),
+                    ("component_id", id.as_str()),
+                    ("component_type", "remap"),
+                    ("component_kind", "transform"),
+                ] {
+                    m.tags.insert(format!("metadata.dropped.{k}"), v.to_owned());
+                }
             }
         }
-        output.push_named(0, original.into());
     }
 }
 
@@ -326,10 +385,7 @@ fn emit(value: Value, metadata: EventMetadata, output: &mut TransformOutput) -> 
 impl Transform for Remap {
     fn transform(&mut self, input: Batch, output: &mut TransformOutput) {
         for event in input {
-            match event {
-                Event::Log(log) => self.run(log, output),
-                metric => output.push(metric),
-            }
+            self.run(event, output);
         }
     }
 }
