@@ -4,7 +4,8 @@
 # the `loadgen` example, and prints events/s, MiB/s and the peak and idle RSS of sluice.
 # The clock runs from the first byte sent until the sink's sent-events counter reaches
 # MESSAGES, so it measures delivery, not just acceptance.
-# Then (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
+# Then (TRANSFORM_CASES=1) syslog TCP -> remap -> filter -> file and syslog TCP -> route
+# (4 routes) -> 4 blackholes; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
 # driven by wrk; then (FILE_CASES=1) the file source cases and the idle cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,9 @@ PORT=${PORT:-15514}
 API=${API:-127.0.0.1:19598}
 
 cargo build --release --quiet --bin sluice --example loadgen --example http_blackhole
-BIN=${SLUICE_BIN:-target/release/sluice}   # another build, to compare in one window
-GEN=target/release/examples/loadgen
+T=${CARGO_TARGET_DIR:-target}
+BIN=${SLUICE_BIN:-$T/release/sluice}   # another build, to compare in one window
+GEN=$T/release/examples/loadgen
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -26,7 +28,15 @@ metric() { # metric NAME COMPONENT -> value or 0
     'index($0, n"{")==1 && index($0, c) { v=$NF } END { printf "%.0f\n", v }'
 }
 
-run_case() { # run_case NAME SINK_TOML: REPEAT runs, prints each and the median
+sent_by() { # sent_by "SINK..." -> events the listed sinks sent, summed
+  local total=0 c
+  for c in $1; do total=$(( total + $(metric sluice_component_sent_events_total "$c") )); done
+  echo "$total"
+}
+
+run_case() { # run_case NAME SINK_TOML: REPEAT runs, prints each and the median. SINK_TOML
+  # is the table of a sink `out` reading `in`, or (starting with `[`) a whole graph after
+  # the source, whose sinks SINKS (default "out") must together send every event.
   local name=$1 sink=$2 i
   : > "$work/results"
   for i in $(seq "$REPEAT"); do
@@ -46,10 +56,12 @@ address = "$API"
 type = "syslog"
 mode = "tcp"
 address = "127.0.0.1:$PORT"
-[sinks.out]
-inputs = ["in"]
-$sink
 TOML
+  if [ "${sink:0:1}" = "[" ]; then
+    printf '%s\n' "$sink" >> "$work/$name.toml"
+  else
+    printf '[sinks.out]\ninputs = ["in"]\n%s\n' "$sink" >> "$work/$name.toml"
+  fi
   "$BIN" run --config "$work/$name.toml" --log-level warn &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://$API/health" >/dev/null && break; sleep 0.05; done
@@ -60,7 +72,7 @@ TOML
   cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
   LOADGEN_START_FILE="$work/start" "$GEN" "127.0.0.1:$PORT" "$MESSAGES" "$CONNECTIONS" "$FRAMING" > "$work/gen.out"
   local want=$(( MESSAGES / CONNECTIONS * CONNECTIONS ))
-  while [ "$(metric sluice_component_sent_events_total out)" -lt "$want" ]; do sleep 0.02; done
+  while [ "$(sent_by "${SINKS:-out}")" -lt "$want" ]; do sleep 0.02; done
   end=$(date +%s.%N)
   start=$(cat "$work/start")
   local bytes peak
@@ -124,10 +136,50 @@ path = \"$work/out.jsonl\""
 ls -la "$work/out.jsonl" | awk '{ printf "file sink wrote %.1f MiB of JSON lines\n", $5 / 1048576 }'
 rm -f "$work/out.jsonl"
 
+if [ "${TRANSFORM_CASES:-1}" = "1" ]; then
+  # The issue's chain: remap (three assignments and a `del`) -> filter (drop debug, which
+  # this traffic has none of) -> file, to set against syslog_tcp->file above.
+  run_case "syslog_tcp->remap->filter->file" "[transforms.shape]
+type = \"remap\"
+inputs = [\"in\"]
+source = '''
+.env = \"prod\"
+.service = .appname
+.bytes = 512
+del(.procid)
+'''
+[transforms.no_debug]
+type = \"filter\"
+inputs = [\"shape\"]
+condition = '.severity != \"debug\"'
+[sinks.out]
+type = \"file\"
+inputs = [\"no_debug\"]
+path = \"$work/out.jsonl\""
+  rm -f "$work/out.jsonl"
+  # Four routes on the host (loadgen's connection c sends as web-0c), each to a
+  # blackhole: every event takes exactly one.
+  routes="[transforms.by_host]
+type = \"route\"
+inputs = [\"in\"]"
+  for c in 0 1 2 3; do
+    routes="$routes
+route.web$c = '.hostname == \"web-0$c.example.com\"'"
+  done
+  for c in 0 1 2 3; do
+    routes="$routes
+[sinks.web$c]
+type = \"blackhole\"
+inputs = [\"by_host.web$c\"]
+print_interval_secs = 0"
+  done
+  SINKS="web0 web1 web2 web3" run_case "syslog_tcp->route4->blackholes" "$routes"
+fi
+
 if [ "${HTTP_CASES:-1}" = "1" ]; then
   # syslog TCP -> http sink (NDJSON) into a receiver that discards bodies: the sink alone.
   BPORT=${BPORT:-15581}
-  target/release/examples/http_blackhole "127.0.0.1:$BPORT" &
+  $T/release/examples/http_blackhole "127.0.0.1:$BPORT" &
   bpid=$!
   sleep 0.2
   run_case "syslog_tcp->http" "type = \"http\"
