@@ -86,6 +86,43 @@ TOML
       name, n, t, n / t, b / t / 1048576, cpu / hz / n * 1e6, p / 1024, i / 1024, c, f, n / t }'
 }
 
+# The issue's chain: remap (three assignments and a `del`) -> filter (drop debug, which
+# this traffic has none of) -> file, to set against syslog_tcp->file.
+REMAP_CHAIN="[transforms.shape]
+type = \"remap\"
+inputs = [\"in\"]
+source = '''
+.env = \"prod\"
+.service = .appname
+.bytes = 512
+del(.procid)
+'''
+[transforms.no_debug]
+type = \"filter\"
+inputs = [\"shape\"]
+condition = '.severity != \"debug\"'
+[sinks.out]
+type = \"file\"
+inputs = [\"no_debug\"]
+path = \"$work/out.jsonl\""
+# Four routes on the host (loadgen's connection c sends as web-0c), each to a blackhole:
+# every event takes exactly one.
+ROUTE4="[transforms.by_host]
+type = \"route\"
+inputs = [\"in\"]"
+for c in 0 1 2 3; do
+  ROUTE4="$ROUTE4
+route.web$c = '.hostname == \"web-0$c.example.com\"'"
+done
+for c in 0 1 2 3; do
+  ROUTE4="$ROUTE4
+[sinks.web$c]
+type = \"blackhole\"
+inputs = [\"by_host.web$c\"]
+print_interval_secs = 0"
+done
+
+
 if [ "${MODE:-}" = "callgrind" ]; then
   # Instructions per event: wall-clock moves 2x within a day here, instruction counts
   # repeat. Runs sluice under callgrind twice on syslog TCP -> file, once idle (start,
@@ -103,11 +140,12 @@ address = "$API"
 type = "syslog"
 mode = "tcp"
 address = "127.0.0.1:$PORT"
-[sinks.out]
-inputs = ["in"]
-type = "file"
-path = "$work/out.jsonl"
 TOML
+    case "${CG_CASE:-file}" in
+      file) printf '[sinks.out]\ninputs = ["in"]\ntype = "file"\npath = "%s"\n' "$work/out.jsonl" >> "$work/cg.toml" ;;
+      remap) printf '%s\n' "$REMAP_CHAIN" >> "$work/cg.toml" ;;
+      *) echo "CG_CASE is file or remap"; exit 1 ;;
+    esac
     valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" run --config "$work/cg.toml" --log-level warn 2>"$work/cg.log" &
     local pid=$!
     for _ in $(seq 600); do curl -sf "http://$API/health" >/dev/null && break; sleep 0.1; done
@@ -122,8 +160,8 @@ TOML
   idle=$(cg_run 0)
   busy=$(cg_run "$CG_MESSAGES")
   want=$(( CG_MESSAGES / CONNECTIONS * CONNECTIONS ))
-  awk -v i="$idle" -v b="$busy" -v n="$want" -v bin="$BIN" 'BEGIN {
-    printf "callgrind syslog_tcp->file: %d events, %.0f instructions/event (busy %.0f, idle %.0f Ir; %s)\n", n, (b - i) / n, b, i, bin }'
+  awk -v i="$idle" -v b="$busy" -v n="$want" -v bin="$BIN" -v cname="${CG_CASE:-file}" 'BEGIN {
+    printf "callgrind syslog_tcp->%s: %d events, %.0f instructions/event (busy %.0f, idle %.0f Ir; %s)\n", cname, n, (b - i) / n, b, i, bin }'
   exit 0
 fi
 
@@ -137,43 +175,9 @@ ls -la "$work/out.jsonl" | awk '{ printf "file sink wrote %.1f MiB of JSON lines
 rm -f "$work/out.jsonl"
 
 if [ "${TRANSFORM_CASES:-1}" = "1" ]; then
-  # The issue's chain: remap (three assignments and a `del`) -> filter (drop debug, which
-  # this traffic has none of) -> file, to set against syslog_tcp->file above.
-  run_case "syslog_tcp->remap->filter->file" "[transforms.shape]
-type = \"remap\"
-inputs = [\"in\"]
-source = '''
-.env = \"prod\"
-.service = .appname
-.bytes = 512
-del(.procid)
-'''
-[transforms.no_debug]
-type = \"filter\"
-inputs = [\"shape\"]
-condition = '.severity != \"debug\"'
-[sinks.out]
-type = \"file\"
-inputs = [\"no_debug\"]
-path = \"$work/out.jsonl\""
+  run_case "syslog_tcp->remap->filter->file" "$REMAP_CHAIN"
   rm -f "$work/out.jsonl"
-  # Four routes on the host (loadgen's connection c sends as web-0c), each to a
-  # blackhole: every event takes exactly one.
-  routes="[transforms.by_host]
-type = \"route\"
-inputs = [\"in\"]"
-  for c in 0 1 2 3; do
-    routes="$routes
-route.web$c = '.hostname == \"web-0$c.example.com\"'"
-  done
-  for c in 0 1 2 3; do
-    routes="$routes
-[sinks.web$c]
-type = \"blackhole\"
-inputs = [\"by_host.web$c\"]
-print_interval_secs = 0"
-  done
-  SINKS="web0 web1 web2 web3" run_case "syslog_tcp->route4->blackholes" "$routes"
+  SINKS="web0 web1 web2 web3" run_case "syslog_tcp->route4->blackholes" "$ROUTE4"
 fi
 
 if [ "${HTTP_CASES:-1}" = "1" ]; then

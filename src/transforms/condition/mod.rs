@@ -2,12 +2,16 @@
 //! boolean expression, written as a string or as the table `{ type = "vrl", source =
 //! "…" }`. Compiled once; a program that cannot return a boolean, or does not compile,
 //! is a `validate` error in VRL's own words. At run time a condition that fails (an
-//! error in a fallible call) is false, counted and logged.
+//! error in a fallible call) is false, counted and logged. The common comparisons of
+//! a field with a literal run natively ([`native`]), with VRL's meaning.
+
+pub mod native;
 
 use crate::config::field::FieldIssue;
 use crate::event::{Event, ObjectMap, Value};
 use crate::internal_events::failures::ConditionFailed;
 use crate::internal_events::Reporter;
+use native::Native;
 use serde::Deserialize;
 use vrl::compiler::runtime::{Runtime, Terminate};
 use vrl::compiler::{Program, TargetValue, TimeZone};
@@ -58,7 +62,7 @@ impl ConditionConfig {
     }
 
     /// Compiles the condition; the error names `key` and carries VRL's diagnostic.
-    pub fn compile(&self, key: &str) -> Result<Program, FieldIssue> {
+    pub fn compile(&self, key: &str) -> Result<CompiledCondition, FieldIssue> {
         let text = self.text(key)?;
         let functions = vrl::stdlib::all();
         let result = vrl::compiler::compile(text, &functions).map_err(|d| {
@@ -77,8 +81,17 @@ impl ConditionConfig {
                 format!("a VRL condition must return a boolean; `{text}` returns {kind}"),
             ));
         }
-        Ok(result.program)
+        Ok(CompiledCondition {
+            program: result.program,
+            native: Native::parse(text),
+        })
     }
+}
+
+/// A condition compiled by VRL, and its native form when it has one.
+pub struct CompiledCondition {
+    program: Program,
+    native: Option<Native>,
 }
 
 /// The condition at `key` compiled for a running transform, or `None` when unset.
@@ -101,6 +114,7 @@ pub fn build_condition(
 /// A compiled condition with its runtime.
 pub struct Condition {
     program: Program,
+    native: Option<Native>,
     runtime: Runtime,
     timezone: TimeZone,
     failed: Reporter<ConditionFailed>,
@@ -108,9 +122,14 @@ pub struct Condition {
 
 impl Condition {
     /// A condition ready to check events.
-    pub fn new(program: Program, timezone: TimeZone, failed: Reporter<ConditionFailed>) -> Self {
+    pub fn new(
+        compiled: CompiledCondition,
+        timezone: TimeZone,
+        failed: Reporter<ConditionFailed>,
+    ) -> Self {
         Self {
-            program,
+            program: compiled.program,
+            native: compiled.native,
             runtime: Runtime::default(),
             timezone,
             failed,
@@ -122,6 +141,9 @@ impl Condition {
     /// namespace, tags, kind, type, …) and left as it was.
     pub fn check(&mut self, event: &mut Event) -> bool {
         let log = match event {
+            Event::Log(log) if self.native.is_some() => {
+                return self.native.as_ref().is_some_and(|n| n.check(log.fields()));
+            }
             Event::Log(log) => log,
             Event::Metric(m) => {
                 let mut target = TargetValue {
