@@ -256,6 +256,12 @@ pub trait TransformConfig: Debug + Send + Sync {
     fn warnings(&self) -> Vec<FieldIssue> {
         Vec::new()
     }
+    /// Whether it keeps no state from one batch to the next, so that several copies may
+    /// work on batches at once (Vector's function transforms: `remap`, `filter`,
+    /// `route`, …). The topology then runs one copy per core and keeps the input order.
+    fn concurrent(&self) -> bool {
+        false
+    }
     /// Its named outputs besides the default one, which consumers reach as `ID.name`
     /// (route has one per route and `_unmatched`). The order is the index of
     /// [`TransformOutput::push_named`].

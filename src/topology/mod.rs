@@ -157,17 +157,32 @@ impl RunningTopology {
                     })
                     .collect(),
             };
-            let cx = TransformContext {
-                id: Arc::from(id.as_str()),
-                metrics: m.clone(),
-                timezone: config.timezone,
+            let copies = if t.inner.concurrent() {
+                transform_workers()
+            } else {
+                1
             };
-            match t.inner.build(cx) {
-                Ok(tf) => pending_tasks.push((
-                    ComponentKind::Transform,
-                    Arc::from(id.as_str()),
-                    transform::run(tf, rx, outputs),
-                )),
+            let built: Result<Vec<_>, _> = (0..copies)
+                .map(|_| {
+                    t.inner.build(TransformContext {
+                        id: Arc::from(id.as_str()),
+                        metrics: m.clone(),
+                        timezone: config.timezone,
+                    })
+                })
+                .collect();
+            match built {
+                Ok(mut tfs) => {
+                    let task = match tfs.pop() {
+                        Some(tf) if tfs.is_empty() => transform::run(tf, rx, outputs),
+                        Some(tf) => {
+                            tfs.push(tf);
+                            transform::run_concurrent(tfs, rx, outputs)
+                        }
+                        None => continue,
+                    };
+                    pending_tasks.push((ComponentKind::Transform, Arc::from(id.as_str()), task));
+                }
                 Err(e) => errors.push(format!("[transforms.{id}] failed to start: {e}")),
             }
         }
@@ -294,3 +309,14 @@ impl RunningTopology {
 
 #[cfg(test)]
 mod tests;
+
+/// Copies of each concurrent transform: one per core (tokio runs a worker thread per
+/// core), or `SLUICE_TRANSFORM_WORKERS` (1 runs every transform as a single task, to
+/// measure what the copies bring).
+fn transform_workers() -> usize {
+    std::env::var("SLUICE_TRANSFORM_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

@@ -19,6 +19,10 @@ pub struct FilterConfig {
 }
 
 impl TransformConfig for FilterConfig {
+    fn concurrent(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Vec<FieldIssue> {
         self.condition
             .compile("condition")

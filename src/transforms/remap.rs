@@ -124,6 +124,10 @@ impl RemapConfig {
 }
 
 impl TransformConfig for RemapConfig {
+    fn concurrent(&self) -> bool {
+        true
+    }
+
     fn outputs(&self) -> Vec<String> {
         if self.reroute_dropped {
             vec!["dropped".into()]

@@ -34,6 +34,10 @@ fn default_true() -> bool {
 }
 
 impl TransformConfig for RouteConfig {
+    fn concurrent(&self) -> bool {
+        true
+    }
+
     fn outputs(&self) -> Vec<String> {
         let mut names: Vec<String> = self.route.keys().cloned().collect();
         if self.reroute_unmatched {

@@ -144,6 +144,10 @@ impl LogToMetricConfig {
 }
 
 impl TransformConfig for LogToMetricConfig {
+    fn concurrent(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Vec<FieldIssue> {
         let mut issues: Vec<FieldIssue> = self.rules().err().into_iter().collect();
         if self.metrics.is_empty() && !self.all_metrics {
