@@ -153,13 +153,17 @@ TOML
       "$GEN" "127.0.0.1:$PORT" "$n" "$CONNECTIONS" "$FRAMING" > "$work/gen.out"
       local want=$(( n / CONNECTIONS * CONNECTIONS ))
       while [ "$(metric sluice_component_sent_events_total out)" -lt "$want" ]; do sleep 0.2; done
+      # What the source took in, so a stray sender would show instead of skewing the figure.
+      metric sluice_component_received_events_total in > "$work/cg.events"
     fi
     kill -TERM $pid; wait $pid || true
+    [ -n "${CG_KEEP:-}" ] && [ "$n" -gt 0 ] && cp "$out" "$CG_KEEP"
     awk '/^summary:|^totals:/ { print $2; exit }' "$out"
   }
   idle=$(cg_run 0)
   busy=$(cg_run "$CG_MESSAGES")
-  want=$(( CG_MESSAGES / CONNECTIONS * CONNECTIONS ))
+  want=$(cat "$work/cg.events")
+  [ "$want" -eq $(( CG_MESSAGES / CONNECTIONS * CONNECTIONS )) ] || echo "warning: the source received $want events, not $(( CG_MESSAGES / CONNECTIONS * CONNECTIONS ))"
   awk -v i="$idle" -v b="$busy" -v n="$want" -v bin="$BIN" -v cname="${CG_CASE:-file}" 'BEGIN {
     printf "callgrind syslog_tcp->%s: %d events, %.0f instructions/event (busy %.0f, idle %.0f Ir; %s)\n", cname, n, (b - i) / n, b, i, bin }'
   exit 0
