@@ -779,13 +779,7 @@ path = "{DIR}/out.jsonl"
         c.stdin(std::process::Stdio::piped())
             .env("SLUICE_TRANSFORM_WORKERS", "4");
     });
-    {
-        use std::io::Write;
-        let mut stdin = s.child().stdin.take().expect("stdin");
-        stdin
-            .write_all((lines.join("\n") + "\n").as_bytes())
-            .expect("write");
-    }
+    s.feed(&lines);
     assert!(
         s.wait(Duration::from_secs(60)).success(),
         "{}",

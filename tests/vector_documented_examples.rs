@@ -57,12 +57,7 @@ path = "{{DIR}}/out.jsonl"
         c.stdin(std::process::Stdio::piped())
             .env("ENV", "production");
     });
-    {
-        use std::io::Write;
-        let mut stdin = s.child().stdin.take().expect("stdin");
-        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        stdin.write_all(text.as_bytes()).expect("write");
-    }
+    s.feed(&lines);
     assert!(
         s.wait(Duration::from_secs(30)).success(),
         "{}",

@@ -254,13 +254,7 @@ fn every_documented_vrl_example_gives_its_documented_result_through_sluice() {
     let mut s = Sluice::start_files(&[&file], |cmd, _| {
         cmd.stdin(std::process::Stdio::piped());
     });
-    {
-        use std::io::Write;
-        let mut stdin = s.child().stdin.take().expect("stdin");
-        stdin
-            .write_all((lines.join("\n") + "\n").as_bytes())
-            .expect("write");
-    }
+    s.feed(&lines);
     assert!(
         s.wait(Duration::from_secs(120)).success(),
         "{}",

@@ -40,6 +40,16 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Writes each line with a newline, in one write, and flushes.
+fn write_lines<L: AsRef<str>>(to: &mut impl Write, lines: impl IntoIterator<Item = L>) {
+    let text: String = lines
+        .into_iter()
+        .map(|l| format!("{}\n", l.as_ref()))
+        .collect();
+    to.write_all(text.as_bytes()).expect("write");
+    to.flush().expect("flush");
+}
+
 /// Polls `cond` until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -127,13 +137,15 @@ impl Sluice {
             c.stdin(Stdio::piped());
         });
         let mut stdin = s.child().stdin.take().expect("stdin");
-        let text: String = lines
-            .into_iter()
-            .map(|l| format!("{}\n", l.as_ref()))
-            .collect();
-        stdin.write_all(text.as_bytes()).expect("write");
-        stdin.flush().expect("flush");
+        write_lines(&mut stdin, lines);
         (s, stdin)
+    }
+
+    /// Writes `lines` (each with a newline) to the stdin of a sluice started with
+    /// `Stdio::piped()` and closes it, so a stdin pipeline drains and exits.
+    pub fn feed<L: AsRef<str>>(&mut self, lines: impl IntoIterator<Item = L>) {
+        let mut stdin = self.child().stdin.take().expect("stdin was piped");
+        write_lines(&mut stdin, lines);
     }
 
     /// Starts sluice on config files as an operator wrote them (any format, `${VAR}`s
