@@ -436,3 +436,107 @@ buffer.max_events = 10
         s.log_text()
     );
 }
+
+/// Sends `data` over TLS with `openssl s_client` (trusting the test CA, presenting the
+/// client certificate when `with_cert`), then closes; whether the client succeeded.
+fn s_client(port: u16, certs: &TestCerts, with_cert: bool, data: &str) -> bool {
+    let mut args = vec![
+        "s_client".to_string(),
+        "-connect".into(),
+        format!("localhost:{port}"),
+        "-CAfile".into(),
+        certs.ca.display().to_string(),
+        "-verify_return_error".into(),
+        "-quiet".into(),
+        "-no_ign_eof".into(),
+    ];
+    if with_cert {
+        for (flag, path) in [("-cert", &certs.client_crt), ("-key", &certs.client_key)] {
+            args.push(flag.into());
+            args.push(path.display().to_string());
+        }
+    }
+    let mut child = Command::new("openssl")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A refused handshake may close the pipe before the data is written.
+    let _ = stdin.write_all(data.as_bytes());
+    drop(stdin);
+    child.wait().expect("s_client").success()
+}
+
+#[test]
+fn syslog_over_tls_with_client_certificates_in_both_framings() {
+    let certs = test_certs();
+    let port = free_port();
+    let s = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{port}"
+tls.enabled = true
+tls.crt_file = "{}"
+tls.key_file = "{}"
+tls.ca_file = "{}"
+tls.verify_certificate = true
+
+[sinks.out]
+type = "file"
+inputs = ["in"]
+path = "{{DIR}}/out.jsonl"
+"#,
+        certs.crt.display(),
+        certs.key.display(),
+        certs.ca.display()
+    ));
+    // RFC 5425: octet counting over TLS, two messages on one connection.
+    let m1 = "<134>1 2026-12-01T10:00:00Z web-1 app 1 - - tls-octet-1";
+    let m2 = "<134>1 2026-12-01T10:00:01Z web-1 app 1 - [x@1 k=\"v\"] tls-octet-2";
+    let octet = format!("{} {m1}{} {m2}", m1.len(), m2.len());
+    assert!(s_client(port, &certs, true, &octet));
+    // Newline framing is accepted inside TLS too.
+    assert!(s_client(
+        port,
+        &certs,
+        true,
+        "<13>Dec  1 10:00:02 web-2 cron[7]: tls-newline\n"
+    ));
+    // No client certificate: the handshake is refused and nothing is read.
+    let _ = s_client(
+        port,
+        &certs,
+        false,
+        "<13>Dec  1 10:00:03 web-3 x: tls-no-cert\n",
+    );
+    // Plain text to the TLS port is not syslog.
+    if let Ok(mut plain) = TcpStream::connect(("127.0.0.1", port)) {
+        let _ = plain.write_all(b"<13>Dec  1 10:00:04 web-4 x: plain-text\n");
+    }
+    let dir = s.dir.path().to_path_buf();
+    assert!(wait_for(Duration::from_secs(10), || count_lines(
+        &dir, "out"
+    ) >= 3));
+    assert!(wait_for(Duration::from_secs(10), || metric(
+        &s.metrics(),
+        "sluice_component_errors_total",
+        &[("component_id", "in"), ("error_type", "tls")]
+    )
+    .unwrap_or(0.0)
+        >= 2.0));
+    let events = read_jsonl(&dir, "out");
+    assert_eq!(events.len(), 3, "{events:#?}");
+    assert_eq!(find(&events, "tls-octet-1")["appname"], "app");
+    assert_eq!(find(&events, "tls-octet-2")["x@1"]["k"], "v");
+    assert_eq!(find(&events, "tls-newline")["appname"], "cron");
+    for e in &events {
+        let m = e["message"].as_str().unwrap_or_default();
+        assert!(!m.contains("no-cert") && !m.contains("plain-text"), "{m}");
+    }
+    assert_component_metrics(&s.metrics(), "in", "source", "syslog");
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::config::field::FieldIssue;
 use crate::event::{Batch, EventMetadata, LogEvent, ObjectMap};
+use crate::http::tls::ServerTlsConfig;
 use crate::internal_events::failures::{NotSyslog, Truncated};
 use crate::internal_events::Reporter;
 use crate::topology::component::{BuildError, Resource, SourceConfig, SourceContext, Task};
@@ -47,6 +48,10 @@ pub struct SyslogConfig {
     /// The field for the message's host name (the sender's address when it gives
     /// none). Default `host`; `""` leaves it out.
     pub host_key: Option<String>,
+    /// TCP only: serve TLS (RFC 5425, syslog over TLS), with Vector's keys:
+    /// `crt_file`, `key_file`, and `ca_file` with `verify_certificate` to require
+    /// client certificates. Both framings are accepted inside TLS, as without it.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 /// `keepalive` of a TCP listener (Vector's shape).
@@ -75,7 +80,10 @@ impl SyslogConfig {
     pub(crate) fn listener_options(&self) -> Result<ListenerOptions, String> {
         Ok(ListenerOptions {
             connection_limit: self.connection_limit,
-            tls: None,
+            tls: match &self.tls {
+                Some(t) => t.acceptor()?,
+                None => None,
+            },
             permit_origin: self.origins()?,
             keepalive: self
                 .keepalive
@@ -108,6 +116,10 @@ impl SourceConfig for SyslogConfig {
         }
     }
 
+    fn warnings(&self) -> Vec<FieldIssue> {
+        self.tls.as_ref().map(|t| t.warnings()).unwrap_or_default()
+    }
+
     fn resources(&self) -> Vec<Resource> {
         vec![match self.mode {
             SyslogMode::Tcp => Resource::Tcp(self.address),
@@ -132,10 +144,14 @@ impl SourceConfig for SyslogConfig {
         if let Err(e) = self.origins() {
             issues.push(FieldIssue::new("permit_origin", e));
         }
+        if let Some(t) = &self.tls {
+            issues.extend(t.issues());
+        }
         if self.mode == SyslogMode::Udp {
             for (key, set) in [
                 ("permit_origin", self.permit_origin.is_some()),
                 ("keepalive", self.keepalive.is_some()),
+                ("tls", self.tls.is_some()),
             ] {
                 if set {
                     issues.push(FieldIssue::new(
