@@ -540,3 +540,117 @@ path = "{{DIR}}/out.jsonl"
     }
     assert_component_metrics(&s.metrics(), "in", "source", "syslog");
 }
+
+#[test]
+fn local_datagram_and_stream_sockets_as_dev_log() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dgram = dir.path().join("log");
+    let stream = dir.path().join("log-stream");
+    // A stale socket file, left by a process that is gone: replaced.
+    drop(std::os::unix::net::UnixDatagram::bind(&dgram).expect("stale socket"));
+    assert!(dgram.exists());
+    let mut s = Sluice::start(&format!(
+        r#"
+[sources.devlog]
+type = "syslog"
+mode = "unix"
+path = "{}"
+socket_file_mode = 0o666
+
+[sources.devlog_stream]
+type = "syslog"
+mode = "unix_stream"
+path = "{}"
+
+[sinks.out]
+type = "file"
+inputs = ["devlog*"]
+path = "{{DIR}}/out.jsonl"
+"#,
+        dgram.display(),
+        stream.display()
+    ));
+    let meta = std::fs::metadata(&dgram).expect("socket file");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o666);
+    let d = dgram.display().to_string();
+    let st = stream.display().to_string();
+    // As glibc writes (RFC 3164, no host name), over a datagram and over a stream.
+    logger(&[
+        "-u",
+        &d,
+        "--socket-errors=on",
+        "-d",
+        "-t",
+        "myapp",
+        "-p",
+        "local3.warning",
+        "dgram-one",
+    ]);
+    logger(&[
+        "-u",
+        &st,
+        "--socket-errors=on",
+        "-T",
+        "-t",
+        "other",
+        "stream-one",
+    ]);
+    logger(&[
+        "-u",
+        &d,
+        "--socket-errors=on",
+        "-d",
+        "--rfc5424",
+        "-t",
+        "five",
+        "dgram-5424",
+    ]);
+    let out = s.dir.path().to_path_buf();
+    assert!(wait_for(Duration::from_secs(10), || count_lines(
+        &out, "out"
+    ) >= 3));
+    let events = read_jsonl(&out, "out");
+    let host = sluice::hostname();
+    let one = find(&events, "dgram-one");
+    assert_eq!(one["appname"], "myapp", "{one}");
+    assert_eq!(one["facility"], "local3");
+    assert_eq!(one["severity"], "warning");
+    assert_eq!(one["host"], host.as_str(), "{one}");
+    assert!(one.get("source_ip").is_none(), "{one}");
+    assert_eq!(find(&events, "stream-one")["appname"], "other");
+    assert_eq!(find(&events, "stream-one")["host"], host.as_str());
+    assert_eq!(find(&events, "dgram-5424")["appname"], "five");
+    let m = s.metrics();
+    assert_component_metrics(&m, "devlog", "source", "syslog");
+    assert_component_metrics(&m, "devlog_stream", "source", "syslog");
+
+    // A second sluice on the same path refuses it, naming the path.
+    let second = dir.path().join("second.toml");
+    std::fs::write(
+        &second,
+        format!(
+            "data_dir = \"{}\"\n[api]\naddress = \"127.0.0.1:{}\"\n\
+             [sources.devlog]\ntype = \"syslog\"\nmode = \"unix\"\npath = \"{d}\"\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"devlog\"]\n",
+            dir.path().display(),
+            free_port()
+        ),
+    )
+    .expect("second config");
+    let taken = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&second)
+        .output()
+        .expect("second sluice");
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert!(!taken.status.success(), "{err}");
+    assert!(
+        err.contains(&d) && err.contains("served by another running process"),
+        "{err}"
+    );
+    // The socket files go when sluice stops.
+    assert!(s.terminate(Duration::from_secs(10)).success());
+    assert!(!dgram.exists() && !stream.exists());
+}

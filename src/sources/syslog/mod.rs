@@ -5,6 +5,7 @@ mod parse;
 mod rfc5424;
 mod tcp;
 mod udp;
+mod unix;
 
 pub use crate::sources::util::framing::{char_boundary, Decoded, Framer, FramingError, Mode};
 pub use parse::{ip_value, parse_into, resolve_year, Parsed};
@@ -28,10 +29,16 @@ use std::net::SocketAddr;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp`, `unix` (datagram, as `/dev/log`) or `unix_stream`.
     pub mode: SyslogMode,
-    /// Where to listen, e.g. `0.0.0.0:514`.
-    pub address: SocketAddr,
+    /// Where to listen, e.g. `0.0.0.0:514` (`tcp` and `udp`).
+    pub address: Option<SocketAddr>,
+    /// The socket file (`unix` and `unix_stream`), e.g. `/dev/log`: created at start
+    /// (a stale one replaced), removed at exit.
+    pub path: Option<std::path::PathBuf>,
+    /// Permission bits of the socket file, e.g. `0o666` so every user may log. The
+    /// umask's when absent.
+    pub socket_file_mode: Option<u32>,
     /// Longest message kept whole, in bytes; longer ones are truncated to it (on a
     /// character boundary) and counted as `error_type="truncated"`. Default 102400.
     #[serde(default = "default_max_length")]
@@ -106,6 +113,13 @@ pub enum SyslogMode {
     Udp,
     /// Streams with backpressure.
     Tcp,
+    /// A local datagram socket at `path`, the way glibc's `syslog(3)` and `logger`
+    /// write to `/dev/log`. A full pipeline blocks the writers, as rsyslog does.
+    #[serde(alias = "unix_datagram")]
+    Unix,
+    /// A local stream socket at `path` (Vector's `mode = "unix"`), framed as TCP is.
+    #[serde(rename = "unix_stream")]
+    UnixStream,
 }
 
 impl SourceConfig for SyslogConfig {
@@ -113,6 +127,7 @@ impl SourceConfig for SyslogConfig {
         match self.mode {
             SyslogMode::Tcp => tcp::build(self.clone(), cx),
             SyslogMode::Udp => udp::build(self.clone(), cx),
+            SyslogMode::Unix | SyslogMode::UnixStream => unix::build(self.clone(), cx),
         }
     }
 
@@ -121,10 +136,11 @@ impl SourceConfig for SyslogConfig {
     }
 
     fn resources(&self) -> Vec<Resource> {
-        vec![match self.mode {
-            SyslogMode::Tcp => Resource::Tcp(self.address),
-            SyslogMode::Udp => Resource::Udp(self.address),
-        }]
+        match (self.mode, self.address) {
+            (SyslogMode::Tcp, Some(a)) => vec![Resource::Tcp(a)],
+            (SyslogMode::Udp, Some(a)) => vec![Resource::Udp(a)],
+            _ => Vec::new(),
+        }
     }
 
     fn validate(&self) -> Vec<FieldIssue> {
@@ -147,7 +163,38 @@ impl SourceConfig for SyslogConfig {
         if let Some(t) = &self.tls {
             issues.extend(t.issues());
         }
-        if self.mode == SyslogMode::Udp {
+        let unix = matches!(self.mode, SyslogMode::Unix | SyslogMode::UnixStream);
+        match (unix, &self.address, &self.path) {
+            (false, None, _) => issues.push(FieldIssue::new("address", "missing required key")),
+            (false, _, Some(_)) => issues.push(FieldIssue::new(
+                "path",
+                "only applies to mode = \"unix\" or \"unix_stream\"",
+            )),
+            (true, _, None) => issues.push(FieldIssue::new(
+                "path",
+                "missing required key: the socket file, e.g. \"/dev/log\"",
+            )),
+            (true, Some(_), _) => issues.push(FieldIssue::new(
+                "address",
+                "does not apply to a unix socket; give its `path`",
+            )),
+            (true, None, Some(p)) if !p.is_absolute() => {
+                issues.push(FieldIssue::new("path", "must be an absolute path"))
+            }
+            _ => {}
+        }
+        match self.socket_file_mode {
+            Some(_) if !unix => issues.push(FieldIssue::new(
+                "socket_file_mode",
+                "only applies to mode = \"unix\" or \"unix_stream\"",
+            )),
+            Some(m) if m > 0o777 => issues.push(FieldIssue::new(
+                "socket_file_mode",
+                format!("{m:#o} is not a file mode (at most 0o777)"),
+            )),
+            _ => {}
+        }
+        if self.mode != SyslogMode::Tcp {
             for (key, set) in [
                 ("permit_origin", self.permit_origin.is_some()),
                 ("keepalive", self.keepalive.is_some()),
@@ -175,6 +222,9 @@ pub(crate) struct EventBuilder {
     parse_errors: Reporter<NotSyslog>,
     truncated: Reporter<Truncated>,
     max_length: usize,
+    /// This machine's name, for messages from the local socket (which have no sender
+    /// address and, as glibc writes them, no host name).
+    local_host: Option<crate::event::Value>,
 }
 
 impl EventBuilder {
@@ -188,6 +238,8 @@ impl EventBuilder {
             parse_errors: cx.metrics.reporter(),
             truncated: cx.metrics.reporter(),
             max_length,
+            local_host: matches!(config.mode, SyslogMode::Unix | SyslogMode::UnixStream)
+                .then(|| crate::event::Value::from(crate::hostname())),
         }
     }
 
@@ -201,7 +253,11 @@ impl EventBuilder {
         batch: &mut Batch,
     ) {
         let mut fields = ObjectMap::new();
-        match parse_into(frame, peer, now, &mut fields) {
+        let parsed = match &self.local_host {
+            Some(host) => parse::parse_local(frame, host, now, &mut fields),
+            None => parse_into(frame, peer, now, &mut fields),
+        };
+        match parsed {
             Parsed::Empty => return,
             Parsed::Raw => self.parse_errors.emit(|| {
                 let shown = &frame[..frame.len().min(120)];

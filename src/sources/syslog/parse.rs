@@ -67,6 +67,64 @@ pub fn parse_into(
     now: DateTime<Utc>,
     fields: &mut ObjectMap,
 ) -> Parsed {
+    parse_from(frame, source_ip, source_ip, now, fields)
+}
+
+/// [`parse_into`] for a message whose sender has no address (the local socket): no
+/// `source_ip`, and `host` falls back to `local_host` (this machine's name). RFC 3164
+/// as glibc's `syslog(3)` writes it has no host name (`<PRI>Mmm dd hh:mm:ss
+/// tag[pid]: msg`), so a tag right after the timestamp is read as the tag, not as a
+/// host, as rsyslog's imuxsock does.
+pub fn parse_local(
+    frame: &Bytes,
+    local_host: &Value,
+    now: DateTime<Utc>,
+    fields: &mut ObjectMap,
+) -> Parsed {
+    match with_local_host(frame, local_host) {
+        Some(whole) => parse_from(&whole, None, Some(local_host), now, fields),
+        None => parse_from(frame, None, Some(local_host), now, fields),
+    }
+}
+
+/// `frame` with `host` put after its timestamp, when it is RFC 3164 whose first word
+/// after the timestamp is a tag (`app:` or `app[pid]:`) rather than a host name.
+fn with_local_host(frame: &[u8], host: &Value) -> Option<Bytes> {
+    let pri_end = frame.iter().position(|b| *b == b'>')?;
+    if frame.first() != Some(&b'<') || pri_end > 4 {
+        return None;
+    }
+    // `Mmm dd hh:mm:ss ` (the day space-padded), as glibc writes it.
+    let ts = frame.get(pri_end + 1..pri_end + 17)?;
+    let looks_like_time = ts[0].is_ascii_uppercase()
+        && ts[3] == b' '
+        && ts[9] == b':'
+        && ts[12] == b':'
+        && ts[15] == b' ';
+    if !looks_like_time {
+        return None;
+    }
+    let rest = &frame[pri_end + 17..];
+    let word = rest.split(|b| *b == b' ').next()?;
+    if !(word.ends_with(b":") || word.contains(&b'[')) {
+        return None;
+    }
+    let host = host.as_bytes()?;
+    let mut out = Vec::with_capacity(frame.len() + host.len() + 1);
+    out.extend_from_slice(&frame[..pri_end + 17]);
+    out.extend_from_slice(host);
+    out.push(b' ');
+    out.extend_from_slice(rest);
+    Some(Bytes::from(out))
+}
+
+fn parse_from(
+    frame: &Bytes,
+    source_ip: Option<&Value>,
+    host_fallback: Option<&Value>,
+    now: DateTime<Utc>,
+    fields: &mut ObjectMap,
+) -> Parsed {
     // Invalid UTF-8 is replaced, not rejected; only then is the text copied.
     let owned: Bytes;
     let lossy: String;
@@ -100,8 +158,8 @@ pub fn parse_into(
     let msg = match parsed {
         Ok(m) if looks_like_syslog(&m) => m,
         _ => {
-            if let Some(ip) = ip_value {
-                put("host", ip.clone());
+            if let Some(h) = host_fallback {
+                put("host", h.clone());
             }
             put("message", sub(base, trimmed));
             if let Some(ip) = ip_value {
@@ -135,9 +193,9 @@ pub fn parse_into(
             Value::Bytes(Bytes::from_static(f.as_str().as_bytes())),
         );
     }
-    match (msg.hostname, ip_value) {
+    match (msg.hostname, host_fallback) {
         (Some(h), _) => put("host", sub(base, h)),
-        (None, Some(ip)) => put("host", ip.clone()),
+        (None, Some(fallback)) => put("host", fallback.clone()),
         (None, None) => {}
     }
     if let Some(h) = msg.hostname {

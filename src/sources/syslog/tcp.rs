@@ -23,7 +23,10 @@ const READ_CHUNK: usize = 64 * 1024;
 const DRAIN_IDLE: Duration = Duration::from_millis(500);
 
 pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, BuildError> {
-    let listener = tcp::bind(config.address, config.receive_buffer_bytes)?;
+    let address = config
+        .address
+        .ok_or_else(|| BuildError::Other("address: missing required key".into()))?;
+    let listener = tcp::bind(address, config.receive_buffer_bytes)?;
     let options = config.listener_options().map_err(BuildError::Other)?;
     let listener_cx = ListenerContext::from(&cx);
     let cx = Arc::new(cx);
@@ -33,13 +36,19 @@ pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, Bui
         options,
         listener_cx,
         "syslog over TCP",
-        move |stream, peer| connection(stream, peer, config.clone(), cx.clone()),
+        move |stream: Conn, peer: SocketAddr| {
+            let ip = super::ip_value(peer.ip());
+            connection(stream, peer, Some(ip), config.clone(), cx.clone())
+        },
     )))
 }
 
-async fn connection(
-    mut stream: Conn,
-    peer: SocketAddr,
+/// Reads one stream connection to its end: TCP (`ip` is the peer's, for `source_ip`
+/// and `host`) or a local stream socket (`ip` is `None`; `peer` names it in logs).
+pub(super) async fn connection(
+    mut stream: impl tokio::io::AsyncRead + Unpin,
+    peer: impl std::fmt::Display,
+    ip: Option<crate::event::Value>,
     config: Arc<SyslogConfig>,
     cx: Arc<SourceContext>,
 ) {
@@ -51,7 +60,6 @@ async fn connection(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut batch = Vec::with_capacity(64);
     let mut draining = cx.shutdown.is_cancelled();
-    let ip = super::ip_value(peer.ip());
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
@@ -95,7 +103,7 @@ async fn connection(
                 });
             }
             if let Some(frame) = &d.frame {
-                builder.push(frame, d.truncated, Some(&ip), now, &mut batch);
+                builder.push(frame, d.truncated, ip.as_ref(), now, &mut batch);
                 if batch.len() >= MAX_BATCH_EVENTS
                     && !crate::sources::send_batch(&mut batch, &cx.metrics, &cx.out).await
                 {

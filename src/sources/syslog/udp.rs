@@ -12,6 +12,7 @@ use crate::sources::util::tcp::bind_socket as socket;
 use crate::topology::component::{BuildError, SourceContext, Task};
 use bytes::BytesMut;
 use chrono::Utc;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -20,16 +21,15 @@ use tokio::net::UdpSocket;
 const MAX_DATAGRAM: usize = 65_536;
 
 pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, BuildError> {
-    let s = socket(
-        config.address,
-        socket2::Type::DGRAM,
-        config.receive_buffer_bytes,
-    )?;
+    let address = config
+        .address
+        .ok_or_else(|| BuildError::Other("address: missing required key".into()))?;
+    let s = socket(address, socket2::Type::DGRAM, config.receive_buffer_bytes)?;
     let sock = UdpSocket::from_std(s.into()).map_err(|source| BuildError::Io {
-        what: format!("registering {}/udp", config.address),
+        what: format!("registering {address}/udp"),
         source,
     })?;
-    Ok(Box::pin(serve(sock, config, cx)))
+    Ok(Box::pin(serve(sock, address, config, cx)))
 }
 
 /// The kernel's count of datagrams it dropped for the socket with this inode (its
@@ -92,7 +92,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
+async fn serve(sock: UdpSocket, address: SocketAddr, config: SyslogConfig, cx: SourceContext) {
     let builder = EventBuilder::new(&cx, &config);
     let errors = cx.metrics.reporter::<ReadFailed>();
     let mut drops = DropWatch {
@@ -112,7 +112,7 @@ async fn serve(sock: UdpSocket, config: SyslogConfig, cx: SourceContext) {
     }));
     let mut buf = BytesMut::with_capacity(4 * MAX_DATAGRAM);
     let mut batch = Vec::with_capacity(64);
-    tracing::info!(component_id = %cx.id, address = %config.address, "Listening for syslog over UDP.");
+    tracing::info!(component_id = %cx.id, %address, "Listening for syslog over UDP.");
     let mut stopping = false;
     let mut last_peer: Option<(std::net::IpAddr, crate::event::Value)> = None;
     loop {
