@@ -485,6 +485,7 @@ tls.crt_file = "{}"
 tls.key_file = "{}"
 tls.ca_file = "{}"
 tls.verify_certificate = true
+tls_handshake_timeout_secs = 2
 
 [sinks.out]
 type = "file"
@@ -518,6 +519,20 @@ path = "{{DIR}}/out.jsonl"
     if let Ok(mut plain) = TcpStream::connect(("127.0.0.1", port)) {
         let _ = plain.write_all(b"<13>Dec  1 10:00:04 web-4 x: plain-text\n");
     }
+    // A client that never starts its handshake is closed after
+    // `tls_handshake_timeout_secs`, freeing its slot.
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    assert!(matches!(std::io::Read::read(&mut silent, &mut byte), Ok(0)));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
     let dir = s.dir.path().to_path_buf();
     assert!(wait_for(Duration::from_secs(10), || count_lines(
         &dir, "out"
@@ -528,7 +543,7 @@ path = "{{DIR}}/out.jsonl"
         &[("component_id", "in"), ("error_type", "tls")]
     )
     .unwrap_or(0.0)
-        >= 2.0));
+        >= 3.0));
     let events = read_jsonl(&dir, "out");
     assert_eq!(events.len(), 3, "{events:#?}");
     assert_eq!(find(&events, "tls-octet-1")["appname"], "app");

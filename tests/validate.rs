@@ -115,7 +115,7 @@ fn bad_enum_value_lists_the_choices() {
     let text = SRC.replace("\"tcp\"", "\"tpc\"") + SINK;
     assert_invalid(
         &[("a.toml", &text)],
-        &["[sources.in] key `mode`: unknown value `tpc`; did you mean `tcp`? (expected one of: udp, tcp)"],
+        &["[sources.in] key `mode`: unknown value `tpc`; did you mean `tcp`? (expected one of: udp, tcp, unix, unix_datagram, unix_stream)"],
     );
 }
 

@@ -38,6 +38,17 @@ impl FieldIssue {
 /// error, the offending key (however deeply nested, so its siblings are still checked)
 /// is set aside and the table tried again.
 pub fn from_toml_all<T: DeserializeOwned>(value: toml::Value) -> Result<T, Vec<FieldIssue>> {
+    from_toml_checked(value, |_: &T| Vec::new())
+}
+
+/// [`from_toml_all`], and when the table parses once its bad keys are set aside, the
+/// component's own `check` on what is left too, so one run reports a misspelt key and a
+/// required key the component checks itself. Issues `check` raises about a key set
+/// aside are echoes and left out.
+pub fn from_toml_checked<T: DeserializeOwned>(
+    value: toml::Value,
+    check: impl Fn(&T) -> Vec<FieldIssue>,
+) -> Result<T, Vec<FieldIssue>> {
     let toml::Value::Table(mut table) = value else {
         return from_toml(value).map_err(|e| vec![e]);
     };
@@ -46,7 +57,19 @@ pub fn from_toml_all<T: DeserializeOwned>(value: toml::Value) -> Result<T, Vec<F
     for _ in 0..64 {
         match from_toml::<T>(toml::Value::Table(table.clone())) {
             Ok(v) if issues.is_empty() => return Ok(v),
-            Ok(_) => return Err(issues),
+            Ok(v) => {
+                let echo = |key: &str| {
+                    removed
+                        .iter()
+                        .any(|r| key == r || key.starts_with(&format!("{r}.")))
+                };
+                issues.extend(
+                    check(&v)
+                        .into_iter()
+                        .filter(|i| !i.key.as_deref().is_some_and(echo)),
+                );
+                return Err(issues);
+            }
             Err(issue) => {
                 let key = issue.key.clone().unwrap_or_default();
                 // A required key we set aside ourselves is not a new problem.

@@ -4,7 +4,7 @@
 
 use super::buffer::BufferReceiver;
 use super::fanout::Fanout;
-use crate::config::field::{from_toml_all, FieldIssue};
+use crate::config::field::{from_toml_checked, FieldIssue};
 use crate::event::{Batch, Event};
 use crate::internal_events::ComponentMetrics;
 use serde::de::DeserializeOwned;
@@ -287,7 +287,7 @@ macro_rules! registration_fn {
             fn parse<C: $trait + DeserializeOwned + 'static>(
                 v: toml::Value,
             ) -> Result<Box<dyn $trait>, Vec<FieldIssue>> {
-                Ok(Box::new(from_toml_all::<C>(v)?))
+                Ok(Box::new(from_toml_checked::<C>(v, |c| c.validate())?))
             }
             Registration {
                 name,

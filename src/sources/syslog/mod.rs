@@ -59,6 +59,9 @@ pub struct SyslogConfig {
     /// `crt_file`, `key_file`, and `ca_file` with `verify_certificate` to require
     /// client certificates. Both framings are accepted inside TLS, as without it.
     pub tls: Option<ServerTlsConfig>,
+    /// TCP with TLS: seconds a client may take to finish its handshake before it is
+    /// closed and counted (`error_type="tls"`). Default 60.
+    pub tls_handshake_timeout_secs: Option<u64>,
 }
 
 /// `keepalive` of a TCP listener (Vector's shape).
@@ -96,6 +99,9 @@ impl SyslogConfig {
                 .keepalive
                 .as_ref()
                 .and_then(|k| k.time_secs)
+                .map(std::time::Duration::from_secs),
+            tls_handshake_timeout: self
+                .tls_handshake_timeout_secs
                 .map(std::time::Duration::from_secs),
         })
     }
@@ -154,6 +160,12 @@ impl SourceConfig for SyslogConfig {
                 "only applies to mode = \"tcp\"",
             ));
         }
+        if self.tls_handshake_timeout_secs == Some(0) {
+            issues.push(FieldIssue::new(
+                "tls_handshake_timeout_secs",
+                "must be at least 1",
+            ));
+        }
         if self.connection_limit == Some(0) {
             issues.push(FieldIssue::new("connection_limit", "must be at least 1"));
         }
@@ -199,6 +211,10 @@ impl SourceConfig for SyslogConfig {
                 ("permit_origin", self.permit_origin.is_some()),
                 ("keepalive", self.keepalive.is_some()),
                 ("tls", self.tls.is_some()),
+                (
+                    "tls_handshake_timeout_secs",
+                    self.tls_handshake_timeout_secs.is_some(),
+                ),
             ] {
                 if set {
                     issues.push(FieldIssue::new(

@@ -88,7 +88,14 @@ pub struct ListenerOptions {
     /// Vector's `keepalive.time_secs`: TCP keepalive probes after this much idle time,
     /// so a client that vanished without a FIN frees its connection.
     pub keepalive: Option<Duration>,
+    /// Vector's `tls_handshake_timeout_secs`: a client that has not finished its TLS
+    /// handshake by then is closed and counted (`error_type="tls"`), so it cannot hold
+    /// a connection slot forever. [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`] when unset.
+    pub tls_handshake_timeout: Option<Duration>,
 }
+
+/// How long a TLS client may take over its handshake unless told otherwise.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is a /32
 /// or /128.
@@ -281,14 +288,27 @@ pub async fn serve<H, F>(
             tls_errors.clone(),
             open.clone(),
         );
+        let handshake_limit = options
+            .tls_handshake_timeout
+            .unwrap_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT);
         conns.spawn(async move {
             let _permit = permit;
             match tls {
                 None => handler(Conn::Plain(stream), peer).await,
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => handler(Conn::Tls(Box::new(s)), peer).await,
-                    Err(e) => tls_errors.emit(|| format!("TLS handshake with {peer} failed: {e}")),
-                },
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => handler(Conn::Tls(Box::new(s)), peer).await,
+                        Ok(Err(e)) => {
+                            tls_errors.emit(|| format!("TLS handshake with {peer} failed: {e}"))
+                        }
+                        Err(_) => tls_errors.emit(|| {
+                            format!(
+                                "TLS handshake with {peer} did not finish within {} s; closed",
+                                handshake_limit.as_secs()
+                            )
+                        }),
+                    }
+                }
             }
             open.decrement(1.0);
         });
