@@ -111,6 +111,42 @@ fn one_run_reports_every_problem_even_siblings_and_the_graph_beside_key_errors()
 }
 
 #[test]
+fn syslog_socket_options_are_checked_against_the_mode() {
+    // A unix socket: an address, a relative path and TCP-only options are refused.
+    let unix = "[sources.in]\ntype = \"syslog\"\nmode = \"unix\"\naddress = \"127.0.0.1:6514\"\n\
+                path = \"dev/log\"\nconnection_limit = 10\nreceive_buffer_bytes = 65536\n\
+                tls.enabled = true\ntls.crt_file = \"/c\"\ntls.key_file = \"/k\"\n";
+    assert_invalid(
+        &[("a.toml", &format!("{unix}{SINK}"))],
+        &[
+            "[sources.in] key `address`: does not apply to a unix socket; give its `path`",
+            "[sources.in] key `connection_limit`: only applies to mode = \"tcp\"",
+            "[sources.in] key `receive_buffer_bytes`: only applies to mode = \"tcp\" or \"udp\"",
+            "[sources.in] key `tls`: only applies to mode = \"tcp\"",
+        ],
+    );
+    let no_path = "[sources.in]\ntype = \"syslog\"\nmode = \"unix_stream\"\n";
+    assert_invalid(
+        &[("a.toml", &format!("{no_path}{SINK}"))],
+        &["[sources.in] key `path`: missing required key: the socket file"],
+    );
+    let relative = "[sources.in]\ntype = \"syslog\"\nmode = \"unix\"\npath = \"dev/log\"\n";
+    assert_invalid(
+        &[("a.toml", &format!("{relative}{SINK}"))],
+        &["[sources.in] key `path`: must be an absolute path"],
+    );
+    // TCP: a socket file mode, or a path, means nothing there.
+    let tcp = format!("{SRC}socket_file_mode = 0o666\npath = \"/dev/log\"\n");
+    assert_invalid(
+        &[("a.toml", &format!("{tcp}{SINK}"))],
+        &[
+            "[sources.in] key `socket_file_mode`: only applies to mode = \"unix\" or \"unix_stream\"",
+            "[sources.in] key `path`: only applies to mode = \"unix\" or \"unix_stream\"",
+        ],
+    );
+}
+
+#[test]
 fn bad_enum_value_lists_the_choices() {
     let text = SRC.replace("\"tcp\"", "\"tpc\"") + SINK;
     assert_invalid(

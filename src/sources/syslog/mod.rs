@@ -154,10 +154,18 @@ impl SourceConfig for SyslogConfig {
         if self.max_length == 0 {
             issues.push(FieldIssue::new("max_length", "must be at least 1"));
         }
-        if self.mode == SyslogMode::Udp && self.connection_limit.is_some() {
+        if self.mode != SyslogMode::Tcp && self.connection_limit.is_some() {
             issues.push(FieldIssue::new(
                 "connection_limit",
                 "only applies to mode = \"tcp\"",
+            ));
+        }
+        if matches!(self.mode, SyslogMode::Unix | SyslogMode::UnixStream)
+            && self.receive_buffer_bytes.is_some()
+        {
+            issues.push(FieldIssue::new(
+                "receive_buffer_bytes",
+                "only applies to mode = \"tcp\" or \"udp\" (as in Vector)",
             ));
         }
         if self.tls_handshake_timeout_secs == Some(0) {
@@ -226,6 +234,20 @@ impl SourceConfig for SyslogConfig {
         }
         issues
     }
+}
+
+/// One received datagram as a frame: the line ending many senders add (LF, CR or NUL)
+/// is not message text and goes; a datagram longer than `max_length` is cut on a
+/// character boundary. Whether it was cut. Shared by the UDP and unix datagram sockets.
+pub(crate) fn datagram_frame(mut datagram: Bytes, max_length: usize) -> (Bytes, bool) {
+    while let Some(b'\n' | b'\0' | b'\r') = datagram.last() {
+        datagram.truncate(datagram.len() - 1);
+    }
+    let truncated = datagram.len() > max_length;
+    if truncated {
+        datagram.truncate(char_boundary(&datagram, max_length));
+    }
+    (datagram, truncated)
 }
 
 /// Turns frames into events and keeps the counters; one per connection or socket.

@@ -138,15 +138,8 @@ async fn serve(sock: UdpSocket, address: SocketAddr, config: SyslogConfig, cx: S
             match r {
                 Ok((n, peer)) => {
                     cx.metrics.received_bytes.increment(n as u64);
-                    let mut datagram = buf.split_to(n).freeze();
-                    // Many senders end a datagram with LF or NUL; it is not message text.
-                    while let Some(b'\n' | b'\0' | b'\r') = datagram.last() {
-                        datagram.truncate(datagram.len() - 1);
-                    }
-                    let truncated = datagram.len() > config.max_length;
-                    if truncated {
-                        datagram.truncate(super::char_boundary(&datagram, config.max_length));
-                    }
+                    let (datagram, truncated) =
+                        super::datagram_frame(buf.split_to(n).freeze(), config.max_length);
                     // Senders rarely change between datagrams: reuse the formatted IP.
                     if last_peer.as_ref().map(|(ip, _)| *ip) != Some(peer.ip()) {
                         last_peer = Some((peer.ip(), super::ip_value(peer.ip())));

@@ -9,9 +9,9 @@
 
 use super::{EventBuilder, SyslogConfig, SyslogMode};
 use crate::event::MAX_BATCH_EVENTS;
-use crate::internal_events::failures::ReadFailed;
+use crate::internal_events::failures::{AcceptFailed, ReadFailed};
 use crate::topology::component::{BuildError, SourceContext, Task};
-use bytes::Bytes;
+use bytes::BytesMut;
 use chrono::Utc;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -114,12 +114,15 @@ async fn serve_datagrams(
 ) {
     let builder = EventBuilder::new(&cx, &config);
     let errors = cx.metrics.reporter::<ReadFailed>();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut buf = BytesMut::with_capacity(4 * MAX_DATAGRAM);
     let mut batch = Vec::with_capacity(64);
     tracing::info!(component_id = %cx.id, path = %file.0.display(), "Listening for syslog on a unix datagram socket.");
     loop {
+        if buf.capacity() - buf.len() < MAX_DATAGRAM {
+            buf.reserve(4 * MAX_DATAGRAM);
+        }
         let first = tokio::select! {
-            r = sock.recv(&mut buf) => r,
+            r = sock.recv_buf(&mut buf) => r,
             _ = cx.shutdown.cancelled() => break,
         };
         let now = Utc::now();
@@ -128,16 +131,8 @@ async fn serve_datagrams(
             match r {
                 Ok(n) => {
                     cx.metrics.received_bytes.increment(n as u64);
-                    let mut end = n;
-                    // glibc ends nothing, `logger` sometimes a newline: not message text.
-                    while end > 0 && matches!(buf[end - 1], b'\n' | b'\0' | b'\r') {
-                        end -= 1;
-                    }
-                    let truncated = end > config.max_length;
-                    if truncated {
-                        end = super::char_boundary(&buf[..end], config.max_length);
-                    }
-                    let datagram = Bytes::copy_from_slice(&buf[..end]);
+                    let (datagram, truncated) =
+                        super::datagram_frame(buf.split_to(n).freeze(), config.max_length);
                     builder.push(&datagram, truncated, None, now, &mut batch);
                 }
                 Err(e) => {
@@ -145,7 +140,10 @@ async fn serve_datagrams(
                 }
             }
             if batch.len() < MAX_BATCH_EVENTS {
-                match sock.try_recv(&mut buf) {
+                if buf.capacity() - buf.len() < MAX_DATAGRAM {
+                    buf.reserve(4 * MAX_DATAGRAM);
+                }
+                match sock.try_recv_buf(&mut buf) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     r => next = Some(r),
                 }
@@ -165,7 +163,7 @@ async fn serve_stream(
     config: SyslogConfig,
     cx: SourceContext,
 ) {
-    let errors = cx.metrics.reporter::<ReadFailed>();
+    let errors = cx.metrics.reporter::<AcceptFailed>();
     let config = Arc::new(config);
     let cx = Arc::new(cx);
     let mut connections = tokio::task::JoinSet::new();
@@ -186,7 +184,12 @@ async fn serve_stream(
                     cx.clone(),
                 ));
             }
-            Err(e) => errors.emit(|| format!("Accepting on {} failed: {e}", file.0.display())),
+            Err(e) => {
+                // As the TCP listener does: a pause, so a lasting failure (no file
+                // descriptors left) does not spin.
+                errors.emit(|| format!("Accepting on {} failed: {e}", file.0.display()));
+                tokio::time::sleep(crate::sources::util::tcp::ACCEPT_BACKOFF).await;
+            }
         }
         // Reap the finished ones so the set does not grow with every client.
         while connections.try_join_next().is_some() {}

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 const BACKLOG: i32 = 1024;
 
 /// How long to wait after a failed accept before the next one.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A socket bound to `addr` with address reuse, non-blocking, and (if given) its receive
 /// buffer set: what TCP and UDP sources bind with.
