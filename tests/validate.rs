@@ -147,6 +147,40 @@ fn syslog_socket_options_are_checked_against_the_mode() {
 }
 
 #[test]
+fn syslog_sink_options_are_checked() {
+    let udp = "[sinks.fwd]\ntype = \"syslog\"\ninputs = [\"in\"]\naddress = \"logs.example.com\"\n\
+               mode = \"udp\"\nframing = \"newline\"\nkeepalive.time_secs = 30\n\
+               tls.ca_file = \"/ca.pem\"\nfacility = \"locl0\"\nseverity = \"{{ level\"\n\
+               max_datagram_bytes = 100\n";
+    assert_invalid(
+        &[("a.toml", &format!("{SRC}{udp}"))],
+        &[
+            "[sinks.fwd] key `address`: `logs.example.com` is not `host:port`",
+            "[sinks.fwd] key `severity`: `{{ level` is not a valid template: `{{` without `}}`",
+            "[sinks.fwd] key `facility`: `locl0` is not a syslog facility: give a name (such as `local0`) or a number, or a `{{ field }}` template",
+            "[sinks.fwd] key `framing`: only applies to mode = \"tcp\" or \"tls\" (UDP sends one message per datagram)",
+            "[sinks.fwd] key `keepalive`: only applies to mode = \"tcp\" or \"tls\"",
+            "[sinks.fwd] key `max_datagram_bytes`: must be at least 480, what RFC 5426 says every receiver takes",
+            "[sinks.fwd] key `tls`: only applies to mode = \"tls\"; set it to send over TLS",
+        ],
+    );
+    let tls = "[sinks.fwd]\ntype = \"syslog\"\ninputs = [\"in\"]\naddress = \"[::1]:6514\"\n\
+               mode = \"tls\"\ntls.crt_file = \"/c.pem\"\nmax_datagram_bytes = 9000\nframing = \"lf\"\n";
+    assert_invalid(
+        &[("a.toml", &format!("{SRC}{tls}"))],
+        &["[sinks.fwd] key `framing`: unknown value `lf`"],
+    );
+    let tls = tls.replace("framing = \"lf\"\n", "");
+    assert_invalid(
+        &[("a.toml", &format!("{SRC}{tls}"))],
+        &[
+            "[sinks.fwd] key `max_datagram_bytes`: only applies to mode = \"udp\"",
+            "[sinks.fwd] key `tls.key_file`: missing required key (a client certificate needs its key)",
+        ],
+    );
+}
+
+#[test]
 fn bad_enum_value_lists_the_choices() {
     let text = SRC.replace("\"tcp\"", "\"tpc\"") + SINK;
     assert_invalid(

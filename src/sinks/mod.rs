@@ -5,6 +5,7 @@ pub mod console;
 pub mod file;
 pub mod http;
 pub mod influxdb;
+pub mod syslog;
 pub mod util;
 
 use crate::topology::component::{sink, Registration, SinkConfig};
@@ -18,4 +19,5 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<influxdb::InfluxDbConfig>("influxdb"),
     sink::<influxdb::vector::InfluxDbLogsConfig>("influxdb_logs"),
     sink::<influxdb::vector::InfluxDbMetricsConfig>("influxdb_metrics"),
+    sink::<syslog::SyslogSinkConfig>("syslog"),
 ];

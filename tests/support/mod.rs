@@ -5,6 +5,7 @@
 
 pub mod influx;
 pub mod receiver;
+pub mod rsyslog;
 pub mod seq;
 
 use serde_json::Value as Json;

@@ -128,6 +128,17 @@ impl Template {
         self.render_with(event, time, out, Escape::Uri)
     }
 
+    /// Renders text that goes nowhere a path or URI could be steered (a syslog header
+    /// field): field values are copied as they are; the caller checks their characters.
+    pub fn render_text(
+        &self,
+        event: &Event,
+        time: DateTime<Utc>,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        self.render_with(event, time, out, Escape::None)
+    }
+
     fn render_with(
         &self,
         event: &Event,
@@ -167,6 +178,9 @@ impl Template {
                         other => out.push_str(&other.to_string_lossy()),
                     }
                     let rendered = &out[start..];
+                    if escape == Escape::None {
+                        continue;
+                    }
                     if escape == Escape::Uri {
                         let encoded = if rendered == "." || rendered == ".." {
                             "%2E".repeat(rendered.len())
@@ -197,6 +211,7 @@ impl Template {
 enum Escape {
     PathSegment,
     Uri,
+    None,
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters: for a value placed
