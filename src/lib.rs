@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod internal_events;
+pub mod kafka;
 pub mod sinks;
 pub mod sources;
 pub mod topology;

@@ -301,6 +301,30 @@ pub fn describe_all() {
         "Times a file source looked at every file at once because inotify may have missed events: the kernel queue overflowed (`overflow`), the watcher failed (`error`), or a watched directory was deleted or replaced (`watch_lost`)."
     );
     describe_counter!(names::CHECKPOINT_WRITES, "Checkpoint files written.");
+    describe_histogram!(
+        names::KAFKA_PRODUCE_LATENCY,
+        "Time from handing a batch's records to the Kafka producer until the broker acknowledged the last of them."
+    );
+    describe_gauge!(
+        names::KAFKA_PRODUCER_QUEUE,
+        "Records a Kafka sink's producer holds, queued or sent and not yet acknowledged."
+    );
+    describe_gauge!(
+        names::KAFKA_IN_FLIGHT,
+        "Records sent to Kafka brokers and awaiting their acknowledgement."
+    );
+    describe_gauge!(
+        names::KAFKA_CONSUMER_LAG,
+        "Messages of a partition a Kafka source's group has not committed (high watermark minus committed offset)."
+    );
+    describe_counter!(
+        names::KAFKA_REBALANCES,
+        "Partition assignments and revocations a Kafka source went through."
+    );
+    describe_counter!(
+        names::KAFKA_COMMITS,
+        "Offset commits a Kafka source made (each covers every partition with delivered events)."
+    );
     describe_counter!(
         names::UDP_KERNEL_DROPS,
         "Datagrams the kernel dropped for a UDP source because its receive buffer was full."

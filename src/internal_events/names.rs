@@ -81,6 +81,25 @@ pub const SINK_RETRIES: &str = "sluice_sink_retries_total";
 /// 1 while a sink only probes a failing destination.
 pub const SINK_CIRCUIT_OPEN: &str = "sluice_sink_circuit_open";
 
+/// Time from handing a batch's records to the Kafka producer until the broker
+/// acknowledged the last of them.
+pub const KAFKA_PRODUCE_LATENCY: &str = "sluice_kafka_produce_latency_seconds";
+
+/// Records a Kafka sink's producer holds: queued or sent, not yet acknowledged.
+pub const KAFKA_PRODUCER_QUEUE: &str = "sluice_kafka_producer_queue_records";
+
+/// Records sent to Kafka brokers and awaiting their acknowledgement.
+pub const KAFKA_IN_FLIGHT: &str = "sluice_kafka_in_flight_records";
+
+/// Messages a Kafka source's partition has that its group has not committed.
+pub const KAFKA_CONSUMER_LAG: &str = "sluice_kafka_consumer_lag";
+
+/// Partition assignments and revocations a Kafka source went through.
+pub const KAFKA_REBALANCES: &str = "sluice_kafka_rebalances_total";
+
+/// Offsets a Kafka source committed (per commit, not per offset).
+pub const KAFKA_COMMITS: &str = "sluice_kafka_commits_total";
+
 /// Every name above, for the test that each one is emitted somewhere.
 pub const ALL: &[&str] = &[
     RECEIVED_EVENTS,
@@ -110,6 +129,12 @@ pub const ALL: &[&str] = &[
     UDP_KERNEL_DROPS,
     SINK_RETRIES,
     SINK_CIRCUIT_OPEN,
+    KAFKA_PRODUCE_LATENCY,
+    KAFKA_PRODUCER_QUEUE,
+    KAFKA_IN_FLIGHT,
+    KAFKA_CONSUMER_LAG,
+    KAFKA_REBALANCES,
+    KAFKA_COMMITS,
 ];
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod console;
 pub mod file;
 pub mod http;
 pub mod influxdb;
+pub mod kafka;
 pub mod syslog;
 pub mod util;
 
@@ -20,4 +21,5 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<influxdb::vector::InfluxDbLogsConfig>("influxdb_logs"),
     sink::<influxdb::vector::InfluxDbMetricsConfig>("influxdb_metrics"),
     sink::<syslog::SyslogSinkConfig>("syslog"),
+    sink::<kafka::KafkaSinkConfig>("kafka"),
 ];

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod influx;
+pub mod kafka;
 pub mod receiver;
 pub mod rsyslog;
 pub mod seq;
