@@ -159,6 +159,14 @@ impl ComponentMetrics {
         l.push((key, value));
         counter!(name, &l)
     }
+
+    /// A gauge with this component's labels plus `extra` ones (a Kafka partition's
+    /// topic and number).
+    pub fn gauge_with(&self, name: &'static str, extra: &[(&'static str, String)]) -> Gauge {
+        let mut l = self.labels.labels().to_vec();
+        l.extend(extra.iter().cloned());
+        gauge!(name, &l)
+    }
 }
 
 /// How often one error of one component may reach the log.

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod file;
 pub mod http_server;
 pub mod internal_metrics;
+pub mod kafka;
 pub mod stdin;
 pub mod syslog;
 pub mod util;
@@ -20,6 +21,7 @@ pub static REGISTRY: &[Registration<dyn SourceConfig>] = &[
     source::<http_server::HttpServerConfig>("http_server"),
     source::<http_server::HttpServerConfig>("http"),
     source::<internal_metrics::InternalMetricsConfig>("internal_metrics"),
+    source::<kafka::KafkaSourceConfig>("kafka"),
 ];
 
 use crate::event::Batch;

@@ -118,8 +118,9 @@ impl Sluice {
             .replace("{DIR}", &dir.path().display().to_string())
             .replace("{API}", &api.to_string());
         if !text.contains("[api]") {
+            // `[api]` goes last, so top-level keys of the config stay top-level.
             text = format!(
-                "data_dir = \"{}\"\n[api]\naddress = \"{api}\"\n{text}",
+                "data_dir = \"{}\"\n{text}\n[api]\naddress = \"{api}\"\n",
                 dir.path().display()
             );
         }

@@ -23,13 +23,16 @@ pub enum Codec {
     Json,
     /// One JSON object per line.
     Ndjson,
+    /// Each frame a syslog message (RFC 5424 or 3164), parsed into the `syslog`
+    /// source's fields; one that is not syslog is kept whole as `message`.
+    Syslog,
 }
 
 /// `decoding`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DecodingConfig {
-    /// `bytes` / `text` (default), `json` or `ndjson`.
+    /// `bytes` / `text` (default), `json`, `ndjson` or `syslog`.
     #[serde(default)]
     pub codec: Codec,
 }
@@ -239,6 +242,20 @@ pub fn decode(
         (Codec::Json, Split::Whole) => {
             decode_json(body, out).map_err(|e| BodyError::Invalid(describe(e)))?
         }
+        (Codec::Syslog, _) => {
+            let d = if let Split::At(d, _) = split {
+                d
+            } else {
+                b'\n'
+            };
+            let pieces: Vec<&[u8]> = match split {
+                Split::Whole => vec![&body[..]],
+                _ => frames(body, d).map(|(_, f)| f).collect(),
+            };
+            for piece in pieces {
+                decode_syslog(body.slice_ref(piece), out);
+            }
+        }
         (Codec::Ndjson, _) => {
             for (n, line) in lines(body) {
                 match serde_json::from_slice::<Value>(line) {
@@ -269,6 +286,13 @@ pub fn decode(
 /// caller keeps it as `message` and counts the error (nothing is lost).
 pub fn decode_frame(codec: Codec, frame: Bytes, out: &mut Vec<ObjectMap>) -> Result<(), String> {
     match codec {
+        Codec::Syslog => match decode_syslog(frame, out) {
+            crate::sources::syslog::Parsed::Raw => {
+                out.pop();
+                Err("not a syslog message".into())
+            }
+            _ => Ok(()),
+        },
         Codec::Text => {
             let mut fields = ObjectMap::new();
             fields.insert("message".into(), Value::Bytes(frame));
@@ -283,6 +307,17 @@ pub fn decode_frame(codec: Codec, frame: Bytes, out: &mut Vec<ObjectMap>) -> Res
             })
         }
     }
+}
+
+/// Parses one syslog message into `out` (a message that is not syslog is kept whole as
+/// `message`; a blank one makes no event).
+fn decode_syslog(frame: Bytes, out: &mut Vec<ObjectMap>) -> crate::sources::syslog::Parsed {
+    let mut fields = ObjectMap::new();
+    let parsed = crate::sources::syslog::parse_into(&frame, None, chrono::Utc::now(), &mut fields);
+    if parsed != crate::sources::syslog::Parsed::Empty {
+        out.push(fields);
+    }
+    parsed
 }
 
 /// [`decode_frame`] for a stream source: a frame the codec refuses is kept whole as
@@ -317,6 +352,7 @@ impl FrameDecoder {
                     match self.codec {
                         Codec::Text => "text",
                         Codec::Json | Codec::Ndjson => "a JSON object",
+                        Codec::Syslog => "syslog",
                     },
                     String::from_utf8_lossy(&frame[..frame.len().min(120)])
                 )
