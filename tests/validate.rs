@@ -181,6 +181,37 @@ fn syslog_sink_options_are_checked() {
 }
 
 #[test]
+fn kafka_options_are_checked() {
+    let source = "[sources.k]\ntype = \"kafka\"\nbootstrap_servers = \"\"\ngroup_id = \"g\"\n\
+                  topics = [\"^(unclosed\"]\nauto_offset_reset = \"oldest\"\n\
+                  sasl.enabled = true\nsasl.mechanism = \"GSSAPI\"\ntls.enabled = true\n\
+                  tls.crt_file = \"/c.pem\"\n";
+    let sink = "[sinks.out]\ntype = \"kafka\"\ninputs = [\"k\"]\nbootstrap_servers = \"b:9092\"\n\
+                topic = \"logs-{{ app\"\nencoding.codec = \"ndjson\"\ncompression = \"brotli\"\n";
+    assert_invalid(
+        &[("a.toml", &format!("{source}{sink}"))],
+        &[
+            "[sources.k] key `bootstrap_servers`: names no broker",
+            "[sources.k] key `topics`: `^(unclosed` is not a regular expression",
+            "[sources.k] key `auto_offset_reset`: `oldest` is not one of smallest, earliest, beginning, largest, latest, end, error",
+            "[sources.k] key `sasl.mechanism`: `GSSAPI` is not set up by sluice",
+            "[sources.k] key `sasl.username`: missing required key",
+            "[sources.k] key `tls.crt_file`: and `tls.key_file` go together",
+            "[sinks.out] key `compression`: unknown value `brotli`",
+        ],
+    );
+    let sink = sink.replace("compression = \"brotli\"\n", "");
+    let source = "[sources.k]\ntype = \"kafka\"\nbootstrap_servers = \"b:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n";
+    assert_invalid(
+        &[("a.toml", &format!("{source}{sink}"))],
+        &[
+            "[sinks.out] key `topic`: `logs-{{ app` is not a valid template",
+            "[sinks.out] key `encoding.codec`: `ndjson` frames several events in one body",
+        ],
+    );
+}
+
+#[test]
 fn bad_enum_value_lists_the_choices() {
     let text = SRC.replace("\"tcp\"", "\"tpc\"") + SINK;
     assert_invalid(
