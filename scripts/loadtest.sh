@@ -6,7 +6,10 @@
 # MESSAGES, so it measures delivery, not just acceptance.
 # Then (TRANSFORM_CASES=1) syslog TCP -> remap -> filter -> file and syslog TCP -> route
 # (4 routes) -> 4 blackholes; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
-# driven by wrk; then (FILE_CASES=1) the file source cases and the idle cost.
+# driven by wrk; (INFLUX_CASES=1) into a real influxd; (KAFKA_CASES=1) syslog TCP -> kafka
+# into a local broker and kafka -> blackhole; (SYSLOG_FORWARD_CASES=1) the syslog sink into
+# rsyslog beside rsyslog's own forwarding; then (FILE_CASES=1) the file source cases and
+# the idle cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES=${MESSAGES:-2000000}
@@ -293,6 +296,159 @@ tags = [\"hostname\", \"appname\", \"procid\"]"
     kill $ipid 2>/dev/null; wait $ipid 2>/dev/null || true
   else
     echo "syslog_tcp->influxdb: skipped (install influxdb: apt-get install influxdb)"
+  fi
+fi
+
+if [ "${KAFKA_CASES:-1}" = "1" ]; then
+  # syslog TCP -> kafka sink into a local single-node KRaft broker (the tests' jars,
+  # fetched by scripts/test-deps.sh), then kafka source -> blackhole reading all of it
+  # back. The broker shares the two cores: its CPU is reported beside sluice's.
+  KLIBS=${KAFKA_LIBS:-target/test-deps/kafka/libs}
+  if [ -f "$KLIBS/kafka-clients-4.1.1.jar" ] && command -v java >/dev/null 2>&1; then
+    KPORT=${KPORT:-19092}
+    mkdir -p "$work/kafka"
+    cat > "$work/kafka/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$((KPORT + 1))
+listeners=PLAINTEXT://127.0.0.1:$KPORT,CONTROLLER://127.0.0.1:$((KPORT + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$KPORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$work/kafka/data
+num.partitions=6
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+    kjava() { java -Xms256m -Xmx1g -Dlog4j2.configurationFile="$PWD/scripts/kafka/log4j2.xml" -cp "$KLIBS/*" "$@"; }
+    kjava kafka.tools.StorageTool format -t "$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+      -c "$work/kafka/server.properties" --standalone >/dev/null
+    kjava kafka.Kafka "$work/kafka/server.properties" >"$work/kafka/log" 2>&1 &
+    kpid=$!
+    for _ in $(seq 120); do (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.5; done
+    sleep 2
+    kcpu() { awk '{print $14 + $15}' /proc/$kpid/stat; }
+    k0=$(kcpu)
+    run_case "syslog_tcp->kafka" "type = \"kafka\"
+bootstrap_servers = \"127.0.0.1:$KPORT\"
+topic = \"load\"
+encoding.codec = \"json\"
+${KAFKA_EXTRA:-}"
+    k1=$(kcpu)
+    produced=$(( MESSAGES / CONNECTIONS * CONNECTIONS * REPEAT ))
+    awk -v c=$(( k1 - k0 )) -v hz="$(getconf CLK_TCK)" -v n="$produced" 'BEGIN {
+      printf "  broker CPU while producing: %.2f us/ev (%d events over %s runs)\n", c / hz / n * 1e6, n, "'"$REPEAT"'" }'
+    # The source reads everything the runs produced, in a new group each time; the
+    # clock starts at the first event received (group join excluded).
+    : > "$work/results"
+    for i in $(seq "$REPEAT"); do
+      cat > "$work/ksrc.toml" <<TOML
+data_dir = "$work"
+[api]
+address = "$API"
+[sources.in]
+type = "kafka"
+bootstrap_servers = "127.0.0.1:$KPORT"
+group_id = "load-$i-$$"
+topics = ["load"]
+auto_offset_reset = "earliest"
+[sinks.out]
+type = "blackhole"
+inputs = ["in"]
+print_interval_secs = 0
+TOML
+      "$BIN" run --config "$work/ksrc.toml" --log-level warn &
+      spid=$!
+      for _ in $(seq 100); do curl -sf "http://$API/health" >/dev/null && break; sleep 0.05; done
+      while [ "$(metric sluice_component_received_events_total in)" -eq 0 ]; do sleep 0.01; done
+      start=$(date +%s.%N); c0=$(awk '{print $14 + $15}' /proc/$spid/stat); b0=$(kcpu)
+      while [ "$(metric sluice_component_sent_events_total out)" -lt "$produced" ]; do sleep 0.02; done
+      end=$(date +%s.%N); c1=$(awk '{print $14 + $15}' /proc/$spid/stat); b1=$(kcpu)
+      peak=$(awk '/VmHWM/ {print $2}' /proc/$spid/status)
+      kill -TERM $spid; wait $spid || true
+      awk -v n="$produced" -v s="$start" -v e="$end" -v p="$peak" -v cpu=$(( c1 - c0 )) -v bcpu=$(( b1 - b0 )) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        t = e - s
+        printf "%-22s %8d ev in %5.2fs %8.0f ev/s  CPU %4.2f us/ev  peak RSS %5.1f MiB  broker CPU %4.2f us/ev|%f\n",
+          "kafka->blackhole", n, t, n / t, cpu / hz / n * 1e6, p / 1024, bcpu / hz / n * 1e6, n / t }' | tee -a "$work/results" | sed 's/^/  run: /'
+    done
+    sort -t'|' -k2 -n "$work/results" | awk -v m=$(( (REPEAT + 1) / 2 )) 'NR == m' | cut -d'|' -f1
+    echo "  broker peak RSS $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/$kpid/status)"
+    kill $kpid 2>/dev/null; wait $kpid 2>/dev/null || true
+  else
+    echo "kafka cases: skipped (run scripts/test-deps.sh for the broker's jars)"
+  fi
+fi
+
+if [ "${SYSLOG_FORWARD_CASES:-1}" = "1" ]; then
+  # Forwarding into a real rsyslog (B: imtcp -> omfile of %rawmsg%), sluice's syslog
+  # sink beside rsyslog's own forwarding (A: imtcp -> omfwd, octet-counted), both timed
+  # from the first byte sent until B has written every message.
+  RSD=${RSYSLOG_ROOT:-target/test-deps/rsyslog}
+  if [ -x "$RSD/usr/sbin/rsyslogd" ]; then
+    RMODS=$(dirname "$(ls "$RSD"/usr/lib/*/rsyslog/imtcp.so)")
+    RPORT=${RPORT:-15601}
+    rs_start() { # rs_start NAME CONFIG_BODY -> pid
+      mkdir -p "$work/$1/spool"
+      printf 'global(workDirectory="%s" maxMessageSize="64k")\n%s\n' "$work/$1/spool" "$2" > "$work/$1/rsyslog.conf"
+      "$RSD/usr/sbin/rsyslogd" -n -f "$work/$1/rsyslog.conf" -M "$RMODS" -i "$work/$1/pid" >"$work/$1/log" 2>&1 &
+      echo $!
+    }
+    want=$(( MESSAGES / CONNECTIONS * CONNECTIONS ))
+    b_lines() { cat "$work"/rsb/out-* 2>/dev/null | wc -l; }
+    forward_once() { # forward_once NAME START_SENDER STOP_SENDER
+      rm -f "$work"/rsb/out-*
+      bpid=$(rs_start rsb "module(load=\"imtcp\")
+input(type=\"imtcp\" address=\"127.0.0.1\" port=\"$RPORT\")
+template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")
+action(type=\"omfile\" file=\"$work/rsb/out-$1\" template=\"raw\" asyncWriting=\"on\" ioBufferSize=\"256k\" flushOnTXEnd=\"off\")")
+      sleep 1
+      local spid
+      spid=$($2)
+      sleep 1.5
+      local c0; c0=$(awk '{print $14 + $15}' /proc/$spid/stat)
+      LOADGEN_START_FILE="$work/start" "$GEN" "127.0.0.1:$PORT" "$MESSAGES" "$CONNECTIONS" "$FRAMING" > "$work/gen.out"
+      while [ "$(b_lines)" -lt "$want" ]; do sleep 0.1; done
+      local end; end=$(date +%s.%N)
+      local c1; c1=$(awk '{print $14 + $15}' /proc/$spid/stat)
+      local peak; peak=$(awk '/VmHWM/ {print $2}' /proc/$spid/status)
+      kill -TERM "$spid" "$bpid" 2>/dev/null; wait "$spid" "$bpid" 2>/dev/null || true
+      awk -v n="$want" -v s="$(cat "$work/start")" -v e="$end" -v p="$peak" -v cpu=$(( c1 - c0 )) -v hz="$(getconf CLK_TCK)" -v name="$1" 'BEGIN {
+        t = e - s
+        printf "%-28s %8d ev in %5.2fs %8.0f ev/s  CPU %4.2f us/ev  peak RSS %5.1f MiB\n", name, n, t, n / t, cpu / hz / n * 1e6, p / 1024 }'
+    }
+    sluice_forwarder() {
+      cat > "$work/fwd.toml" <<TOML
+data_dir = "$work"
+[api]
+address = "$API"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:$PORT"
+[sinks.out]
+type = "syslog"
+inputs = ["in"]
+address = "127.0.0.1:$RPORT"
+TOML
+      "$BIN" run --config "$work/fwd.toml" --log-level warn >/dev/null 2>&1 &
+      echo $!
+    }
+    rsyslog_forwarder() {
+      rs_start rsa "module(load=\"imtcp\")
+input(type=\"imtcp\" address=\"127.0.0.1\" port=\"$PORT\")
+action(type=\"omfwd\" target=\"127.0.0.1\" port=\"$RPORT\" protocol=\"tcp\" TCP_Framing=\"octet-counted\" queue.type=\"LinkedList\" queue.size=\"100000\" queue.dequeueBatchSize=\"1024\")"
+    }
+    for i in $(seq "$REPEAT"); do
+      forward_once "syslog_tcp->syslog(rsyslog)" sluice_forwarder
+      forward_once "rsyslog imtcp->omfwd(rsyslog)" rsyslog_forwarder
+    done
+  else
+    echo "syslog forwarding cases: skipped (run scripts/test-deps.sh to unpack rsyslog)"
   fi
 fi
 

@@ -27,11 +27,23 @@ COMPONENTS = [
     ("sources", "demo_logs", "demo_logs", 'format = "json"'),
     ("sources", "internal_metrics", "internal_metrics", ""),
     ("sources", "stdin", "stdin", ""),
+    (
+        "sources",
+        "kafka",
+        "kafka",
+        'bootstrap_servers = "127.0.0.1:1"\ngroup_id = "g"\ntopics = ["t"]',
+    ),
     ("transforms", "sample", "sample", "rate = 2"),
     ("sinks", "file", "file", 'path = "/tmp/none/out"\nencoding.codec = "json"'),
     ("sinks", "console", "console", 'encoding.codec = "json"'),
     ("sinks", "http", "http", 'uri = "http://127.0.0.1:1/"\nencoding.codec = "json"'),
     ("sinks", "blackhole", "blackhole", ""),
+    (
+        "sinks",
+        "kafka",
+        "kafka",
+        'bootstrap_servers = "127.0.0.1:1"\ntopic = "t"\nencoding.codec = "json"',
+    ),
     (
         "sinks",
         "influxdb_logs",

@@ -203,3 +203,49 @@ request.retry_initial_backoff_secs = 0.2
             == 500
     }));
 }
+
+#[test]
+fn compressed_payloads_of_several_lines_become_one_event_per_line() {
+    use std::io::Write;
+    let kafka = Kafka::start();
+    kafka.create_topic("batched", 1);
+    let payloads: Vec<Vec<u8>> = (0..100)
+        .map(|p| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            for i in p * 10..p * 10 + 10 {
+                writeln!(gz, "seq={i:08} one of ten lines").expect("gzip");
+            }
+            gz.finish().expect("gzip")
+        })
+        .collect();
+    kafka.produce("batched", payloads);
+    let s = Sluice::start(&format!(
+        r#"
+[sources.kafka]
+type = "kafka"
+bootstrap_servers = "{}"
+group_id = "unpack"
+topics = ["^batch.*"]
+auto_offset_reset = "earliest"
+decompression.algorithm = "gzip"
+framing.method = "newline_delimited"
+metrics.topic_lag_metric = false
+{FILE_SINK}"#,
+        kafka.bootstrap
+    ));
+    let out = s.path("out.jsonl");
+    assert!(
+        wait_for(Duration::from_secs(60), || delivered_after_kill(&out)
+            .0
+            .len()
+            == 1000),
+        "{}",
+        s.log_text()
+    );
+    support::seq::assert_exactly_once(&delivered_after_kill(&out).0, 1000, "gzip frames");
+    let first = &support::read_jsonl(s.dir.path(), "out")[0];
+    assert_eq!(first["topic"], "batched");
+    assert_eq!(first["partition"], 0);
+    assert_eq!(first["source_type"], "kafka");
+    assert!(!s.metrics().contains("sluice_kafka_consumer_lag{"));
+}

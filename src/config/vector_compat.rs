@@ -47,17 +47,7 @@ fn unsupported_codec(v: &toml::Value) -> bool {
 fn unsupported_decoding(v: &toml::Value) -> bool {
     matches!(
         v.as_str(),
-        Some(
-            "avro"
-                | "protobuf"
-                | "native"
-                | "native_json"
-                | "gelf"
-                | "influxdb"
-                | "otlp"
-                | "vrl"
-                | "syslog"
-        )
+        Some("avro" | "protobuf" | "native" | "native_json" | "gelf" | "influxdb" | "otlp" | "vrl")
     )
 }
 
@@ -114,6 +104,33 @@ const REFUSALS: &[Refusal] = &[
     },
     Refusal {
         kind: ComponentKind::Sink,
+        types: &["kafka"],
+        key: "dangerously_allow_unconfined_template_resolution",
+        refuses: |_| false,
+        reason: "",
+        // A Kafka topic rendered from a field can name any topic, as in Vector with the
+        // flag set; the cluster's ACLs are what confines a producer.
+        ignore_others: true,
+    },
+    Refusal {
+        kind: ComponentKind::Sink,
+        types: &["kafka"],
+        key: "rate_limit_num",
+        refuses: |_| false,
+        reason: "",
+        // Deprecated in Vector's kafka sink and without effect there.
+        ignore_others: true,
+    },
+    Refusal {
+        kind: ComponentKind::Sink,
+        types: &["kafka"],
+        key: "rate_limit_duration_secs",
+        refuses: |_| false,
+        reason: "",
+        ignore_others: true,
+    },
+    Refusal {
+        kind: ComponentKind::Sink,
         types: &["file"],
         key: "truncate",
         refuses: any,
@@ -141,7 +158,7 @@ const REFUSALS: &[Refusal] = &[
         types: &[],
         key: "decoding.codec",
         refuses: unsupported_decoding,
-        reason: "sluice decodes `bytes`/`text`, `json` and `ndjson`; use the `syslog` source for syslog and a `json` body for structured events",
+        reason: "sluice decodes `bytes`/`text`, `json`, `ndjson` and `syslog`; send structured events as JSON",
         ignore_others: false,
     },
     Refusal {

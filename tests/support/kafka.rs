@@ -168,14 +168,14 @@ impl Kafka {
     }
 
     /// Produces `payloads` into `topic` and waits until the broker has every one.
-    pub fn produce(&self, topic: &str, payloads: impl IntoIterator<Item = String>) {
+    pub fn produce<P: AsRef<[u8]>>(&self, topic: &str, payloads: impl IntoIterator<Item = P>) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("linger.ms", "5")
             .create()
             .expect("producer");
         for p in payloads {
-            let mut record = BaseRecord::<(), String>::to(topic).payload(&p);
+            let mut record = BaseRecord::<(), [u8]>::to(topic).payload(p.as_ref());
             loop {
                 match producer.send(record) {
                     Ok(()) => break,

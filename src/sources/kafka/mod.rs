@@ -14,7 +14,9 @@ use crate::internal_events::{names, ComponentMetrics, ErrorReporter};
 use crate::kafka::{
     KafkaClientContext, KafkaConnection, KafkaSaslConfig, KafkaTlsConfig, StatsSink,
 };
-use crate::sources::util::decoding::{Codec, DecodingConfig, FrameDecoder};
+use crate::sources::util::decoding::{
+    frames_of, Codec, DecodingConfig, FrameDecoder, FramingConfig, Split,
+};
 use crate::topology::component::{BuildError, SourceConfig, SourceContext, Task};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
@@ -47,6 +49,16 @@ pub struct KafkaSourceConfig {
     /// `codec = "text"` (default; Vector's `bytes`), `json` or `syslog`.
     #[serde(default)]
     pub decoding: DecodingConfig,
+    /// How a payload splits into frames before decoding (Vector's `framing`); the
+    /// whole payload is one frame by default.
+    pub framing: Option<FramingConfig>,
+    /// Undo compression the producer applied to each payload itself:
+    /// `algorithm = "gzip" | "zlib" | "zstd"` (Kafka's own batch compression is undone
+    /// by the client without this).
+    pub decompression: Option<Decompression>,
+    /// `topic_lag_metric = false` turns `sluice_kafka_consumer_lag` off (sluice
+    /// exports it by default; Vector only when asked).
+    pub metrics: Option<SourceMetricsConfig>,
     /// The field for the message key. Default `message_key`; `""` leaves it out.
     #[serde(default = "default_key_field")]
     pub key_field: String,
@@ -91,6 +103,60 @@ pub struct KafkaSourceConfig {
     /// Vector's per-source `acknowledgements` (deprecated there): sluice always
     /// commits only what was delivered, so it is accepted and changes nothing.
     pub acknowledgements: Option<toml::Value>,
+}
+
+/// `decompression` of the `kafka` source.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Decompression {
+    /// The algorithm the producer compressed payloads with.
+    pub algorithm: DecompressionAlgorithm,
+    /// Largest payload after decompression, in bytes; a larger one is kept as it
+    /// arrived and counted. Default 100 MiB.
+    pub max_bytes: Option<usize>,
+}
+
+/// `decompression.algorithm`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DecompressionAlgorithm {
+    /// gzip.
+    Gzip,
+    /// zlib (deflate with a zlib header).
+    Zlib,
+    /// Zstandard.
+    Zstd,
+}
+
+/// `metrics` of the `kafka` source.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceMetricsConfig {
+    /// Export `sluice_kafka_consumer_lag` per topic and partition. Default true.
+    pub topic_lag_metric: Option<bool>,
+}
+
+impl DecompressionAlgorithm {
+    /// The payload decompressed, at most `limit` bytes.
+    fn decompress(self, data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        let mut out = Vec::with_capacity(data.len() * 4);
+        let read = match self {
+            Self::Gzip => flate2::read::MultiGzDecoder::new(data)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out),
+            Self::Zlib => flate2::read::ZlibDecoder::new(data)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out),
+            Self::Zstd => zstd::stream::read::Decoder::new(data)
+                .and_then(|d| d.take(limit as u64 + 1).read_to_end(&mut out)),
+        };
+        read.map_err(|e| e.to_string())?;
+        if out.len() > limit {
+            return Err(format!("larger than {limit} bytes decompressed"));
+        }
+        Ok(out)
+    }
 }
 
 fn default_auto_offset_reset() -> String {
@@ -196,6 +262,9 @@ impl SourceConfig for KafkaSourceConfig {
                 ),
             ));
         }
+        if let Some(Err(e)) = self.framing.as_ref().map(FramingConfig::split) {
+            issues.push(e);
+        }
         if self.decoding.codec == Codec::Ndjson {
             issues.push(FieldIssue::new(
                 "decoding.codec",
@@ -213,6 +282,11 @@ impl SourceConfig for KafkaSourceConfig {
                 &cx.metrics,
                 ConsumerStats {
                     metrics: cx.metrics.clone(),
+                    lag: self
+                        .metrics
+                        .as_ref()
+                        .and_then(|m| m.topic_lag_metric)
+                        .unwrap_or(true),
                 },
             ),
             offsets: offsets.clone(),
@@ -240,12 +314,22 @@ impl SourceConfig for KafkaSourceConfig {
             headers: non_empty(&self.headers_key),
         };
         let codec = self.decoding.codec;
+        let payloads = Payloads {
+            split: match self.framing.as_ref().map(FramingConfig::split) {
+                Some(Ok(s)) => s,
+                _ => Split::Whole,
+            },
+            decompression: self
+                .decompression
+                .as_ref()
+                .map(|d| (d.algorithm, d.max_bytes.unwrap_or(100 << 20))),
+        };
         let runtime = tokio::runtime::Handle::current();
         Ok(Box::pin(async move {
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             let name = format!("kafka-{}", cx.id);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                consume(consumer, offsets, fields, codec, cx, runtime);
+                consume(consumer, offsets, fields, codec, payloads, cx, runtime);
                 let _ = done_tx.send(());
             });
             match spawned {
@@ -260,6 +344,12 @@ impl SourceConfig for KafkaSourceConfig {
 
 fn non_empty(s: &str) -> Option<crate::event::KeyString> {
     (!s.is_empty()).then(|| s.into())
+}
+
+/// How a payload becomes frames.
+struct Payloads {
+    split: Split,
+    decompression: Option<(DecompressionAlgorithm, usize)>,
 }
 
 /// The fields a message's facts go into.
@@ -286,10 +376,14 @@ struct SourceKafkaContext {
 /// Consumer lag per partition, from librdkafka's statistics.
 struct ConsumerStats {
     metrics: ComponentMetrics,
+    lag: bool,
 }
 
 impl StatsSink for ConsumerStats {
     fn record(&self, stats: &Statistics) {
+        if !self.lag {
+            return;
+        }
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
                 if *p < 0 || part.consumer_lag < 0 {
@@ -412,6 +506,7 @@ fn consume(
     offsets: Arc<Mutex<Offsets>>,
     fields: Fields,
     codec: Codec,
+    payloads: Payloads,
     cx: SourceContext,
     runtime: tokio::runtime::Handle,
 ) {
@@ -420,6 +515,9 @@ fn consume(
     let mut decoder = FrameDecoder::new(codec, &cx.metrics);
     let mut topics: HashMap<String, (Arc<str>, Value)> = HashMap::new();
     let errors = cx.metrics.error_reporter("kafka");
+    let decompress_errors = cx
+        .metrics
+        .reporter::<crate::internal_events::failures::DecodeFailed>();
     let commit_errors = cx.metrics.error_reporter("commit");
     let lock = || match offsets.lock() {
         Ok(g) => g,
@@ -458,8 +556,20 @@ fn consume(
             let partition = m.partition();
             let offset = m.offset();
             reached.insert((topic_name, partition), offset);
-            let payload = Bytes::copy_from_slice(m.payload().unwrap_or_default());
-            bytes += payload.len();
+            let raw = m.payload().unwrap_or_default();
+            bytes += raw.len();
+            let payload = match payloads.decompression {
+                None => Bytes::copy_from_slice(raw),
+                Some((algorithm, limit)) => match algorithm.decompress(raw, limit) {
+                    Ok(d) => Bytes::from(d),
+                    Err(e) => {
+                        decompress_errors.emit(|| {
+                            format!("A payload did not decompress ({e}); kept as it arrived")
+                        });
+                        Bytes::copy_from_slice(raw)
+                    }
+                },
+            };
             let now = Utc::now();
             let time = m
                 .timestamp()
@@ -500,12 +610,18 @@ fn consume(
                 f.insert(schema.source_type_key.as_str().into(), Value::from("kafka"));
                 batch.push(LogEvent::from_parts(f, EventMetadata::new(source_id, now)).into());
             };
-            if decoder.is_text() {
-                let mut f = ObjectMap::new();
-                f.insert(schema.message_key.as_str().into(), Value::Bytes(payload));
-                add(f);
-            } else {
-                decoder.decode(payload, &mut add);
+            let frames = match payloads.split {
+                Split::Whole => vec![payload],
+                split => frames_of(&payload, split),
+            };
+            for frame in frames {
+                if decoder.is_text() {
+                    let mut f = ObjectMap::new();
+                    f.insert(schema.message_key.as_str().into(), Value::Bytes(frame));
+                    add(f);
+                } else {
+                    decoder.decode(frame, &mut add);
+                }
             }
         }
         {
