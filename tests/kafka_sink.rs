@@ -112,3 +112,99 @@ encoding.codec = "text"
     assert!(m.contains("sluice_kafka_produce_latency_seconds"), "{m}");
     support::promtool_check(&m);
 }
+
+#[test]
+fn an_http_client_gets_its_200_only_once_kafka_has_the_events() {
+    let mut kafka = Kafka::start();
+    kafka.create_topic("acked", 1);
+    let port = free_port();
+    let _sluice = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{port}"
+decoding.codec = "json"
+
+[sinks.kafka]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{}"
+topic = "acked"
+acknowledgements.enabled = true
+"#,
+        kafka.bootstrap
+    ));
+    let url = format!("http://127.0.0.1:{port}/");
+    let (code, _) = support::http_post(&url, &[], br#"[{"n":1},{"n":2}]"#);
+    assert_eq!(code, 200);
+    assert_eq!(kafka.read(&["acked"], 2, Duration::from_secs(30)).len(), 2);
+    // With the broker away, the request waits: no 200 before Kafka has the events.
+    kafka.stop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let poster = std::thread::spawn(move || {
+        let answer = support::http_post(&url, &[], br#"[{"n":3}]"#);
+        let _ = tx.send(answer);
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(5)).is_err(),
+        "answered while the broker was down"
+    );
+    kafka.restart();
+    let (code, _) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("an answer once the broker is back");
+    assert_eq!(code, 200);
+    poster.join().expect("poster");
+    assert_eq!(kafka.read(&["acked"], 3, Duration::from_secs(30)).len(), 3);
+}
+
+#[test]
+fn records_over_message_max_bytes_are_rejected_and_counted_not_retried() {
+    let kafka = Kafka::start();
+    kafka.create_topic("sized", 1);
+    let port = free_port();
+    let sluice = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{port}"
+
+[sinks.kafka]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{}"
+topic = "sized"
+encoding.codec = "text"
+librdkafka_options."message.max.bytes" = "10000"
+"#,
+        kafka.bootstrap
+    ));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let big = "x".repeat(20_000);
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&format!("<13>1 - h app - - - seq={i:08} small\n"));
+    }
+    text.push_str(&format!("<13>1 - h app - - - seq=00000010 {big}\n"));
+    for i in 11..20 {
+        text.push_str(&format!("<13>1 - h app - - - seq={i:08} small\n"));
+    }
+    s.write_all(text.as_bytes()).expect("write");
+    let got = kafka.read(&["sized"], 19, Duration::from_secs(30));
+    assert_eq!(got.len(), 19, "{}", sluice.log_text());
+    assert!(got.iter().all(|p| p.len() < 100));
+    assert!(wait_for(Duration::from_secs(10), || {
+        support::errors_of(&sluice.metrics(), "kafka", "rejected") == Some(1.0)
+    }));
+    let m = sluice.metrics();
+    assert_eq!(
+        support::metric(
+            &m,
+            "sluice_component_discarded_events_total",
+            &[("component_id", "kafka"), ("intentional", "false")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(support::sent_events(&sluice, "kafka"), 19.0);
+}
