@@ -297,6 +297,7 @@ impl SourceConfig for KafkaSourceConfig {
             commits: cx.metrics.counter(names::KAFKA_COMMITS),
             commit_errors: cx.metrics.error_reporter("commit"),
             id: cx.id.clone(),
+            revoked: Mutex::new(HashSet::new()),
         };
         let consumer: BaseConsumer<SourceKafkaContext> = self
             .consumer_config()
@@ -371,6 +372,8 @@ struct SourceKafkaContext {
     commits: metrics::Counter,
     commit_errors: ErrorReporter,
     id: Arc<str>,
+    /// Partitions revoked since the consumer thread last looked.
+    revoked: Mutex<HashSet<Partition>>,
 }
 
 /// Consumer lag per partition, from librdkafka's statistics.
@@ -386,7 +389,14 @@ impl StatsSink for ConsumerStats {
         }
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
-                if *p < 0 || part.consumer_lag < 0 {
+                // Before the group's first commit of a partition, the lag is measured
+                // from what sluice has stored for commit.
+                let lag = if part.consumer_lag >= 0 {
+                    part.consumer_lag
+                } else {
+                    part.consumer_lag_stored
+                };
+                if *p < 0 || lag < 0 {
                     continue;
                 }
                 self.metrics
@@ -394,7 +404,7 @@ impl StatsSink for ConsumerStats {
                         names::KAFKA_CONSUMER_LAG,
                         &[("topic", topic.clone()), ("partition", p.to_string())],
                     )
-                    .set(part.consumer_lag as f64);
+                    .set(lag as f64);
             }
         }
     }
@@ -413,6 +423,15 @@ impl ClientContext for SourceKafkaContext {
 }
 
 impl SourceKafkaContext {
+    /// The partitions revoked since the last call.
+    fn take_revoked(&self) -> HashSet<Partition> {
+        let mut r = match self.revoked.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::take(&mut *r)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Offsets> {
         match self.offsets.lock() {
             Ok(g) => g,
@@ -443,6 +462,10 @@ impl ConsumerContext for SourceKafkaContext {
         store(consumer, &mut offsets, &self.commit_errors);
         offsets.forget(&revoked);
         drop(offsets);
+        match self.revoked.lock() {
+            Ok(mut r) => r.extend(revoked.iter().cloned()),
+            Err(poisoned) => poisoned.into_inner().extend(revoked.iter().cloned()),
+        }
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             if !matches!(
                 e.rdkafka_error_code(),
@@ -525,11 +548,28 @@ fn consume(
     };
     let mut batch = Vec::with_capacity(crate::event::MAX_BATCH_EVENTS);
     let mut reached: HashMap<Partition, i64> = HashMap::new();
+    // The partition of each event in `batch`.
+    let mut origins: Vec<Partition> = Vec::with_capacity(crate::event::MAX_BATCH_EVENTS);
     while !cx.shutdown.is_cancelled() {
         let mut wait = Duration::from_millis(100);
         let mut bytes = 0usize;
         while batch.len() < crate::event::MAX_BATCH_EVENTS && bytes < 1 << 20 {
-            let Some(polled) = consumer.poll(wait) else {
+            let polled = consumer.poll(wait);
+            // A revoke inside that poll: what was read from those partitions and not yet
+            // sent belongs to their next owner now, which reads it from the last
+            // commit; sending it too would deliver it twice.
+            let revoked = consumer.context().take_revoked();
+            if !revoked.is_empty() {
+                let mut i = 0;
+                batch.retain(|_| {
+                    let keep = !revoked.contains(&origins[i]);
+                    i += 1;
+                    keep
+                });
+                origins.retain(|o| !revoked.contains(o));
+                reached.retain(|tp, _| !revoked.contains(tp));
+            }
+            let Some(polled) = polled else {
                 break;
             };
             wait = Duration::ZERO;
@@ -555,7 +595,8 @@ fn consume(
             };
             let partition = m.partition();
             let offset = m.offset();
-            reached.insert((topic_name, partition), offset);
+            let origin: Partition = (topic_name, partition);
+            reached.insert(origin.clone(), offset);
             let raw = m.payload().unwrap_or_default();
             bytes += raw.len();
             let payload = match payloads.decompression {
@@ -609,6 +650,7 @@ fn consume(
                     .or_insert(Value::Timestamp(time));
                 f.insert(schema.source_type_key.as_str().into(), Value::from("kafka"));
                 batch.push(LogEvent::from_parts(f, EventMetadata::new(source_id, now)).into());
+                origins.push(origin.clone());
             };
             let frames = match payloads.split {
                 Split::Whole => vec![payload],
@@ -634,6 +676,7 @@ fn consume(
         }
         cx.metrics.received_bytes.increment(bytes as u64);
         let offsets_reached: Vec<(Partition, i64)> = reached.drain().collect();
+        origins.clear();
         lock().track(&mut batch, offsets_reached, &runtime);
         let sent = runtime.block_on(crate::sources::send_batch(&mut batch, &cx.metrics, &cx.out));
         if !sent {
