@@ -324,11 +324,14 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Records carry their events' timestamps, which loadgen sets in the past: time-based
+# retention would delete them at once.
+log.retention.ms=-1
 PROPS
-    kjava() { java -Xms256m -Xmx1g -Dlog4j2.configurationFile="$PWD/scripts/kafka/log4j2.xml" -cp "$KLIBS/*" "$@"; }
-    kjava kafka.tools.StorageTool format -t "$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+    KJAVA=(java -Xms256m -Xmx1g -Dlog4j2.configurationFile="$PWD/scripts/kafka/log4j2.xml" -cp "$KLIBS/*")
+    "${KJAVA[@]}" kafka.tools.StorageTool format -t "$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
       -c "$work/kafka/server.properties" --standalone >/dev/null
-    kjava kafka.Kafka "$work/kafka/server.properties" >"$work/kafka/log" 2>&1 &
+    "${KJAVA[@]}" kafka.Kafka "$work/kafka/server.properties" >"$work/kafka/log" 2>&1 &
     kpid=$!
     for _ in $(seq 120); do (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.5; done
     sleep 2

@@ -208,3 +208,49 @@ librdkafka_options."message.max.bytes" = "10000"
     );
     assert_eq!(support::sent_events(&sluice, "kafka"), 19.0);
 }
+
+#[test]
+fn a_timestamp_the_broker_refuses_is_replaced_by_the_time_of_producing() {
+    let kafka = Kafka::start();
+    kafka.create_topic_with(
+        "clocks",
+        1,
+        &[
+            ("message.timestamp.before.max.ms", "86400000"),
+            ("message.timestamp.after.max.ms", "3600000"),
+        ],
+    );
+    let port = free_port();
+    let sluice = Sluice::start(&format!(
+        r#"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{port}"
+
+[sinks.kafka]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{}"
+topic = "clocks"
+"#,
+        kafka.bootstrap
+    ));
+    // A device whose clock is years off either way: the broker refuses the records'
+    // timestamps, and sluice sends them again stamped now rather than lose them.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(
+        b"<13>1 2099-01-01T00:00:00Z h app - - - seq=00000000 from the future\n\
+          <13>1 2001-01-01T00:00:00Z h app - - - seq=00000001 from the past\n",
+    )
+    .expect("write");
+    let got = kafka.read(&["clocks"], 2, Duration::from_secs(60));
+    assert_eq!(got.len(), 2, "{}", sluice.log_text());
+    for p in &got {
+        let v: serde_json::Value = serde_json::from_slice(p).expect("json");
+        // The event keeps the time it was written with.
+        let ts = v["timestamp"].as_str().unwrap_or_default();
+        assert!(ts.starts_with("2099-") || ts.starts_with("2001-"), "{v}");
+    }
+    assert_eq!(support::sent_events(&sluice, "kafka"), 2.0);
+}

@@ -148,6 +148,11 @@ impl Kafka {
 
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: i32) {
+        self.create_topic_with(topic, partitions, &[]);
+    }
+
+    /// Creates `topic` with `partitions` partitions and topic-level `config`.
+    pub fn create_topic_with(&self, topic: &str, partitions: i32, config: &[(&str, &str)]) {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
@@ -158,7 +163,10 @@ impl Kafka {
             .expect("runtime");
         let results = rt
             .block_on(admin.create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &[config.iter().fold(
+                    NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+                    |t, (k, v)| t.set(k, v),
+                )],
                 &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
             ))
             .expect("create_topics");

@@ -61,11 +61,18 @@ pub struct Pending {
     delivered: AtomicU64,
     bytes: AtomicU64,
     started: Instant,
+    /// For a record sent again stamped with the time of producing: the batch it
+    /// belongs to, which its answer is passed on to.
+    parent: Option<Arc<Pending>>,
 }
 
 impl Pending {
     fn new(shared: Arc<Shared>) -> Self {
         shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        Self::with_parent(shared, None)
+    }
+
+    fn with_parent(shared: Arc<Shared>, parent: Option<Arc<Pending>>) -> Self {
         Self {
             shared,
             remaining: AtomicUsize::new(1),
@@ -75,17 +82,39 @@ impl Pending {
             delivered: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             started: Instant::now(),
+            parent,
         }
     }
 
+    /// A stand-in for one record of `parent` sent again with a new timestamp: only
+    /// this record's answer tells whether the timestamp was what the broker refused.
+    fn restamped(parent: Arc<Pending>) -> Self {
+        Self::with_parent(parent.shared.clone(), Some(parent))
+    }
+
     fn worsen(&self, status: BatchStatus) {
-        self.worst.fetch_max(status as u8, Ordering::AcqRel);
+        self.worsen_to(status as u8);
+    }
+
+    fn worsen_to(&self, status: u8) {
+        self.worst.fetch_max(status, Ordering::AcqRel);
     }
 
     /// One record answered (or the sink done adding); the last answer reports the
     /// batch.
     fn answer(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        if let Some(parent) = &self.parent {
+            parent
+                .delivered
+                .fetch_add(self.delivered.load(Ordering::Acquire), Ordering::AcqRel);
+            parent
+                .bytes
+                .fetch_add(self.bytes.load(Ordering::Acquire), Ordering::AcqRel);
+            parent.worsen_to(self.worst.load(Ordering::Acquire));
+            parent.answer();
             return;
         }
         let status = match self.worst.load(Ordering::Acquire) {
@@ -178,44 +207,71 @@ impl ProducerContext for SinkKafkaContext {
     type DeliveryOpaque = Arc<Pending>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Arc<Pending>) {
-        match result {
+        let (e, msg) = match result {
             Ok(msg) => {
                 pending.delivered.fetch_add(1, Ordering::Relaxed);
                 let len = msg.payload_len() + msg.key().map_or(0, <[u8]>::len);
                 pending.bytes.fetch_add(len as u64, Ordering::Relaxed);
                 pending.answer();
+                return;
             }
-            Err((KafkaError::MessageProduction(code), msg)) if is_permanent(*code) => {
-                let (topic, code) = (msg.topic().to_string(), *code);
-                self.shared.rejected.emit_dropped(1, || {
-                    format!("Kafka refused a record for topic `{topic}` for good: {code}")
-                });
-                pending.worsen(BatchStatus::Rejected);
-                pending.answer();
-            }
-            Err((e, msg)) => {
-                let e = e.to_string();
-                self.shared.retried.emit(|| {
-                    format!(
-                        "A record for topic `{}` failed ({e}); sending it again",
-                        msg.topic()
-                    )
-                });
-                self.shared.retries.increment(1);
-                let again = Again {
-                    topic: msg.topic().to_string(),
-                    key: msg.key().map(<[u8]>::to_vec),
-                    payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    headers: msg.headers().map(|h| h.detach()),
-                    timestamp: msg.timestamp().to_millis(),
-                    pending,
-                };
-                if let Err(mpsc::error::SendError(lost)) = self.shared.again.send(again) {
-                    // The sink has stopped: the record cannot be sent again.
-                    lost.pending.worsen(BatchStatus::Errored);
-                    lost.pending.answer();
-                }
-            }
+            Err((e, msg)) => (e, msg),
+        };
+        let code = match e {
+            KafkaError::MessageProduction(code) => Some(*code),
+            _ => None,
+        };
+        // A broker refuses a timestamp too far from its clock
+        // (`message.timestamp.*.max.ms`; Kafka 4 answers "invalid record"): the record
+        // goes again, once, stamped with the time it is produced (the event keeps its
+        // own `timestamp` field). Refused again, it is refused for good.
+        let restamp = pending.parent.is_none()
+            && matches!(
+                code,
+                Some(RDKafkaErrorCode::InvalidTimestamp | RDKafkaErrorCode::InvalidRecord)
+            );
+        if !restamp && code.is_some_and(is_permanent) {
+            let topic = msg.topic().to_string();
+            self.shared.rejected.emit_dropped(1, || {
+                format!("Kafka refused a record for topic `{topic}` for good: {e}")
+            });
+            pending.worsen(BatchStatus::Rejected);
+            pending.answer();
+            return;
+        }
+        let reason = e.to_string();
+        self.shared.retried.emit(|| {
+            let what = if restamp {
+                "sending it again stamped now"
+            } else {
+                "sending it again"
+            };
+            format!(
+                "A record for topic `{}` failed ({reason}); {what}",
+                msg.topic()
+            )
+        });
+        self.shared.retries.increment(1);
+        let again = Again {
+            topic: msg.topic().to_string(),
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: msg.headers().map(|h| h.detach()),
+            timestamp: if restamp {
+                None
+            } else {
+                msg.timestamp().to_millis()
+            },
+            pending: if restamp {
+                Arc::new(Pending::restamped(pending))
+            } else {
+                pending
+            },
+        };
+        if let Err(mpsc::error::SendError(lost)) = self.shared.again.send(again) {
+            // The sink has stopped: the record cannot be sent again.
+            lost.pending.worsen(BatchStatus::Errored);
+            lost.pending.answer();
         }
     }
 }
