@@ -391,7 +391,7 @@ if [ "${SYSLOG_FORWARD_CASES:-1}" = "1" ]; then
   # Forwarding into a real rsyslog (B: imtcp -> omfile of %rawmsg%), sluice's syslog
   # sink beside rsyslog's own forwarding (A: imtcp -> omfwd, octet-counted), both timed
   # from the first byte sent until B has written every message.
-  RSD=${RSYSLOG_ROOT:-target/test-deps/rsyslog}
+  RSD=${RSYSLOG_ROOT:-$PWD/target/test-deps/rsyslog}
   if [ -x "$RSD/usr/sbin/rsyslogd" ]; then
     RMODS=$(dirname "$(ls "$RSD"/usr/lib/*/rsyslog/imtcp.so)")
     RPORT=${RPORT:-15601}

@@ -522,6 +522,25 @@ fn store<C: ConsumerContext>(
     }
 }
 
+/// The frames of one payload; a whole payload without a vector.
+enum Frames {
+    One(Option<Bytes>),
+    Many(std::vec::IntoIter<Bytes>),
+}
+
+impl Iterator for Frames {
+    type Item = Bytes;
+    fn next(&mut self) -> Option<Bytes> {
+        match self {
+            Frames::One(f) => f.take(),
+            Frames::Many(it) => it.next(),
+        }
+    }
+}
+
+/// How long a batch may wait to fill once its first message is in.
+const BATCH_FILL: Duration = Duration::from_millis(5);
+
 /// The consumer thread: polls, sends batches (blocking on backpressure), stores
 /// delivered offsets; at shutdown waits for what is in flight and commits.
 fn consume(
@@ -537,6 +556,8 @@ fn consume(
     let schema = log_schema();
     let mut decoder = FrameDecoder::new(codec, &cx.metrics);
     let mut topics: HashMap<String, (Arc<str>, Value)> = HashMap::new();
+    // Messages come in runs of one topic: the last one's name and value, unhashed.
+    let mut last_topic: Option<(Arc<str>, Value)> = None;
     let errors = cx.metrics.error_reporter("kafka");
     let decompress_errors = cx
         .metrics
@@ -548,12 +569,24 @@ fn consume(
     };
     let mut batch = Vec::with_capacity(crate::event::MAX_BATCH_EVENTS);
     let mut reached: HashMap<Partition, i64> = HashMap::new();
+    // The partition of the last message and its offset, folded into `reached` when the
+    // partition changes (messages come in runs of one partition).
+    let mut last_reached: Option<(Partition, i64)> = None;
     // The partition of each event in `batch`.
     let mut origins: Vec<Partition> = Vec::with_capacity(crate::event::MAX_BATCH_EVENTS);
     while !cx.shutdown.is_cancelled() {
         let mut wait = Duration::from_millis(100);
         let mut bytes = 0usize;
+        // A batch fills for at most BATCH_FILL after its first message: librdkafka
+        // hands messages over in bursts, and a batch cut at the first gap costs a send
+        // and an acknowledgement per handful of messages.
+        let mut fill_until: Option<Instant> = None;
+        // One clock reading per batch: the ingest time of its events.
+        let mut now = Utc::now();
         while batch.len() < crate::event::MAX_BATCH_EVENTS && bytes < 1 << 20 {
+            if let Some(until) = fill_until {
+                wait = until.saturating_duration_since(Instant::now());
+            }
             let polled = consumer.poll(wait);
             // A revoke inside that poll: what was read from those partitions and not yet
             // sent belongs to their next owner now, which reads it from the last
@@ -567,12 +600,21 @@ fn consume(
                     keep
                 });
                 origins.retain(|o| !revoked.contains(o));
+                if last_reached
+                    .as_ref()
+                    .is_some_and(|(tp, _)| revoked.contains(tp))
+                {
+                    last_reached = None;
+                }
                 reached.retain(|tp, _| !revoked.contains(tp));
             }
             let Some(polled) = polled else {
                 break;
             };
-            wait = Duration::ZERO;
+            if fill_until.is_none() {
+                fill_until = Some(Instant::now() + BATCH_FILL);
+                now = Utc::now();
+            }
             let m = match polled {
                 Ok(m) => m,
                 Err(e) => {
@@ -582,21 +624,35 @@ fn consume(
             };
             let (topic_name, topic_value) = {
                 let t = m.topic();
-                if !topics.contains_key(t) {
-                    topics.insert(
-                        t.to_string(),
-                        (Arc::from(t), Value::Bytes(Bytes::from(t.to_string()))),
-                    );
-                }
-                match topics.get(t) {
-                    Some((a, v)) => (a.clone(), v.clone()),
-                    None => continue,
+                match &last_topic {
+                    Some((name, value)) if &**name == t => (name.clone(), value.clone()),
+                    _ => {
+                        if !topics.contains_key(t) {
+                            topics.insert(
+                                t.to_string(),
+                                (Arc::from(t), Value::Bytes(Bytes::from(t.to_string()))),
+                            );
+                        }
+                        let Some((a, v)) = topics.get(t) else {
+                            continue;
+                        };
+                        last_topic = Some((a.clone(), v.clone()));
+                        (a.clone(), v.clone())
+                    }
                 }
             };
             let partition = m.partition();
             let offset = m.offset();
             let origin: Partition = (topic_name, partition);
-            reached.insert(origin.clone(), offset);
+            match &mut last_reached {
+                Some((tp, o)) if Arc::ptr_eq(&tp.0, &origin.0) && tp.1 == partition => *o = offset,
+                _ => {
+                    if let Some((tp, o)) = last_reached.take() {
+                        reached.insert(tp, o);
+                    }
+                    last_reached = Some((origin.clone(), offset));
+                }
+            }
             let raw = m.payload().unwrap_or_default();
             bytes += raw.len();
             let payload = match payloads.decompression {
@@ -611,7 +667,6 @@ fn consume(
                     }
                 },
             };
-            let now = Utc::now();
             let time = m
                 .timestamp()
                 .to_millis()
@@ -653,8 +708,8 @@ fn consume(
                 origins.push(origin.clone());
             };
             let frames = match payloads.split {
-                Split::Whole => vec![payload],
-                split => frames_of(&payload, split),
+                Split::Whole => Frames::One(Some(payload)),
+                split => Frames::Many(frames_of(&payload, split).into_iter()),
             };
             for frame in frames {
                 if decoder.is_text() {
@@ -670,6 +725,9 @@ fn consume(
             let mut o = lock();
             o.collect();
             store(&consumer, &mut o, &commit_errors);
+        }
+        if let Some((tp, o)) = last_reached.take() {
+            reached.insert(tp, o);
         }
         if reached.is_empty() {
             continue;
