@@ -135,7 +135,7 @@ fn a_consumer_killed_mid_stream_loses_nothing_and_repeats_only_the_uncommitted()
             &[("component_id", "kafka")]
         )
         .unwrap_or(0.0)
-            >= 2.0
+            >= 1.0
     );
     assert!(
         support::metric(

@@ -2,7 +2,7 @@
 //! HTTP with acknowledgements) attaches a [`BatchNotifier`]; every copy of an event that
 //! fanout makes shares it, and the source learns the worst status once all copies are done.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -82,6 +82,17 @@ impl Drop for BatchNotifier {
     }
 }
 
+/// Set once the shutdown timeout has passed and the pipeline is abandoned.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, an event dropped without an outcome was abandoned (the shutdown timeout
+/// passed with it still in a buffer or a request): its sources hear `Errored`, so a
+/// file checkpoint or a Kafka offset never moves past it. Before this, a drop without
+/// an outcome is a transform's intentional drop (a filter), which counts as delivered.
+pub fn abandon_unanswered() {
+    ABANDONED.store(true, Ordering::Release);
+}
+
 /// The notifiers an event belongs to. Empty for sources that cannot acknowledge, which
 /// keeps the common path free of reference counting.
 #[derive(Clone, Debug, Default)]
@@ -94,16 +105,17 @@ impl EventFinalizers {
     }
 
     /// Records the outcome and releases this copy's hold on the notifiers.
-    pub fn update_status(self, status: BatchStatus) {
+    pub fn update_status(mut self, status: BatchStatus) {
         for n in &self.0 {
             n.update(status);
         }
+        self.0.clear();
     }
 
     /// Takes over `other`'s notifiers, so a sink can answer for a whole request at once.
     /// Consecutive events of one source batch share a notifier; it is kept once.
-    pub fn merge(&mut self, other: EventFinalizers) {
-        for n in other.0 {
+    pub fn merge(&mut self, mut other: EventFinalizers) {
+        for n in std::mem::take(&mut other.0) {
             if !self.0.last().is_some_and(|l| Arc::ptr_eq(l, &n)) {
                 self.0.push(n);
             }
@@ -113,6 +125,16 @@ impl EventFinalizers {
     /// Whether any source waits on this event.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl Drop for EventFinalizers {
+    fn drop(&mut self) {
+        if !self.0.is_empty() && ABANDONED.load(Ordering::Acquire) {
+            for n in &self.0 {
+                n.update(BatchStatus::Errored);
+            }
+        }
     }
 }
 

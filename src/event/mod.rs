@@ -6,7 +6,9 @@ mod finalizer;
 mod metric;
 pub mod schema;
 
-pub use finalizer::{BatchNotifier, BatchStatus, EventFinalizers};
+pub use finalizer::{
+    abandon_unanswered as finalizer_abandon_unanswered, BatchNotifier, BatchStatus, EventFinalizers,
+};
 pub use metric::{Bucket, Metric, MetricKind, MetricValue, Quantile, Sample, StatisticKind};
 
 use chrono::{DateTime, Utc};

@@ -299,6 +299,9 @@ impl RunningTopology {
                         tracing::error!(component_id = %id, undelivered = queued, "Sink did not drain before shutdown_timeout_secs; these events are lost.");
                     }
                 }
+                // What the aborted tasks drop was not delivered: its sources must not
+                // checkpoint or commit past it.
+                crate::event::finalizer_abandon_unanswered();
                 self.sources.abort_all();
                 self.others.abort_all();
                 Stopped::TimedOut { undelivered }

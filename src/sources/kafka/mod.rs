@@ -298,6 +298,7 @@ impl SourceConfig for KafkaSourceConfig {
             commit_errors: cx.metrics.error_reporter("commit"),
             id: cx.id.clone(),
             revoked: Mutex::new(HashSet::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         };
         let consumer: BaseConsumer<SourceKafkaContext> = self
             .consumer_config()
@@ -374,6 +375,9 @@ struct SourceKafkaContext {
     id: Arc<str>,
     /// Partitions revoked since the consumer thread last looked.
     revoked: Mutex<HashSet<Partition>>,
+    /// Set at shutdown once in-flight events were waited for: the revoke that leaving
+    /// the group brings does not wait again (past `shutdown_timeout_secs`).
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Consumer lag per partition, from librdkafka's statistics.
@@ -455,7 +459,12 @@ impl ConsumerContext for SourceKafkaContext {
         // What is on its way to the sinks may still be delivered: wait for it (within
         // the drain timeout), then commit everything delivered before giving up the
         // partitions. What stays undelivered is read again by their next owner.
-        let drained = offsets.drain(Some(&revoked), Instant::now() + self.drain_timeout);
+        let wait = if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            Duration::ZERO
+        } else {
+            self.drain_timeout
+        };
+        let drained = offsets.drain(Some(&revoked), Instant::now() + wait);
         if !drained {
             tracing::warn!(component_id = %self.id, partitions = revoked.len(), "Partitions are being revoked with events still undelivered; their next owner reads them again.");
         }
@@ -757,6 +766,11 @@ fn consume(
             commit_errors.report(1, || format!("Committing offsets at shutdown failed: {e}"));
         }
     }
-    // Dropping the consumer leaves the group (its revoke commits once more).
+    // Dropping the consumer leaves the group (its revoke commits once more, without
+    // waiting again).
+    consumer
+        .context()
+        .closing
+        .store(true, std::sync::atomic::Ordering::Release);
     drop(consumer);
 }
