@@ -103,12 +103,7 @@ impl Kafka {
     /// Starts the broker (again) on the same data and ports; waits until it answers
     /// metadata requests.
     pub fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("broker.log"))
-            .expect("log");
-        let err = log.try_clone().expect("log");
+        let (log, err) = super::append_log(&self.dir.path().join("broker.log"));
         self.child = Some(
             java(&libs(), self.dir.path())
                 .arg("kafka.Kafka")
@@ -132,13 +127,7 @@ impl Kafka {
 
     /// Stops the broker with SIGTERM (a clean shutdown) and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
+        super::stop_child(&mut self.child);
     }
 
     /// The broker's log.

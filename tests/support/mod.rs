@@ -52,6 +52,30 @@ fn write_lines<L: AsRef<str>>(to: &mut impl Write, lines: impl IntoIterator<Item
     to.flush().expect("flush");
 }
 
+/// Sends SIGTERM to `child` (a clean stop: servers close their connections) and waits
+/// for it; nothing when it is not running.
+pub fn stop_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let _ = c.wait();
+    }
+}
+
+/// Stdout and stderr for a helper server, both appended to `path` (kept across
+/// restarts, so a failure shows every run's log).
+pub fn append_log(path: &Path) -> (Stdio, Stdio) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log");
+    let err = log.try_clone().expect("log");
+    (log.into(), err.into())
+}
+
 /// Polls `cond` until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

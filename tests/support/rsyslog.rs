@@ -133,12 +133,7 @@ action(type="omfile" file="{d}/fields.jsonl" template="fields")
     /// Starts rsyslogd (again) on the same config, port and output files.
     pub fn restart(&mut self) {
         let root = root();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("rsyslogd.log"))
-            .expect("log");
-        let err = log.try_clone().expect("log");
+        let (log, err) = super::append_log(&self.dir.path().join("rsyslogd.log"));
         self.child = Some(
             Command::new(root.join("usr/sbin/rsyslogd"))
                 .arg("-n")
@@ -164,13 +159,7 @@ action(type="omfile" file="{d}/fields.jsonl" template="fields")
 
     /// Stops rsyslogd with SIGTERM (it closes its connections) and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
+        super::stop_child(&mut self.child);
     }
 
     /// What rsyslogd said.
