@@ -12,29 +12,22 @@ use crate::event::{BatchNotifier, BatchStatus, Event};
 use crate::internal_events::failures::CheckpointFailed;
 use crate::internal_events::names;
 use crate::internal_events::Reporter;
+use crate::sources::util::acks::OrderedAcks;
 use crate::topology::component::SourceContext;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// A batch sent and not yet acknowledged, with the file offsets it reaches.
-struct Pending {
-    seq: u64,
-    offsets: Vec<(FileId, u64, PathBuf)>,
-    status: Option<BatchStatus>,
-}
 
 /// See the module documentation.
 pub(super) struct Delivery {
     /// Where each file's delivered lines end, as on disk under `data_dir`.
     pub(super) checkpoints: Checkpoints,
-    /// Files whose delivery failed: their checkpoint stays where it is until restart.
-    pinned: HashSet<FileId>,
-    pending: VecDeque<Pending>,
+    /// Batches sent, in order, with the offset each reaches per file; a file whose
+    /// delivery failed is pinned there until restart.
+    pending: OrderedAcks<FileId, (u64, PathBuf)>,
     acks_tx: mpsc::UnboundedSender<(u64, BatchStatus)>,
     acks_rx: mpsc::UnboundedReceiver<(u64, BatchStatus)>,
-    next_seq: u64,
     writes: metrics::Counter,
     errors: Reporter<CheckpointFailed>,
 }
@@ -55,11 +48,9 @@ impl Delivery {
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         Self {
             checkpoints,
-            pinned: HashSet::new(),
-            pending: VecDeque::new(),
+            pending: OrderedAcks::default(),
             acks_tx,
             acks_rx,
-            next_seq: 0,
             writes: cx.metrics.counter(names::CHECKPOINT_WRITES),
             errors,
         }
@@ -69,13 +60,7 @@ impl Delivery {
     /// files to `offsets`.
     pub(super) fn track(&mut self, batch: &mut [Event], offsets: BTreeMap<FileId, (u64, PathBuf)>) {
         let rx = BatchNotifier::attach(batch);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending.push_back(Pending {
-            seq,
-            offsets: offsets.into_iter().map(|(id, (o, p))| (id, o, p)).collect(),
-            status: None,
-        });
+        let seq = self.pending.push(offsets.into_iter().collect());
         let tx = self.acks_tx.clone();
         tokio::spawn(async move {
             // A dropped notifier without an answer means the events were lost.
@@ -100,26 +85,20 @@ impl Delivery {
 
     /// Records an answer.
     pub(super) fn ack(&mut self, seq: u64, status: BatchStatus) {
-        if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
-            p.status = Some(status);
-        }
+        self.pending.answer(seq, status);
     }
 
     /// Moves checkpoints over the answered batches at the front, in order.
     fn advance(&mut self) {
-        while let Some(front) = self.pending.front() {
-            let Some(status) = front.status else { break };
-            let Some(done) = self.pending.pop_front() else {
-                break;
-            };
-            for (id, offset, path) in done.offsets {
-                if status != BatchStatus::Delivered {
-                    self.pinned.insert(id);
-                } else if !self.pinned.contains(&id) && !id.starts_with(PROVISIONAL) {
-                    self.checkpoints.set(&id, offset, &path);
+        let checkpoints = &mut self.checkpoints;
+        self.pending.advance(
+            |id, (offset, path)| {
+                if !id.starts_with(PROVISIONAL) {
+                    checkpoints.set(&id, offset, &path);
                 }
-            }
-        }
+            },
+            |_| {},
+        );
     }
 
     /// Whether checkpoints changed since they were last written.

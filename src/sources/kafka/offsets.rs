@@ -6,7 +6,8 @@
 //! committed until it is assigned anew, when it is read again from the last commit.
 
 use crate::event::{BatchNotifier, BatchStatus, Event};
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::sources::util::acks::OrderedAcks;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,18 +15,10 @@ use std::time::{Duration, Instant};
 /// A topic and partition.
 pub type Partition = (Arc<str>, i32);
 
-struct Pending {
-    seq: u64,
-    /// Per partition, the last offset the batch holds.
-    offsets: Vec<(Partition, i64)>,
-    status: Option<BatchStatus>,
-}
-
 /// See the module documentation.
 pub struct Offsets {
-    pending: VecDeque<Pending>,
-    pinned: HashSet<Partition>,
-    next_seq: u64,
+    /// Batches sent, in order, with the last offset each holds per partition.
+    pending: OrderedAcks<Partition, i64>,
     acks_tx: mpsc::Sender<(u64, BatchStatus)>,
     acks_rx: mpsc::Receiver<(u64, BatchStatus)>,
     /// What may be committed, by partition: the next offset to read.
@@ -36,9 +29,7 @@ impl Default for Offsets {
     fn default() -> Self {
         let (acks_tx, acks_rx) = mpsc::channel();
         Self {
-            pending: VecDeque::new(),
-            pinned: HashSet::new(),
-            next_seq: 0,
+            pending: OrderedAcks::default(),
             acks_tx,
             acks_rx,
             ready: HashMap::new(),
@@ -56,13 +47,7 @@ impl Offsets {
         runtime: &tokio::runtime::Handle,
     ) {
         let rx = BatchNotifier::attach(batch);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending.push_back(Pending {
-            seq,
-            offsets,
-            status: None,
-        });
+        let seq = self.pending.push(offsets);
         let tx = self.acks_tx.clone();
         runtime.spawn(async move {
             // A notifier dropped without an answer means the events were lost.
@@ -74,9 +59,21 @@ impl Offsets {
     /// Takes the answers that have arrived and moves offsets.
     pub fn collect(&mut self) {
         while let Ok((seq, status)) = self.acks_rx.try_recv() {
-            self.ack(seq, status);
+            self.pending.answer(seq, status);
         }
-        self.advance();
+        let ready = &mut self.ready;
+        // A failed batch pins its partition, and what was ready for it is not
+        // committed either: it would pass the failed events.
+        let mut failed: Vec<Partition> = Vec::new();
+        self.pending.advance(
+            |tp, offset| {
+                ready.insert(tp, offset + 1);
+            },
+            |tp| failed.push(tp.clone()),
+        );
+        for tp in failed {
+            self.ready.remove(&tp);
+        }
     }
 
     /// Waits up to `timeout` for one more answer, then moves offsets. False when none
@@ -84,7 +81,7 @@ impl Offsets {
     pub fn wait(&mut self, timeout: Duration) -> bool {
         match self.acks_rx.recv_timeout(timeout) {
             Ok((seq, status)) => {
-                self.ack(seq, status);
+                self.pending.answer(seq, status);
                 self.collect();
                 true
             }
@@ -97,10 +94,12 @@ impl Offsets {
     pub fn drain(&mut self, partitions: Option<&HashSet<Partition>>, deadline: Instant) -> bool {
         loop {
             self.collect();
-            let open = self.pending.iter().any(|p| {
-                p.status.is_none()
-                    && partitions.is_none_or(|set| p.offsets.iter().any(|(tp, _)| set.contains(tp)))
-            });
+            let open = match partitions {
+                Some(set) => self
+                    .pending
+                    .is_open(Some(&|tp: &Partition| set.contains(tp))),
+                None => self.pending.is_open(None),
+            };
             if !open {
                 return true;
             }
@@ -109,29 +108,6 @@ impl Offsets {
                 return false;
             }
             self.wait((deadline - now).min(Duration::from_millis(100)));
-        }
-    }
-
-    fn ack(&mut self, seq: u64, status: BatchStatus) {
-        if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
-            p.status = Some(status);
-        }
-    }
-
-    fn advance(&mut self) {
-        while let Some(front) = self.pending.front() {
-            let Some(status) = front.status else { break };
-            let Some(done) = self.pending.pop_front() else {
-                break;
-            };
-            for (tp, offset) in done.offsets {
-                if status != BatchStatus::Delivered {
-                    self.ready.remove(&tp);
-                    self.pinned.insert(tp);
-                } else if !self.pinned.contains(&tp) {
-                    self.ready.insert(tp, offset + 1);
-                }
-            }
         }
     }
 
@@ -144,16 +120,13 @@ impl Offsets {
     /// Forgets `partitions` (revoked): their open batches no longer move anything,
     /// and their pins are lifted for a later assignment.
     pub fn forget(&mut self, partitions: &HashSet<Partition>) {
-        for p in &mut self.pending {
-            p.offsets.retain(|(tp, _)| !partitions.contains(tp));
-        }
-        self.pinned.retain(|tp| !partitions.contains(tp));
+        self.pending.forget(|tp| partitions.contains(tp));
         self.ready.retain(|tp, _| !partitions.contains(tp));
     }
 
     /// Batches sent and not yet answered.
     pub fn open(&self) -> usize {
-        self.pending.iter().filter(|p| p.status.is_none()).count()
+        self.pending.open()
     }
 }
 
@@ -166,47 +139,24 @@ mod tests {
     }
 
     #[test]
-    fn offsets_move_in_order_and_a_failure_pins_its_partition() {
+    fn ready_offsets_are_the_next_to_read_and_a_failure_withholds_its_partition() {
         let mut o = Offsets::default();
-        for (seq, offsets) in [
-            (0, vec![(tp(0), 9), (tp(1), 4)]),
-            (1, vec![(tp(0), 19)]),
-            (2, vec![(tp(1), 9)]),
-        ] {
-            o.pending.push_back(Pending {
-                seq,
-                offsets,
-                status: None,
-            });
-        }
-        // The second answered first: nothing moves past the first.
-        o.ack(1, BatchStatus::Delivered);
-        o.advance();
-        assert!(o.take_ready().is_empty());
-        o.ack(0, BatchStatus::Delivered);
-        o.advance();
-        let mut ready = o.take_ready();
-        ready.sort();
-        assert_eq!(ready, vec![(tp(0), 20), (tp(1), 5)]);
-        // A failed batch pins partition 1: nothing of it is committed any more.
-        o.ack(2, BatchStatus::Errored);
-        o.advance();
-        assert!(o.take_ready().is_empty());
-        o.pending.push_back(Pending {
-            seq: 3,
-            offsets: vec![(tp(1), 30)],
-            status: Some(BatchStatus::Delivered),
-        });
-        o.advance();
-        assert!(o.take_ready().is_empty());
-        // Until it is revoked and assigned again.
+        let a = o.pending.push(vec![(tp(0), 9), (tp(1), 4)]);
+        let b = o.pending.push(vec![(tp(1), 9)]);
+        o.acks_tx.send((a, BatchStatus::Delivered)).unwrap();
+        o.acks_tx.send((b, BatchStatus::Errored)).unwrap();
+        o.collect();
+        // Partition 1's batch failed: its earlier delivered offset is not committed
+        // either, so the failed events are read again.
+        assert_eq!(o.take_ready(), vec![(tp(0), 10)]);
+        let c = o.pending.push(vec![(tp(1), 20)]);
+        o.acks_tx.send((c, BatchStatus::Delivered)).unwrap();
+        o.collect();
+        assert!(o.take_ready().is_empty(), "pinned until revoked");
         o.forget(&[tp(1)].into_iter().collect());
-        o.pending.push_back(Pending {
-            seq: 4,
-            offsets: vec![(tp(1), 40)],
-            status: Some(BatchStatus::Delivered),
-        });
-        o.advance();
-        assert_eq!(o.take_ready(), vec![(tp(1), 41)]);
+        let d = o.pending.push(vec![(tp(1), 30)]);
+        o.acks_tx.send((d, BatchStatus::Delivered)).unwrap();
+        o.collect();
+        assert_eq!(o.take_ready(), vec![(tp(1), 31)]);
     }
 }

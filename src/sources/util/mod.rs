@@ -4,6 +4,7 @@
 //! connection (optionally after a TLS handshake), counts connections and, on shutdown,
 //! drains the listen backlog and every open connection.
 
+pub mod acks;
 pub mod decoding;
 pub mod framing;
 pub mod tcp;
