@@ -55,6 +55,7 @@ fn benches(c: &mut Criterion) {
         max_bytes: 1_000_000,
         timeout: Duration::from_secs(1),
         per_event_overhead: 0,
+        max_order_span: None,
     };
     let ndjson = Framing::fixed(b"", b"\n", b"\n");
     g.bench_function("batch_ndjson_1000", |b| {

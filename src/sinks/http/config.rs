@@ -13,7 +13,7 @@ use crate::sinks::util::circuit::CircuitBreakerConfig;
 use crate::sinks::util::encoding::{Codec, Compression, EncodingConfig, FramingConfig};
 use crate::sinks::util::http_client::{parse_uri, redact_in, redact_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
-use crate::sinks::util::runner::{spawn_healthcheck, RunnerConfig, SinkRunner};
+use crate::sinks::util::runner::{RunnerConfig, SinkRunner};
 use crate::sinks::util::template::Template;
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use hyper::header::{HeaderMap, HeaderValue};
@@ -91,6 +91,7 @@ const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_bytes: 1_000_000,
     timeout: Duration::from_secs(1),
     per_event_overhead: 0,
+    max_order_span: None,
 };
 
 /// The body layout of one encoding and framing, as Vector builds it: a JSON array
@@ -258,9 +259,9 @@ impl SinkConfig for HttpSinkConfig {
                     HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
                         .map_err(BuildError::Other)?;
                 let check = healthcheck(probe, uri, headers.clone());
-                spawn_healthcheck(cx.id.clone(), async move {
-                    check.await.map_err(|e| format!("{shown}: {e}"))
-                });
+                cx.spawn_healthcheck(
+                    async move { check.await.map_err(|e| format!("{shown}: {e}")) },
+                );
             }
         }
         let body = self.body().map_err(|e| {

@@ -14,7 +14,7 @@ use crate::sinks::util::circuit::CircuitBreakerConfig;
 use crate::sinks::util::encoding::{field_selection, Compression};
 use crate::sinks::util::http_client::{destination, parse_uri, HttpClient};
 use crate::sinks::util::retry::RequestConfig;
-use crate::sinks::util::runner::{spawn_healthcheck, RunnerConfig, SinkRunner};
+use crate::sinks::util::runner::{RunnerConfig, SinkRunner};
 use crate::sinks::util::template::{percent_encode, Template};
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use base64::Engine;
@@ -120,6 +120,7 @@ const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_bytes: 1_000_000,
     timeout: Duration::from_secs(1),
     per_event_overhead: 0,
+    max_order_span: None,
 };
 
 /// One point per line.
@@ -286,7 +287,7 @@ impl SinkConfig for InfluxDbConfig {
         if cx.healthcheck.enabled {
             let probe = HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
                 .map_err(BuildError::Other)?;
-            spawn_healthcheck(cx.id.clone(), ping(probe, endpoint.clone()));
+            cx.spawn_healthcheck(ping(probe, endpoint.clone()));
         }
         let destination = destination(&endpoint);
         let mut builder = InfluxDbRequestBuilder::new(

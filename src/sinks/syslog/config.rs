@@ -10,9 +10,7 @@ use crate::sinks::util::batch::{BatchConfig, BatchLimits, Framing};
 use crate::sinks::util::circuit::CircuitBreakerConfig;
 use crate::sinks::util::encoding::Compression;
 use crate::sinks::util::retry::RequestConfig;
-use crate::sinks::util::runner::{
-    spawn_healthcheck, Built, RequestBuilder, RunnerConfig, SinkRunner, Unsendable,
-};
+use crate::sinks::util::runner::{Built, RequestBuilder, RunnerConfig, SinkRunner, Unsendable};
 use crate::sinks::util::template::Template;
 use crate::sources::syslog::Keepalive;
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
@@ -128,6 +126,7 @@ const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_bytes: 256 * 1024,
     timeout: Duration::ZERO,
     per_event_overhead: 0,
+    max_order_span: None,
 };
 
 const DEFAULT_MAX_DATAGRAM: usize = 1452;
@@ -309,7 +308,7 @@ impl SinkConfig for SyslogSinkConfig {
             .map_err(BuildError::Other)?;
         if cx.healthcheck.enabled && self.mode != Mode::Udp {
             let probe = target.clone();
-            spawn_healthcheck(cx.id.clone(), async move { probe.probe().await });
+            cx.spawn_healthcheck(async move { probe.probe().await });
         }
         let encoder = SyslogEncoder::new(
             self.format,

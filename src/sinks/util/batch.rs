@@ -35,6 +35,10 @@ pub struct BatchLimits {
     /// Bytes each event counts toward `max_bytes` beyond its encoding: what the
     /// destination adds per event (CloudWatch Logs counts 26). Not an option; the sink's.
     pub per_event_overhead: usize,
+    /// The widest range of order keys one payload may hold (CloudWatch Logs: 24 hours of
+    /// timestamps); an event that would widen it further starts the next payload. Not
+    /// an option; the sink's. `None` for no limit.
+    pub max_order_span: Option<i64>,
 }
 
 impl BatchConfig {
@@ -48,6 +52,7 @@ impl BatchConfig {
                 .filter(|t| t.is_finite() && *t >= 0.0)
                 .map_or(defaults.timeout, crate::seconds),
             per_event_overhead: defaults.per_event_overhead,
+            max_order_span: defaults.max_order_span,
         }
     }
 
@@ -127,6 +132,8 @@ struct Open {
     /// For destinations that need events in order (CloudWatch Logs: chronological):
     /// each event's sort key and where its encoding sits in `body`.
     records: Vec<(i64, usize, usize)>,
+    /// The smallest and largest order keys held, for `max_order_span`.
+    span: Option<(i64, i64)>,
 }
 
 impl Open {
@@ -137,7 +144,22 @@ impl Open {
             finalizers: EventFinalizers::default(),
             started: Instant::now(),
             records: Vec::new(),
+            span: None,
         }
+    }
+
+    /// Whether holding an event keyed `k` would stretch this payload's keys over more
+    /// than `max`.
+    fn too_wide(&self, k: i64, max: i64) -> bool {
+        self.span
+            .is_some_and(|(lo, hi)| hi.max(k).saturating_sub(lo.min(k)) > max)
+    }
+
+    fn widen(&mut self, k: i64) {
+        self.span = Some(match self.span {
+            Some((lo, hi)) => (lo.min(k), hi.max(k)),
+            None => (k, k),
+        });
     }
 }
 
@@ -221,6 +243,14 @@ impl Batcher {
         let Some(open) = self.open.get_mut(key) else {
             return Ok(());
         };
+        if let (Some(k), Some(max)) = (order, limits.max_order_span) {
+            if open.too_wide(k, max) {
+                // The payload so far goes out; this event starts the next one.
+                let full = std::mem::replace(open, Open::new(capacity));
+                self.last_size = full.body.len() + f.suffix.len();
+                ready.push(close(f, key.to_string(), full));
+            }
+        }
         let overhead = limits.per_event_overhead;
         let mark = open.body.len();
         open.body.extend_from_slice(if open.events == 0 {
@@ -252,6 +282,9 @@ impl Batcher {
             ready.push(close(f, key.to_string(), full));
         } else if let Some(k) = order {
             open.records.push((k, start, open.body.len()));
+        }
+        if let Some(k) = order {
+            open.widen(k);
         }
         open.events += 1;
         open.finalizers.merge(finalizers);
@@ -309,6 +342,7 @@ mod tests {
             max_bytes,
             timeout: Duration::from_secs(1),
             per_event_overhead: 0,
+            max_order_span: None,
         }
     }
 
@@ -371,6 +405,32 @@ mod tests {
         b.take_due(true, &mut ready);
         let bodies: Vec<&[u8]> = ready.iter().map(|p| p.body.as_slice()).collect();
         assert_eq!(bodies, [&b"[k1,k2,k3]"[..], b"[k0,k9]"]);
+    }
+
+    #[test]
+    fn no_payload_spans_more_than_max_order_span() {
+        let mut b = Batcher::new(
+            BatchLimits {
+                max_order_span: Some(10),
+                ..limits(100, 1000)
+            },
+            JSON,
+        );
+        let mut ready = Vec::new();
+        // 5..15 fits; 16 would widen it to 11; 3 then widens 16's payload to 13.
+        for k in [5, 15, 10, 16, 3, 12] {
+            b.push_ordered(
+                "p",
+                Some(k),
+                put(k.to_string().as_bytes()),
+                Default::default(),
+                &mut ready,
+            )
+            .unwrap();
+        }
+        b.take_due(true, &mut ready);
+        let bodies: Vec<&[u8]> = ready.iter().map(|p| p.body.as_slice()).collect();
+        assert_eq!(bodies, [&b"[5,10,15]"[..], b"[16]", b"[3,12]"]);
     }
 
     #[test]
