@@ -39,6 +39,16 @@ enum LogFormat {
 }
 
 #[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Check every sink's destination before starting and exit if one fails (Vector's
+    /// flag; the config's `healthchecks.require_healthy` does the same).
+    #[arg(long, env = "SLUICE_REQUIRE_HEALTHY")]
+    require_healthy: bool,
+}
+
+#[derive(clap::Args)]
 struct ConfigArgs {
     /// Config file or directory of *.toml files; repeat to combine. Without it the
     /// embedded default config is used.
@@ -62,7 +72,7 @@ struct ConfigArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipeline until SIGTERM or SIGINT (or until every source has finished).
-    Run(ConfigArgs),
+    Run(RunArgs),
     /// Check a config without starting anything; lists every problem found.
     Validate(ConfigArgs),
     /// Print the pipeline as a Graphviz DOT graph.
@@ -165,10 +175,11 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => {
             init_logging(cli.log_format, &cli.log_level);
-            let config = match load(&args) {
+            let mut config = match load(&args.config) {
                 Ok(c) => c,
                 Err(e) => return report_invalid(&e),
             };
+            config.require_healthy |= args.require_healthy;
             for w in &config.warnings {
                 tracing::warn!("{w}");
             }

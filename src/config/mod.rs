@@ -125,7 +125,7 @@ struct HealthchecksConfig {
     /// `false` turns off every sink's healthcheck.
     #[serde(default = "default_true")]
     enabled: bool,
-    /// Vector's "exit when a healthcheck fails at start": refused, see `validate`.
+    /// Vector's "do not start when a healthcheck fails" (also `run --require-healthy`).
     #[serde(default)]
     require_healthy: bool,
 }
@@ -211,6 +211,9 @@ pub struct Config {
     pub api: ApiConfig,
     /// The drain deadline on SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// `healthchecks.require_healthy` (or `run --require-healthy`): wait for every
+    /// sink's healthcheck before starting, and do not start if one fails.
+    pub require_healthy: bool,
     /// The top-level `acknowledgements.enabled`: every sink acknowledges unless it says
     /// otherwise.
     pub acknowledgements: bool,
@@ -532,24 +535,12 @@ impl Loader {
                     s.healthcheck.enabled = false;
                 }
             }
-            if h.require_healthy {
-                let file = self
-                    .global_files
-                    .get("healthchecks")
-                    .cloned()
-                    .unwrap_or_default();
-                self.errors.push(ConfigError::at(
-                    file,
-                    None,
-                    Some("healthchecks.require_healthy".into()),
-                    "Vector's `require_healthy` is not supported by sluice: a failed healthcheck is logged and the sink keeps retrying, so a destination that comes up later still gets every event",
-                ));
-            }
         }
         let mut config = Config {
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             api: api.unwrap_or_default(),
             shutdown_timeout_secs: shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            require_healthy: healthchecks.is_some_and(|h| h.require_healthy),
             acknowledgements: acknowledgements.is_some_and(|a| a.enabled()),
             log_schema: log_schema.unwrap_or_default(),
             timezone,
@@ -1050,10 +1041,9 @@ inputs = ["b"]
         assert!(c.sinks["via_t"].healthcheck.enabled);
         let c = load(&format!("healthchecks.enabled = false\n{GRAPH}")).unwrap();
         assert!(c.sinks.values().all(|s| !s.healthcheck.enabled));
-        let e = load(&format!("healthchecks.require_healthy = true\n{GRAPH}")).unwrap_err();
-        assert!(e.0[0]
-            .message
-            .starts_with("Vector's `require_healthy` is not supported by sluice"));
+        assert!(!c.require_healthy);
+        let c = load(&format!("healthchecks.require_healthy = true\n{GRAPH}")).unwrap();
+        assert!(c.require_healthy);
         let e = load(&format!("schema.log_namespace = true\n{GRAPH}")).unwrap_err();
         assert_eq!(e.0[0].key.as_deref(), Some("schema.log_namespace"));
         assert!(load(&format!("schema.log_namespace = false\n{GRAPH}")).is_ok());

@@ -126,6 +126,43 @@ pub struct SinkContext {
     pub proxy: crate::sinks::util::proxy::ProxyConfig,
     /// The top-level `timezone`, for sinks whose own `timezone` is unset.
     pub timezone: Option<crate::config::timezone::TimeZone>,
+    /// Where the sink's healthcheck goes: see [`SinkContext::spawn_healthcheck`].
+    pub healthchecks: Healthchecks,
+}
+
+/// A sink's healthcheck: `Err` says what the destination answered instead.
+pub type Healthcheck = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+
+/// The healthchecks the sinks of one start registered. The topology runs them beside
+/// the pipeline and logs the result (failing never stops a sink, which sends and retries
+/// anyway), or, with `require_healthy`, waits for them before anything starts and does
+/// not start if one fails.
+#[derive(Clone, Default)]
+pub struct Healthchecks(Arc<std::sync::Mutex<Vec<NamedHealthcheck>>>);
+
+/// A healthcheck with the ID of its sink.
+pub type NamedHealthcheck = (Arc<str>, Healthcheck);
+
+impl Healthchecks {
+    /// Takes every check registered so far.
+    pub fn take(&self) -> Vec<NamedHealthcheck> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl SinkContext {
+    /// Registers the sink's healthcheck (only when `healthcheck.enabled`; the caller
+    /// checks).
+    pub fn spawn_healthcheck<F>(&self, check: F)
+    where
+        F: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.healthchecks
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((self.id.clone(), Box::pin(check)));
+    }
 }
 
 /// A sink's `healthcheck`, Vector's shape: `healthcheck = false` or

@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> Stopped {
             }
         }
     }
-    let mut topology = match RunningTopology::start(&config, health) {
+    let mut topology = match RunningTopology::start(&config, health).await {
         Ok(t) => t,
         Err(e) => {
             for line in &e.0 {

@@ -12,7 +12,7 @@ use crate::api::Health;
 use crate::config::Config;
 use crate::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
 use buffer::{BufferConfig, BufferReceiver, BufferSender};
-use component::{SinkContext, SourceContext, Task, TransformContext};
+use component::{Healthchecks, SinkContext, SourceContext, Task, TransformContext};
 use fanout::Fanout;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,8 +104,10 @@ fn component_metrics(kind: ComponentKind, id: &str, type_name: &'static str) -> 
 
 impl RunningTopology {
     /// Builds every component and starts them.
-    pub fn start(config: &Config, health: Arc<Health>) -> Result<Self, StartError> {
+    /// With `require_healthy`, every sink's healthcheck must pass first.
+    pub async fn start(config: &Config, health: Arc<Health>) -> Result<Self, StartError> {
         let shutdown = CancellationToken::new();
+        let healthchecks = Healthchecks::default();
         let mut errors = Vec::new();
         // Inputs of every consumer, with the sender feeding its buffer.
         let mut senders: BTreeMap<String, Vec<BufferSender>> = BTreeMap::new();
@@ -198,6 +200,7 @@ impl RunningTopology {
                 healthcheck: s.healthcheck.clone(),
                 proxy: s.proxy.clone(),
                 timezone: config.timezone,
+                healthchecks: healthchecks.clone(),
             };
             match s.inner.build(cx) {
                 Ok(task) => pending_tasks.push((ComponentKind::Sink, Arc::from(id.as_str()), task)),
@@ -231,6 +234,7 @@ impl RunningTopology {
         if !errors.is_empty() {
             return Err(StartError(errors));
         }
+        run_healthchecks(healthchecks.take(), config.require_healthy).await?;
         for (kind, id, task) in pending_tasks {
             health.set(&id, kind, true);
             others.spawn(async move {
@@ -307,6 +311,60 @@ impl RunningTopology {
                 Stopped::TimedOut { undelivered }
             }
         }
+    }
+}
+
+/// How long `require_healthy` waits for one healthcheck (Vector's figure).
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the sinks' healthchecks: beside the pipeline, logging each result, or, when
+/// `required`, to the end (each within [`HEALTHCHECK_TIMEOUT`]) before anything starts,
+/// failing the start with every check that did not pass.
+async fn run_healthchecks(
+    checks: Vec<component::NamedHealthcheck>,
+    required: bool,
+) -> Result<(), StartError> {
+    if !required {
+        for (id, check) in checks {
+            tokio::spawn(async move {
+                match check.await {
+                    Ok(()) => tracing::info!(component_id = %id, "Healthcheck passed."),
+                    Err(e) => {
+                        tracing::warn!(component_id = %id, error = %e, "Healthcheck failed; events will be sent and retried anyway.")
+                    }
+                }
+            });
+        }
+        return Ok(());
+    }
+    let mut set = JoinSet::new();
+    for (id, check) in checks {
+        set.spawn(async move {
+            let r = match tokio::time::timeout(HEALTHCHECK_TIMEOUT, check).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "no answer within {} s",
+                    HEALTHCHECK_TIMEOUT.as_secs()
+                )),
+            };
+            (id, r)
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok((id, Ok(()))) => tracing::info!(component_id = %id, "Healthcheck passed."),
+            Ok((id, Err(e))) => failed.push(format!(
+                "[sinks.{id}] healthcheck failed, and require_healthy is set: {e}"
+            )),
+            Err(e) => failed.push(format!("a healthcheck task failed: {e}")),
+        }
+    }
+    failed.sort();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(StartError(failed))
     }
 }
 

@@ -164,8 +164,10 @@ fn load(text: &str) -> Result<Config, String> {
         .map_err(|e| e.to_string())
 }
 
-fn start(config: &Config) -> RunningTopology {
-    RunningTopology::start(config, Arc::new(Health::default())).unwrap()
+async fn start(config: &Config) -> RunningTopology {
+    RunningTopology::start(config, Arc::new(Health::default()))
+        .await
+        .unwrap()
 }
 
 #[test]
@@ -230,10 +232,12 @@ async fn each_output_reaches_only_its_consumers_and_the_accounting_adds_up() {
     )
     .unwrap();
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let mut running = metrics::with_local_recorder(&recorder, || {
-        RunningTopology::start(&config, Arc::new(Health::default()))
-    })
-    .unwrap();
+    // The components register their metrics while they are built, on this thread.
+    let guard = metrics::set_default_local_recorder(&recorder);
+    let mut running = RunningTopology::start(&config, Arc::new(Health::default()))
+        .await
+        .unwrap();
+    drop(guard);
     running.sources_finished().await;
     assert_eq!(
         running.stop(Duration::from_secs(10)).await,
@@ -280,7 +284,7 @@ async fn a_timed_transform_acts_at_its_deadline_without_new_input() {
         "#,
     )
     .unwrap();
-    let running = start(&config);
+    let running = start(&config).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(count("hold-deadline"), 0, "released before its deadline");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -314,7 +318,7 @@ async fn shutdown_flushes_held_events_through_the_rest_of_the_graph() {
         "#,
     )
     .unwrap();
-    let running = start(&config);
+    let running = start(&config).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(count("hold-flush"), 0);
     // h1 flushes into h2, whose input then closes and which flushes into the sink.
@@ -348,7 +352,7 @@ async fn metric_events_pass_through_transforms_into_the_file_sink() {
         path = path.display()
     ))
     .unwrap();
-    let mut running = start(&config);
+    let mut running = start(&config).await;
     running.sources_finished().await;
     assert_eq!(
         running.stop(Duration::from_secs(10)).await,
@@ -384,7 +388,7 @@ async fn one_component_stops_alone_and_its_siblings_go_on() {
         "#,
     )
     .unwrap();
-    let running = start(&config);
+    let running = start(&config).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(running.stop_component(crate::internal_events::ComponentKind::Sink, "a"));
     assert!(!running.stop_component(crate::internal_events::ComponentKind::Sink, "nope"));

@@ -19,7 +19,6 @@ use crate::internal_events::failures::{Rejected, RequestRetried, TemplateFailed}
 use crate::internal_events::{names, ComponentMetrics, Reporter};
 use crate::kafka::{KafkaClientContext, StatsSink};
 use crate::sinks::util::encoding::Encoder;
-use crate::sinks::util::runner::spawn_healthcheck;
 use crate::sinks::util::template::Template;
 use crate::topology::buffer::HeldEvents;
 use crate::topology::component::{BuildError, SinkContext};
@@ -329,7 +328,7 @@ impl KafkaSink {
             let client_config = config.producer_config();
             let servers = config.bootstrap_servers.clone();
             let topic = config.healthcheck_topic.clone();
-            spawn_healthcheck(cx.id.clone(), async move {
+            cx.spawn_healthcheck(async move {
                 tokio::task::spawn_blocking(move || {
                     let probe: rdkafka::producer::BaseProducer =
                         client_config.create().map_err(|e| e.to_string())?;

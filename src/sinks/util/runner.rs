@@ -18,7 +18,6 @@ use crate::topology::component::{SinkContext, Task};
 use crate::topology::sleep_until;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -267,20 +266,4 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
             breaker,
         });
     }
-}
-
-/// Runs a sink's healthcheck beside it and logs the result: failing it never stops the
-/// sink, which sends and retries anyway (as Vector does with `healthcheck.enabled`).
-pub fn spawn_healthcheck<F>(component_id: Arc<str>, check: F)
-where
-    F: Future<Output = Result<(), String>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        match check.await {
-            Ok(()) => tracing::info!(component_id = %component_id, "Healthcheck passed."),
-            Err(e) => {
-                tracing::warn!(component_id = %component_id, error = %e, "Healthcheck failed; events will be sent and retried anyway.")
-            }
-        }
-    });
 }
