@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod aws;
 pub mod config;
 pub mod event;
 pub mod http;

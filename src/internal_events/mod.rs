@@ -309,6 +309,18 @@ pub fn describe_all() {
         "Times a file source looked at every file at once because inotify may have missed events: the kernel queue overflowed (`overflow`), the watcher failed (`error`), or a watched directory was deleted or replaced (`watch_lost`)."
     );
     describe_counter!(names::CHECKPOINT_WRITES, "Checkpoint files written.");
+    describe_counter!(
+        names::CLOUDWATCH_REQUESTS,
+        "Calls a CloudWatch Logs sink made (PutLogEvents, CreateLogGroup, CreateLogStream), by status: ok, partial, throttled, unavailable, timeout, connection_error, not_found, auth_error, invalid."
+    );
+    describe_counter!(
+        names::CLOUDWATCH_REJECTED_EVENTS,
+        "Events CloudWatch Logs would not take, by reason: too_old, too_new, expired, invalid_name, empty_message."
+    );
+    describe_counter!(
+        names::CLOUDWATCH_TRUNCATED_EVENTS,
+        "Events a CloudWatch Logs sink sent truncated (marked [Truncated...]) because they did not fit into one request."
+    );
     describe_histogram!(
         names::KAFKA_PRODUCE_LATENCY,
         "Time from handing a batch's records to the Kafka producer until the broker acknowledged the last of them."

@@ -100,6 +100,16 @@ pub const KAFKA_REBALANCES: &str = "sluice_kafka_rebalances_total";
 /// Offsets a Kafka source committed (per commit, not per offset).
 pub const KAFKA_COMMITS: &str = "sluice_kafka_commits_total";
 
+/// PutLogEvents (and CreateLogGroup/Stream) calls of a CloudWatch Logs sink, by how
+/// they were answered.
+pub const CLOUDWATCH_REQUESTS: &str = "sluice_cloudwatch_requests_total";
+
+/// Events CloudWatch Logs would not take (or did not), by reason.
+pub const CLOUDWATCH_REJECTED_EVENTS: &str = "sluice_cloudwatch_rejected_events_total";
+
+/// Events sent truncated because they did not fit into one request.
+pub const CLOUDWATCH_TRUNCATED_EVENTS: &str = "sluice_cloudwatch_truncated_events_total";
+
 /// Every name above, for the test that each one is emitted somewhere.
 pub const ALL: &[&str] = &[
     RECEIVED_EVENTS,
@@ -135,6 +145,9 @@ pub const ALL: &[&str] = &[
     KAFKA_CONSUMER_LAG,
     KAFKA_REBALANCES,
     KAFKA_COMMITS,
+    CLOUDWATCH_REQUESTS,
+    CLOUDWATCH_REJECTED_EVENTS,
+    CLOUDWATCH_TRUNCATED_EVENTS,
 ];
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Sinks: where events leave the graph. Register a new one with one line below.
 
+pub mod aws_cloudwatch_logs;
 pub mod blackhole;
 pub mod console;
 pub mod file;
@@ -22,4 +23,5 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<influxdb::vector::InfluxDbMetricsConfig>("influxdb_metrics"),
     sink::<syslog::SyslogSinkConfig>("syslog"),
     sink::<kafka::KafkaSinkConfig>("kafka"),
+    sink::<aws_cloudwatch_logs::CloudwatchLogsConfig>("aws_cloudwatch_logs"),
 ];
