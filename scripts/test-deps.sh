@@ -5,7 +5,8 @@
 # Prometheus' `promtool`, `logrotate`, `curl`, `openssl`, `python3` for the rotation
 # tests' writer, `ss` to see a socket's keepalive timer, `tinyproxy` as the HTTP proxy,
 # InfluxDB 1.x `influxd` and VictoriaMetrics for the influxdb sink, Java 17 and Maven
-# for the Kafka broker), rsyslog unpacked for the syslog sink, and Apache Kafka's jars.
+# for the Kafka broker), rsyslog unpacked for the syslog sink, Apache Kafka's jars, and
+# moto_server (PyPI) as the CloudWatch Logs endpoint.
 # Called by scripts/test.sh, and by .ci/run before clippy builds anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +66,20 @@ kafka_libs=target/test-deps/kafka/libs
 if [ ! -f "$kafka_libs/kafka-clients-4.1.1.jar" ]; then
   echo "Fetching Apache Kafka's jars into $kafka_libs"
   mvn -q -B -f scripts/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/$kafka_libs"
+fi
+
+# moto_server, the CloudWatch Logs endpoint of the aws_cloudwatch_logs sink's tests:
+# `moto[server]` from PyPI into a virtualenv under target/test-deps/moto.
+moto_venv=target/test-deps/moto
+if [ ! -x "$moto_venv/bin/moto_server" ]; then
+  if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  echo "Installing moto[server] into $moto_venv"
+  rm -rf "$moto_venv"
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5'
 fi

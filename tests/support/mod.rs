@@ -5,6 +5,7 @@
 
 pub mod influx;
 pub mod kafka;
+pub mod moto;
 pub mod receiver;
 pub mod rsyslog;
 pub mod seq;

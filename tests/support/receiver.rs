@@ -1,7 +1,9 @@
 //! A local HTTP/1.1 server for sink tests: a real listener on a free port that records
 //! every request (time, method, path, headers, body, gunzipped when it says gzip) and
 //! answers by a script the test sets: 2xx, any status with headers and a body, hanging
-//! past the client's timeout, or closing the connection. It also tracks how many
+//! past the client's timeout, closing the connection, or passing the request on to a
+//! real server (as a fault-injecting proxy in front of it). Scripts may be kept per
+//! AWS operation (`X-Amz-Target`), so only PutLogEvents calls are throttled. It also tracks how many
 //! requests were in flight at once, per path, to prove retries never overlap.
 
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +21,8 @@ pub enum Answer {
     Hang(Duration),
     /// Read the request, then close the connection without an answer.
     Close,
+    /// Send it on to this base URL and answer what that server answered.
+    Forward(String),
 }
 
 impl Answer {
@@ -48,6 +52,9 @@ pub struct Received {
 #[derive(Default)]
 struct State {
     script: VecDeque<Answer>,
+    /// Scripts for requests of one AWS operation (the end of `X-Amz-Target`), used
+    /// before the general one.
+    by_operation: HashMap<String, VecDeque<Answer>>,
     requests: Vec<Received>,
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
@@ -91,6 +98,18 @@ impl Receiver {
     /// Answers for the next requests, in order; after them, the default.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
         self.state.lock().unwrap().script.extend(answers);
+    }
+
+    /// Answers for the next requests of one AWS operation (e.g. `PutLogEvents`), in
+    /// order; other requests are not affected.
+    pub fn script_operation(&self, operation: &str, answers: impl IntoIterator<Item = Answer>) {
+        self.state
+            .lock()
+            .unwrap()
+            .by_operation
+            .entry(operation.to_string())
+            .or_default()
+            .extend(answers);
     }
 
     /// The answer once the script is used up (200 unless set).
@@ -188,14 +207,21 @@ fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
             *m = (*m).max(now);
             s.total += 1;
             s.max_total = s.max_total.max(s.total);
+            let operation = operation(&headers);
             let answer = s
-                .script
-                .pop_front()
+                .by_operation
+                .get_mut(&operation)
+                .and_then(VecDeque::pop_front)
+                .or_else(|| s.script.pop_front())
                 .or_else(|| s.default.clone())
                 .unwrap_or_else(Answer::ok);
             (answer, s.delay)
         };
         std::thread::sleep(delay);
+        let answer = match answer {
+            Answer::Forward(base) => forward(&base, &method, &path, &headers, &body),
+            other => other,
+        };
         let answered = match &answer {
             Answer::Status(code, ..) => *code,
             _ => 0,
@@ -236,11 +262,56 @@ fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                 done(&state);
                 return;
             }
-            Answer::Close => {
+            Answer::Close | Answer::Forward(_) => {
                 done(&state);
                 let _ = writer.shutdown(std::net::Shutdown::Both);
                 return;
             }
         }
     }
+}
+
+/// The AWS operation a request calls: the end of its `X-Amz-Target`
+/// (`Logs_20140328.PutLogEvents`), or empty.
+pub fn operation(headers: &HashMap<String, String>) -> String {
+    headers
+        .get("x-amz-target")
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sends a request on to `base` and turns the answer into one to give back; a server
+/// that cannot be reached answers 502.
+fn forward(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
+) -> Answer {
+    let mut req = ureq::request(method, &format!("{base}{path}"));
+    for (k, v) in headers {
+        if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+            req = req.set(k, v);
+        }
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Answer::Status(502, Vec::new(), format!("forwarding failed: {e}")),
+    };
+    let status = resp.status();
+    let hdrs: Vec<(String, String)> = resp
+        .headers_names()
+        .into_iter()
+        .filter(|n| {
+            !matches!(
+                n.as_str(),
+                "content-length" | "connection" | "transfer-encoding"
+            )
+        })
+        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
+        .collect();
+    let text = resp.into_string().unwrap_or_default();
+    Answer::Status(status, hdrs, text)
 }

@@ -217,25 +217,25 @@ impl CloudwatchRequestBuilder {
         let key = crate::event::schema::log_schema().message_key.as_str();
         let log = event.as_log()?;
         let message = match log.get(key)? {
-            Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            v @ (Value::Bytes(_) | Value::String(_)) => v.to_string_lossy().into_owned(),
             _ => return None,
         };
         let mut copy = log.clone();
         let mut keep = message.len();
         for _ in 0..8 {
-            let over = (out.len() - start).saturating_sub(MAX_MESSAGE_BYTES);
-            // Escaping can make the kept text longer in JSON than in the event: take
-            // off what is over plus the marker, and measure again.
-            keep = keep.saturating_sub(over + TRUNCATED_MARKER.len() + 16);
+            let len = out.len() - start;
+            if keep == 0 {
+                break;
+            }
+            // Escaping makes the kept text longer in JSON than in the event: shrink in
+            // proportion to what the whole line measured, and measure again.
+            keep = shrink(keep, len);
             let kept = &message[..floor_char_boundary(&message, keep)];
             copy.insert(key, Value::from(format!("{kept}{TRUNCATED_MARKER}")));
             out.truncate(start);
             self.encoder.encode(&Event::Log(copy.clone()), out);
             if out.len() - start <= MAX_MESSAGE_BYTES {
                 return Some(true);
-            }
-            if keep == 0 {
-                break;
             }
         }
         Some(false)
@@ -265,8 +265,17 @@ fn fit(text: &str, out: &mut Vec<u8>, write: impl Fn(&str, &mut Vec<u8>)) {
             return;
         }
         out.truncate(start);
-        keep = kept.len().saturating_sub(len - MAX_MESSAGE_BYTES + 64);
+        keep = shrink(kept.len(), len);
     }
+}
+
+/// How much of `keep` bytes to keep when they made an encoding of `len` bytes, so the
+/// next try lands just under [`MAX_MESSAGE_BYTES`] with room for the marker.
+fn shrink(keep: usize, len: usize) -> usize {
+    let room = MAX_MESSAGE_BYTES - TRUNCATED_MARKER.len() - 64;
+    let scaled = (keep as u128 * room as u128 / len.max(1) as u128) as usize;
+    // Always progress, even when the line is only just over.
+    scaled.min(keep.saturating_sub(64))
 }
 
 /// The largest index at most `i` that starts a character of `s`.
@@ -407,4 +416,208 @@ pub fn decode(body: &[u8]) -> Option<Vec<(i64, &str)>> {
         rest = &rest[HEADER + len..];
     }
     Some(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventMetadata, LogEvent, ObjectMap};
+    use crate::internal_events::{ComponentKind, ComponentLabels};
+    use crate::sinks::util::batch::{BatchLimits, Batcher, Framing};
+    use crate::sinks::util::encoding::Codec;
+    use chrono::{DateTime, Utc};
+
+    fn metrics() -> ComponentMetrics {
+        ComponentMetrics::new(ComponentLabels {
+            id: "cw".into(),
+            kind: ComponentKind::Sink,
+            type_name: "aws_cloudwatch_logs",
+        })
+    }
+
+    fn builder(codec: Codec, names: Names) -> CloudwatchRequestBuilder {
+        CloudwatchRequestBuilder::new(names, Encoder::new(codec), None, "test".into(), &metrics())
+    }
+
+    fn fixed() -> Names {
+        Names::Fixed(CloudwatchRequestBuilder::key("g", "s"))
+    }
+
+    fn event(message: &str, host: &str, at: DateTime<Utc>) -> Event {
+        let mut f = ObjectMap::new();
+        f.insert("message".into(), Value::from(message));
+        f.insert("host".into(), Value::from(host));
+        f.insert("timestamp".into(), Value::Timestamp(at));
+        Event::Log(LogEvent::from_parts(
+            f,
+            EventMetadata::new("in", Utc::now()),
+        ))
+    }
+
+    fn encode_one(b: &mut CloudwatchRequestBuilder, e: &Event) -> (i64, String) {
+        let mut out = Vec::new();
+        b.encode(e, &mut out).unwrap();
+        let events = decode(&out).unwrap();
+        assert_eq!(events.len(), 1);
+        (events[0].0, events[0].1.to_string())
+    }
+
+    #[test]
+    fn an_event_becomes_its_timestamp_and_its_encoded_message() {
+        let at = Utc::now();
+        let e = event("héllo", "web-1", at);
+        let (ts, m) = encode_one(&mut builder(Codec::Text, fixed()), &e);
+        assert_eq!((ts, m.as_str()), (at.timestamp_millis(), "héllo"));
+        let (_, m) = encode_one(&mut builder(Codec::Json, fixed()), &e);
+        let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(v["message"], "héllo");
+        assert_eq!(v["host"], "web-1");
+    }
+
+    #[test]
+    fn an_oversized_message_is_truncated_to_fit_and_stays_valid_json() {
+        // Quotes grow by escaping, and a multi-byte character must not be cut in half.
+        let big = "é\"x".repeat(600_000);
+        let e = event(&big, "h", Utc::now());
+        for codec in [Codec::Json, Codec::Text] {
+            let (_, m) = encode_one(&mut builder(codec, fixed()), &e);
+            assert!(m.len() <= MAX_MESSAGE_BYTES, "{codec:?}: {}", m.len());
+            assert!(
+                m.len() > MAX_MESSAGE_BYTES - 200_000,
+                "{codec:?}: kept too little"
+            );
+            let message = if codec == Codec::Json {
+                let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+                assert_eq!(v["host"], "h");
+                v["message"].as_str().unwrap().to_string()
+            } else {
+                m
+            };
+            assert!(message.ends_with(TRUNCATED_MARKER), "{codec:?}");
+            assert!(big.starts_with(message.trim_end_matches(TRUNCATED_MARKER)));
+        }
+        // Large because of another field: the start of the line is kept, as JSON.
+        let mut f = ObjectMap::new();
+        f.insert("message".into(), Value::from("short"));
+        f.insert("blob".into(), Value::from("b".repeat(2 << 20)));
+        let e = Event::Log(LogEvent::from_parts(
+            f,
+            EventMetadata::new("in", Utc::now()),
+        ));
+        let (_, m) = encode_one(&mut builder(Codec::Json, fixed()), &e);
+        assert!(m.len() <= MAX_MESSAGE_BYTES);
+        let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(v["truncated"], true);
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"blob\":\"bbb"));
+    }
+
+    #[test]
+    fn events_too_old_too_new_or_empty_are_refused_unsent() {
+        let mut b = builder(Codec::Text, fixed());
+        let mut key = String::new();
+        let now = Utc::now();
+        for (age_h, ok) in [
+            (0, true),
+            (24 * 13, true),
+            (24 * 15, false),
+            (-1, true),
+            (-3, false),
+        ] {
+            key.clear();
+            let e = event("m", "h", now - chrono::Duration::hours(age_h));
+            assert_eq!(b.partition(&e, &mut key).is_ok(), ok, "{age_h} h old");
+        }
+        let mut out = Vec::new();
+        let err = b.encode(&event("", "h", now), &mut out).unwrap_err();
+        assert_eq!(err.error_type, "empty_message");
+        assert!(out.is_empty());
+        // A shorter retention refuses sooner.
+        let mut b = CloudwatchRequestBuilder::new(
+            fixed(),
+            Encoder::new(Codec::Text),
+            Some(1),
+            "t".into(),
+            &metrics(),
+        );
+        assert!(b
+            .partition(
+                &event("m", "h", now - chrono::Duration::hours(30)),
+                &mut key
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn templated_names_partition_by_group_and_stream_and_bad_names_are_refused() {
+        let names = Names::Templated {
+            group: Template::parse("/app/{{ host }}").unwrap(),
+            stream: Template::parse("{{ host }}-%Y").unwrap(),
+        };
+        let mut b = builder(Codec::Text, names);
+        let mut key = String::new();
+        let now = Utc::now();
+        b.partition(&event("m", "web-1", now), &mut key).unwrap();
+        let year = now.format("%Y").to_string();
+        assert_eq!(
+            CloudwatchRequestBuilder::split_key(&key),
+            ("/app/web-1", format!("web-1-{year}").as_str())
+        );
+        key.clear();
+        let err = b
+            .partition(&event("m", "bad host:1", now), &mut key)
+            .unwrap_err();
+        assert_eq!(err.error_type, "invalid_name");
+    }
+
+    #[test]
+    fn payloads_stay_within_every_putlogevents_limit() {
+        // 25,000 events of varied size over 3 days, arriving out of order.
+        let mut b = builder(Codec::Text, fixed());
+        let mut batcher = Batcher::new(
+            BatchLimits {
+                max_events: MAX_REQUEST_EVENTS,
+                max_bytes: MAX_REQUEST_BYTES,
+                timeout: std::time::Duration::from_secs(1),
+                per_event_overhead: EVENT_OVERHEAD - HEADER,
+                max_order_span: Some(MAX_SPAN_MS),
+            },
+            Framing::fixed(b"", b"", b""),
+        );
+        let now = Utc::now();
+        let mut ready = Vec::new();
+        for i in 0..25_000u32 {
+            let age = chrono::Duration::minutes(i64::from((i * 7919) % (3 * 24 * 60)));
+            let e = event(&"x".repeat((i % 200) as usize + 1), "h", now - age);
+            let order = b.order_key(&e);
+            batcher
+                .push_ordered(
+                    "k",
+                    order,
+                    |out| b.encode(&e, out),
+                    Default::default(),
+                    &mut ready,
+                )
+                .unwrap();
+        }
+        batcher.take_due(true, &mut ready);
+        let mut total = 0;
+        for p in &ready {
+            let events = decode(&p.body).unwrap();
+            let bytes: usize = events.iter().map(|(_, m)| m.len() + EVENT_OVERHEAD).sum();
+            assert!(events.len() <= MAX_REQUEST_EVENTS);
+            assert!(bytes <= MAX_REQUEST_BYTES, "{bytes}");
+            assert!(
+                events.windows(2).all(|w| w[0].0 <= w[1].0),
+                "not chronological"
+            );
+            let span = events.last().unwrap().0 - events[0].0;
+            assert!(span <= MAX_SPAN_MS, "spans {span} ms");
+            total += events.len();
+        }
+        assert_eq!(total, 25_000);
+        assert!(ready.len() >= 3);
+    }
 }
