@@ -46,6 +46,12 @@ COMPONENTS = [
     ),
     (
         "sinks",
+        "aws_cloudwatch_logs",
+        "aws_cloudwatch_logs",
+        'group_name = "g"\nstream_name = "s"\nregion = "us-east-1"\nencoding.codec = "json"',
+    ),
+    (
+        "sinks",
         "influxdb_logs",
         "influxdb_logs",
         'endpoint = "http://127.0.0.1:1"\nversion = "1"\ndatabase = "d"\nmeasurement = "m"',

@@ -95,18 +95,23 @@ impl AwsAuth {
     }
 }
 
-/// Where and how an AWS client connects.
-pub struct ClientOptions<'a> {
+/// Where and how an AWS client connects: kept by a sink, which may load its config
+/// again (credentials that were not there at start).
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
     /// `auth`.
-    pub auth: &'a AwsAuth,
+    pub auth: AwsAuth,
     /// The sink's `region`; without it, the chain's (`AWS_REGION`, profile, IMDS).
-    pub region: Option<&'a str>,
+    pub region: Option<String>,
     /// The sink's `endpoint` override.
-    pub endpoint: Option<&'a str>,
+    pub endpoint: Option<String>,
     /// The sink's `proxy`, merged over the global one.
-    pub proxy: &'a ProxyConfig,
+    pub proxy: ProxyConfig,
     /// Longest wait for one attempt (`request.timeout_secs`).
     pub timeout: Duration,
+    /// A CA (PEM) to trust besides the system's (`tls.ca_file`), for a VPC endpoint or
+    /// a proxy behind a private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Used to sign requests to an `endpoint` when no region is configured anywhere (a
@@ -114,10 +119,13 @@ pub struct ClientOptions<'a> {
 const FALLBACK_REGION: &str = "us-east-1";
 
 /// The SDK config for `options`; `Err` says what is missing (never a credential).
-pub async fn sdk_config(options: &ClientOptions<'_>) -> Result<SdkConfig, String> {
-    let auth = options.auth;
+pub async fn sdk_config(options: &ClientOptions) -> Result<SdkConfig, String> {
+    let auth = &options.auth;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client(proxy_config(options.proxy, options.endpoint)?))
+        .http_client(https_client(
+            proxy_config(&options.proxy, options.endpoint.as_deref())?,
+            tls_context(options.ca_file.as_deref())?,
+        ))
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
@@ -132,15 +140,15 @@ pub async fn sdk_config(options: &ClientOptions<'_>) -> Result<SdkConfig, String
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     };
-    let region = match (options.region, options.endpoint) {
-        (Some(r), _) => Some(r.to_string()),
+    let region = match (&options.region, &options.endpoint) {
+        (Some(r), _) => Some(r.clone()),
         (None, Some(_)) => Some(env_region().unwrap_or_else(|| FALLBACK_REGION.to_string())),
         (None, None) => None,
     };
     if let Some(r) = region {
         loader = loader.region(Region::new(r));
     }
-    if let Some(e) = options.endpoint {
+    if let Some(e) = &options.endpoint {
         loader = loader.endpoint_url(e);
     }
     if let Some(p) = &auth.profile {
@@ -191,8 +199,8 @@ pub async fn sdk_config(options: &ClientOptions<'_>) -> Result<SdkConfig, String
         if let Some(name) = &auth.session_name {
             builder = builder.session_name(name);
         }
-        if let Some(r) = auth.region.as_deref().or(options.region) {
-            builder = builder.region(Region::new(r.to_string()));
+        if let Some(r) = auth.region.as_ref().or(options.region.as_ref()) {
+            builder = builder.region(Region::new(r.clone()));
         }
         let provider = builder.build_from_provider(source).await;
         config = config
@@ -224,9 +232,26 @@ fn proxy_config(
     })
 }
 
+/// The system's roots, plus `ca_file`.
+fn tls_context(
+    ca_file: Option<&std::path::Path>,
+) -> Result<aws_smithy_http_client::tls::TlsContext, String> {
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+    let mut roots = TrustStore::default();
+    if let Some(f) = ca_file {
+        let pem = std::fs::read(f).map_err(|e| format!("tls.ca_file {}: {e}", f.display()))?;
+        roots = roots.with_pem_certificate(pem);
+    }
+    TlsContext::builder()
+        .with_trust_store(roots)
+        .build()
+        .map_err(|e| format!("tls.ca_file: {e}"))
+}
+
 /// An HTTPS client on rustls with ring, through `proxy`.
 fn https_client(
     proxy: aws_smithy_http_client::proxy::ProxyConfig,
+    tls: aws_smithy_http_client::tls::TlsContext,
 ) -> aws_sdk_cloudwatchlogs::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
         let mut b = aws_smithy_http_client::Connector::builder().proxy_config(proxy.clone());
@@ -236,6 +261,8 @@ fn https_client(
         if let Some(sleep) = components.and_then(|c| c.sleep_impl()) {
             b = b.sleep_impl(sleep);
         }
-        b.tls_provider(Provider::Rustls(CryptoMode::Ring)).build()
+        b.tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .tls_context(tls.clone())
+            .build()
     })
 }

@@ -181,6 +181,30 @@ fn syslog_sink_options_are_checked() {
 }
 
 #[test]
+fn cloudwatch_options_are_checked() {
+    let sink = "[sources.in]\ntype = \"stdin\"\n[sinks.cw]\ntype = \"aws_cloudwatch_logs\"\n\
+                inputs = [\"in\"]\ngroup_name = \"my group\"\nstream_name = \"a:b\"\n\
+                region = \"us-east-1\"\nretention_days = 10\nbatch.max_events = 20000\n\
+                batch.max_bytes = 2000000\nauth.access_key_id = \"AKID\"\n\
+                endpoint = \"localhost:5000\"\nencoding.codec = \"ndjson\"\n\
+                tls.crt_file = \"/c.pem\"\ntls.key_file = \"/k.pem\"\n";
+    assert_invalid(
+        &[("a.toml", sink)],
+        &[
+            "[sinks.cw] key `group_name`: group_name `my group` may not contain ' '",
+            "[sinks.cw] key `stream_name`: stream_name `a:b` may not contain ':'",
+            "[sinks.cw] key `retention_days`: 10 is not a retention CloudWatch Logs offers",
+            "[sinks.cw] key `batch.max_events`: must be at most 10000",
+            "[sinks.cw] key `batch.max_bytes`: must be at most 1048576",
+            "[sinks.cw] key `auth.secret_access_key`: is required with auth.access_key_id",
+            "[sinks.cw] key `endpoint`: `localhost:5000` is not an http:// or https:// URL",
+            "[sinks.cw] key `encoding.codec`: must be `json` or `text`",
+            "[sinks.cw] key `tls.crt_file`: is not supported by the AWS client",
+        ],
+    );
+}
+
+#[test]
 fn kafka_options_are_checked() {
     let source = "[sources.k]\ntype = \"kafka\"\nbootstrap_servers = \"\"\ngroup_id = \"g\"\n\
                   topics = [\"^(unclosed\"]\nauto_offset_reset = \"oldest\"\n\

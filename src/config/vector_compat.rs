@@ -51,7 +51,7 @@ fn unsupported_decoding(v: &toml::Value) -> bool {
     )
 }
 
-const NETWORK_SINKS: &[&str] = &["http", "influxdb"];
+const NETWORK_SINKS: &[&str] = &["http", "influxdb", "aws_cloudwatch_logs"];
 
 const REFUSALS: &[Refusal] = &[
     Refusal {
@@ -104,12 +104,12 @@ const REFUSALS: &[Refusal] = &[
     },
     Refusal {
         kind: ComponentKind::Sink,
-        types: &["kafka"],
+        types: &["kafka", "aws_cloudwatch_logs"],
         key: "dangerously_allow_unconfined_template_resolution",
         refuses: |_| false,
         reason: "",
-        // A Kafka topic rendered from a field can name any topic, as in Vector with the
-        // flag set; the cluster's ACLs are what confines a producer.
+        // A Kafka topic or CloudWatch group rendered from a field can name any topic or
+        // group, as in Vector with the flag set; ACLs and IAM are what confine a sender.
         ignore_others: true,
     },
     Refusal {

@@ -52,17 +52,16 @@ impl Moto {
             .build()
             .expect("runtime");
         let client = rt.block_on(async {
-            let auth = sluice::aws::AwsAuth {
-                access_key_id: Some("AKIDTEST".into()),
-                secret_access_key: Some("test-secret".into()),
-                ..Default::default()
-            };
             let config = sluice::aws::sdk_config(&sluice::aws::ClientOptions {
-                auth: &auth,
-                region: Some("us-east-1"),
-                endpoint: Some(&url),
-                proxy: &Default::default(),
+                auth: sluice::aws::AwsAuth {
+                    access_key_id: Some("AKIDTEST".into()),
+                    secret_access_key: Some("test-secret".into()),
+                    ..Default::default()
+                },
+                region: Some("us-east-1".into()),
+                endpoint: Some(url.clone()),
                 timeout: Duration::from_secs(30),
+                ..Default::default()
             })
             .await
             .expect("sdk config");

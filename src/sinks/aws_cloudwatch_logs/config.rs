@@ -10,6 +10,7 @@ use super::request_builder::{
 use super::service::{CloudwatchService, GroupSettings};
 use crate::aws::{sdk_config, AwsAuth, ClientOptions};
 use crate::config::field::FieldIssue;
+use crate::http::ClientTlsConfig;
 use crate::sinks::util::batch::{BatchConfig, BatchLimits, Framing};
 use crate::sinks::util::circuit::CircuitBreakerConfig;
 use crate::sinks::util::encoding::{Codec, Compression, EncodingConfig};
@@ -71,6 +72,9 @@ pub struct CloudwatchLogsConfig {
     /// When to stop sending to a failing endpoint.
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerConfig,
+    /// Only `tls.ca_file`: a CA to trust besides the system's.
+    #[serde(default)]
+    pub tls: ClientTlsConfig,
 }
 
 /// Vector's `retention`.
@@ -242,6 +246,24 @@ impl SinkConfig for CloudwatchLogsConfig {
                 "and auth.assume_role are both set: keep auth.assume_role",
             ));
         }
+        let t = &self.tls;
+        for (key, set) in [
+            ("tls.crt_file", t.crt_file.is_some()),
+            ("tls.key_file", t.key_file.is_some()),
+            ("tls.key_pass", t.key_pass.is_some()),
+            (
+                "tls.verify_certificate",
+                t.verify_certificate == Some(false),
+            ),
+            ("tls.verify_hostname", t.verify_hostname == Some(false)),
+        ] {
+            if set {
+                issues.push(FieldIssue::new(
+                    key,
+                    "is not supported by the AWS client: it authenticates with AWS credentials and always verifies the endpoint; only tls.ca_file (a CA to trust) applies",
+                ));
+            }
+        }
         issues.extend(self.auth.issues());
         issues.extend(self.encoding.issues("encoding"));
         issues.extend(self.request.issues("request"));
@@ -253,30 +275,17 @@ impl SinkConfig for CloudwatchLogsConfig {
         let names = self.names().map_err(|e| {
             BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
         })?;
-        let auth = self.auth();
-        let (region, endpoint, proxy, timeout) = (
-            self.region.clone(),
-            self.endpoint.clone(),
-            cx.proxy.clone(),
-            self.request.timeout(),
-        );
+        let options = ClientOptions {
+            auth: self.auth(),
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            proxy: cx.proxy.clone(),
+            timeout: self.request.timeout(),
+            ca_file: self.tls.ca_file.clone(),
+        };
         let load = move || {
-            let (auth, region, endpoint, proxy) = (
-                auth.clone(),
-                region.clone(),
-                endpoint.clone(),
-                proxy.clone(),
-            );
-            async move {
-                sdk_config(&ClientOptions {
-                    auth: &auth,
-                    region: region.as_deref(),
-                    endpoint: endpoint.as_deref(),
-                    proxy: &proxy,
-                    timeout,
-                })
-                .await
-            }
+            let options = options.clone();
+            async move { sdk_config(&options).await }
         };
         if cx.healthcheck.enabled {
             let probe = load();
