@@ -8,8 +8,9 @@
 # (4 routes) -> 4 blackholes; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
 # driven by wrk; (INFLUX_CASES=1) into a real influxd; (KAFKA_CASES=1) syslog TCP -> kafka
 # into a local broker and kafka -> blackhole; (SYSLOG_FORWARD_CASES=1) the syslog sink into
-# rsyslog beside rsyslog's own forwarding; then (FILE_CASES=1) the file source cases and
-# the idle cost.
+# rsyslog beside rsyslog's own forwarding; (CLOUDWATCH_CASES=1) the CloudWatch Logs sink
+# into an endpoint that answers every call at once, and into moto_server; then
+# (FILE_CASES=1) the file source cases and the idle cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES=${MESSAGES:-2000000}
@@ -82,6 +83,7 @@ TOML
   bytes=$(metric sluice_component_received_bytes_total in)
   peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
   cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  [ -n "${CW_REQUESTS_FILE:-}" ] && cw_per_request > "$CW_REQUESTS_FILE"
   kill -TERM $pid; wait $pid || true
   awk -v n="$want" -v b="$bytes" -v s="$start" -v e="$end" -v p="$peak" -v i="$idle_rss" -v name="$name" -v c="$CONNECTIONS" -v f="$FRAMING" -v cpu=$(( cpu1 - cpu0 )) -v hz="$(getconf CLK_TCK)" 'BEGIN {
     t = e - s
@@ -452,6 +454,38 @@ action(type=\"omfwd\" target=\"127.0.0.1\" port=\"$RPORT\" protocol=\"tcp\" TCP_
     done
   else
     echo "syslog forwarding cases: skipped (run scripts/test-deps.sh to unpack rsyslog)"
+  fi
+fi
+
+if [ "${CLOUDWATCH_CASES:-1}" = "1" ]; then
+  # The aws_cloudwatch_logs sink, one stream per loadgen connection (hostname web-0c):
+  # first into http_blackhole, which answers every PutLogEvents 200 at once (the sink's
+  # own cost), then into a real moto_server with CW_MESSAGES messages (moto is slow).
+  CPORT=${CPORT:-15582}
+  cw_sink() { # cw_sink ENDPOINT
+    printf 'type = "aws_cloudwatch_logs"\nendpoint = "%s"\nregion = "us-east-1"\ngroup_name = "/load/syslog"\nstream_name = "{{ hostname }}"\nauth.access_key_id = "AKIDLOAD"\nauth.secret_access_key = "load"\n%s' "$1" "${CW_EXTRA:-}"
+  }
+  cw_per_request() {
+    local ok; ok=$(curl -s "http://$API/metrics" | awk 'index($0, "sluice_cloudwatch_requests_total{") == 1 && index($0, "status=\"ok\"") { v = $NF } END { print v + 0 }')
+    echo "$ok"
+  }
+  $T/release/examples/http_blackhole "127.0.0.1:$CPORT" &
+  bpid=$!
+  sleep 0.2
+  run_case "syslog_tcp->cloudwatch(instant)" "$(cw_sink "http://127.0.0.1:$CPORT")"
+  kill $bpid; wait $bpid 2>/dev/null || true
+  MOTO=${MOTO_SERVER:-$PWD/target/test-deps/moto/bin/moto_server}
+  if [ -x "$MOTO" ]; then
+    MPORT=${MPORT:-15583}
+    "$MOTO" -H 127.0.0.1 -p "$MPORT" >/dev/null 2>&1 &
+    mpid=$!
+    for _ in $(seq 100); do curl -s "http://127.0.0.1:$MPORT" >/dev/null && break; sleep 0.1; done
+    CW_REQUESTS_FILE="$work/cw_requests" MESSAGES=${CW_MESSAGES:-200000} REPEAT=1 \
+      run_case "syslog_tcp->cloudwatch(moto)" "$(cw_sink "http://127.0.0.1:$MPORT")"
+    echo "  PutLogEvents calls into moto: $(cat "$work/cw_requests" 2>/dev/null || echo ?)"
+    kill $mpid; wait $mpid 2>/dev/null || true
+  else
+    echo "cloudwatch into moto: skipped (run scripts/test-deps.sh to install moto[server])"
   fi
 fi
 

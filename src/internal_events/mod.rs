@@ -311,7 +311,7 @@ pub fn describe_all() {
     describe_counter!(names::CHECKPOINT_WRITES, "Checkpoint files written.");
     describe_counter!(
         names::CLOUDWATCH_REQUESTS,
-        "Calls a CloudWatch Logs sink made (PutLogEvents, CreateLogGroup, CreateLogStream), by status: ok, partial, throttled, unavailable, timeout, connection_error, not_found, auth_error, invalid."
+        "PutLogEvents calls of a CloudWatch Logs sink (and CreateLogGroup/CreateLogStream calls that failed), by answer: ok, partial, throttled, unavailable, timeout, connection_error, not_found, auth_error, invalid."
     );
     describe_counter!(
         names::CLOUDWATCH_REJECTED_EVENTS,

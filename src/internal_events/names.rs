@@ -100,8 +100,8 @@ pub const KAFKA_REBALANCES: &str = "sluice_kafka_rebalances_total";
 /// Offsets a Kafka source committed (per commit, not per offset).
 pub const KAFKA_COMMITS: &str = "sluice_kafka_commits_total";
 
-/// PutLogEvents (and CreateLogGroup/Stream) calls of a CloudWatch Logs sink, by how
-/// they were answered.
+/// PutLogEvents calls of a CloudWatch Logs sink (and failed CreateLogGroup/Stream
+/// calls), by how they were answered.
 pub const CLOUDWATCH_REQUESTS: &str = "sluice_cloudwatch_requests_total";
 
 /// Events CloudWatch Logs would not take (or did not), by reason.

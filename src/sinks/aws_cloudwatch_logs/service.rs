@@ -519,8 +519,9 @@ fn not_created(reason: String) -> Outcome {
     }
 }
 
-/// The SDK's events of a payload.
-fn input_events(body: &[u8]) -> Option<Vec<InputLogEvent>> {
+/// The SDK's events of a payload: one `String` per event, which the SDK's types need;
+/// made for each attempt, so a payload waiting for a retry stays one buffer.
+pub fn input_events(body: &[u8]) -> Option<Vec<InputLogEvent>> {
     decode(body)?
         .into_iter()
         .map(|(ts, m)| {

@@ -434,6 +434,25 @@ mod tests {
     }
 
     #[test]
+    fn closed_partitions_leave_nothing_open() {
+        let mut b = Batcher::new(limits(2, 1000), JSON);
+        let mut ready = Vec::new();
+        for i in 0..1000 {
+            let key = format!("stream-{i}");
+            b.push(&key, put(b"x"), Default::default(), &mut ready)
+                .unwrap();
+            b.push(&key, put(b"y"), Default::default(), &mut ready)
+                .unwrap();
+        }
+        assert_eq!(ready.len(), 1000);
+        assert!(b.open.is_empty(), "a full payload leaves its partition");
+        b.push("last", put(b"z"), Default::default(), &mut ready)
+            .unwrap();
+        b.take_due(true, &mut ready);
+        assert!(b.open.is_empty());
+    }
+
+    #[test]
     fn per_event_overhead_counts_toward_max_bytes() {
         // Each 4-byte event costs 4 + 6 = 10 bytes: three fit into 30, not four.
         let mut b = Batcher::new(

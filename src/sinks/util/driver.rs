@@ -443,6 +443,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn partitions_that_come_and_go_leave_no_state_behind() {
+        // A template that makes a new stream (partition) per hour, per host: once their
+        // requests are answered, nothing of them stays.
+        let mut r = rig(policy(4, u64::MAX), 5);
+        for i in 0..1000u32 {
+            let _ = r.submit(&format!("stream-{i}"), i, 1);
+            while !r.driver.has_room() {
+                r.driver.next_done().await;
+            }
+        }
+        r.driver.drain().await;
+        let d = &r.driver;
+        assert_eq!(
+            (d.queues.len(), d.busy.len(), d.tasks.len(), d.queued),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(r.counter(names::SENT_EVENTS, ""), 1000.0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn rejections_are_final_and_exhausted_retries_are_errors() {
         let mut r = rig(policy(4, 2), 5);
         r.script(
