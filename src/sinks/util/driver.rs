@@ -448,7 +448,7 @@ mod tests {
         // requests are answered, nothing of them stays.
         let mut r = rig(policy(4, u64::MAX), 5);
         for i in 0..1000u32 {
-            let _ = r.submit(&format!("stream-{i}"), i, 1);
+            drop(r.submit(&format!("stream-{i}"), i, 1));
             while !r.driver.has_room() {
                 r.driver.next_done().await;
             }
