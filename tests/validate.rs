@@ -187,7 +187,8 @@ fn cloudwatch_options_are_checked() {
                 region = \"us-east-1\"\nretention_days = 10\nbatch.max_events = 20000\n\
                 batch.max_bytes = 2000000\nauth.access_key_id = \"AKID\"\n\
                 endpoint = \"localhost:5000\"\nencoding.codec = \"ndjson\"\n\
-                tls.crt_file = \"/c.pem\"\ntls.key_file = \"/k.pem\"\n";
+                tls.crt_file = \"/c.pem\"\ntls.key_file = \"/k.pem\"\n\
+                auth.imds.max_attempts = 2\n";
     assert_invalid(
         &[("a.toml", sink)],
         &[
@@ -200,6 +201,7 @@ fn cloudwatch_options_are_checked() {
             "[sinks.cw] key `endpoint`: `localhost:5000` is not an http:// or https:// URL",
             "[sinks.cw] key `encoding.codec`: must be `json` or `text`",
             "[sinks.cw] key `tls.crt_file`: is not supported by the AWS client",
+            "[sinks.cw] key `auth.imds`: Vector's `auth.imds` is not supported by sluice",
         ],
     );
 }

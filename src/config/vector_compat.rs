@@ -131,6 +131,14 @@ const REFUSALS: &[Refusal] = &[
     },
     Refusal {
         kind: ComponentKind::Sink,
+        types: &["aws_cloudwatch_logs"],
+        key: "auth.imds",
+        refuses: any,
+        reason: "sluice keeps the AWS SDK's IMDS settings (1 s connect and read timeouts, 4 attempts); `auth.load_timeout_secs` bounds the whole credential lookup",
+        ignore_others: false,
+    },
+    Refusal {
+        kind: ComponentKind::Sink,
         types: &["file"],
         key: "truncate",
         refuses: any,
