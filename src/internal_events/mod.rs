@@ -160,6 +160,18 @@ impl ComponentMetrics {
         counter!(name, &l)
     }
 
+    /// A counter with this component's labels plus `extra` ones (an alert rule and the
+    /// state it entered).
+    pub fn counter_with_labels(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, String)],
+    ) -> Counter {
+        let mut l = self.labels.labels().to_vec();
+        l.extend(extra.iter().cloned());
+        counter!(name, &l)
+    }
+
     /// A gauge with this component's labels plus `extra` ones (a Kafka partition's
     /// topic and number).
     pub fn gauge_with(&self, name: &'static str, extra: &[(&'static str, String)]) -> Gauge {
@@ -309,6 +321,22 @@ pub fn describe_all() {
         "Times a file source looked at every file at once because inotify may have missed events: the kernel queue overflowed (`overflow`), the watcher failed (`error`), or a watched directory was deleted or replaced (`watch_lost`)."
     );
     describe_counter!(names::CHECKPOINT_WRITES, "Checkpoint files written.");
+    describe_gauge!(
+        names::ALERTS_FIRING,
+        "Alerts of an alert rule that are firing (flapping ones included)."
+    );
+    describe_counter!(
+        names::ALERT_TRANSITIONS,
+        "State changes of an alert rule's alerts, by the state entered: pending, firing, resolving, inactive."
+    );
+    describe_gauge!(
+        names::ALERT_GROUPS,
+        "Groups (one alert each, active or not) an alert rule keeps."
+    );
+    describe_counter!(
+        names::ALERT_GROUPS_EVICTED,
+        "Groups an alert rule forgot or turned away because max_groups was reached."
+    );
     describe_counter!(
         names::CLOUDWATCH_REQUESTS,
         "PutLogEvents calls of a CloudWatch Logs sink (and CreateLogGroup/CreateLogStream calls that failed), by answer: ok, partial, throttled, unavailable, timeout, connection_error, not_found, auth_error, invalid."

@@ -110,6 +110,18 @@ pub const CLOUDWATCH_REJECTED_EVENTS: &str = "sluice_cloudwatch_rejected_events_
 /// Events sent truncated because they did not fit into one request.
 pub const CLOUDWATCH_TRUNCATED_EVENTS: &str = "sluice_cloudwatch_truncated_events_total";
 
+/// Alerts of a rule the outside sees firing.
+pub const ALERTS_FIRING: &str = "sluice_alerts_firing";
+
+/// State changes of a rule's alerts, by the state entered.
+pub const ALERT_TRANSITIONS: &str = "sluice_alert_transitions_total";
+
+/// Groups (alerts, active or not) a rule keeps.
+pub const ALERT_GROUPS: &str = "sluice_alert_groups";
+
+/// Groups a rule forgot or turned away because `max_groups` was reached.
+pub const ALERT_GROUPS_EVICTED: &str = "sluice_alert_groups_evicted_total";
+
 /// Every name above, for the test that each one is emitted somewhere.
 pub const ALL: &[&str] = &[
     RECEIVED_EVENTS,
@@ -148,6 +160,10 @@ pub const ALL: &[&str] = &[
     CLOUDWATCH_REQUESTS,
     CLOUDWATCH_REJECTED_EVENTS,
     CLOUDWATCH_TRUNCATED_EVENTS,
+    ALERTS_FIRING,
+    ALERT_TRANSITIONS,
+    ALERT_GROUPS,
+    ALERT_GROUPS_EVICTED,
 ];
 
 #[cfg(test)]

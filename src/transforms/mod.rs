@@ -2,6 +2,7 @@
 //! new one with one line below.
 
 pub mod aggregate;
+pub mod alert;
 pub mod condition;
 pub mod dedupe;
 pub mod filter;
@@ -17,6 +18,7 @@ use crate::topology::component::{transform, Registration, TransformConfig};
 /// Every transform type by its `type` name.
 pub static REGISTRY: &[Registration<dyn TransformConfig>] = &[
     transform::<aggregate::AggregateConfig>("aggregate"),
+    transform::<alert::AlertConfig>("alert"),
     transform::<dedupe::DedupeConfig>("dedupe"),
     transform::<filter::FilterConfig>("filter"),
     transform::<log_to_metric::LogToMetricConfig>("log_to_metric"),

@@ -1,0 +1,800 @@
+//! `alert` transform: threshold rules evaluated where the events already are. Each rule
+//! counts (or sums, averages, takes quantiles of) the events that meet its condition,
+//! per group of `group_by` values, over a sliding window of ingest time; every
+//! `eval_interval_secs` it compares each group's value with its thresholds and moves the
+//! group's alert through pending, firing, resolving and inactive (`state.rs`), with the
+//! flap guard on top. Each change the outside should know of becomes one event in the
+//! shape of an Alertmanager webhook alert (`status`, `labels`, `annotations`,
+//! `startsAt`, `endsAt`, `fingerprint`, plus `value`, `rule`, `state`, `flapping`), so
+//! the `http` sink can post it to anything that takes Alertmanager's webhooks. The
+//! input events themselves go no further.
+//!
+//! Windows run on ingest time (an event's own timestamp can lie or arrive late).
+//! Memory per group is fixed (a ring of [`window::SLICES`] summaries); groups that are
+//! idle and empty are forgotten; `max_groups` caps each rule, counting what it turns
+//! away.
+
+mod sketch;
+mod state;
+mod window;
+
+pub use state::{AlertState, Notice, State, Timing};
+pub use window::{Agg, Window};
+
+use super::condition::{build_condition, Condition, ConditionConfig};
+use crate::config::field::FieldIssue;
+use crate::event::{
+    Batch, Event, EventMetadata, LogEvent, MetricKind, MetricValue, ObjectMap, SourceId, Value,
+};
+use crate::internal_events::names;
+use crate::topology::component::{
+    BuildError, Transform, TransformConfig, TransformContext, TransformOutput,
+};
+use metrics::{Counter, Gauge};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use tokio::time::Instant;
+
+/// `[transforms.ID] type = "alert"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// How often every group of every rule is evaluated, in seconds. Default 10.
+    #[serde(default = "default_eval_interval")]
+    pub eval_interval_secs: f64,
+    /// Most groups per rule; a new group beyond it is turned away and counted. Default
+    /// 10000.
+    #[serde(default = "default_max_groups")]
+    pub max_groups: usize,
+    /// The rules, `[[transforms.ID.rules]]`.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// One `[[transforms.ID.rules]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The alert's name (`alertname`).
+    pub name: String,
+    /// Which events count (VRL or Vector's condition shapes); all when absent.
+    pub condition: Option<ConditionConfig>,
+    /// Fields (or metric tags) whose values split the rule into alerts.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// `count`, `rate` (per second), `sum`, `avg`, `min`, `max`, `p50`, `p90`, `p95`,
+    /// `p99`, `p999`, or `absent`. Default `count`.
+    #[serde(default = "default_agg")]
+    pub agg: String,
+    /// The numeric field `sum`, `avg`, `min`, `max` and quantiles read from log events
+    /// (metric events give their value: without `field`, only they count).
+    pub field: Option<String>,
+    /// The sliding window, in seconds.
+    pub window_secs: f64,
+    /// `>`, `>=`, `<`, `<=`, `==`, `!=`. Not for `absent`.
+    pub op: Option<String>,
+    /// The value that fires the alert. Not for `absent`.
+    pub threshold: Option<f64>,
+    /// The value the alert must cross back over to resolve (hysteresis); the threshold
+    /// when absent.
+    pub clear_threshold: Option<f64>,
+    /// How long the condition must hold before the alert fires, in seconds. Default 0.
+    #[serde(default)]
+    pub for_secs: f64,
+    /// How long a firing alert stays firing after its value fell back, in seconds.
+    /// Default 0.
+    #[serde(default)]
+    pub keep_firing_for_secs: f64,
+    /// Labels added to every alert of the rule (`severity`, `team`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations: templates over the alert's labels and `{{ value }}`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// More changes between firing and not than this within `flap_window_secs` pin an
+    /// alert to firing, marked flapping. Default 4.
+    #[serde(default = "default_flap_max")]
+    pub flap_max_transitions: usize,
+    /// The flap guard's window, in seconds. Default 600.
+    #[serde(default = "default_flap_window")]
+    pub flap_window_secs: f64,
+}
+
+fn default_eval_interval() -> f64 {
+    10.0
+}
+fn default_max_groups() -> usize {
+    10_000
+}
+fn default_agg() -> String {
+    "count".into()
+}
+fn default_flap_max() -> usize {
+    4
+}
+fn default_flap_window() -> f64 {
+    600.0
+}
+
+/// A comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Op> {
+        Some(match s.trim() {
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            "==" => Op::Eq,
+            "!=" => Op::Ne,
+            _ => return None,
+        })
+    }
+
+    /// Whether `v op t`.
+    pub fn holds(self, v: f64, t: f64) -> bool {
+        match self {
+            Op::Gt => v > t,
+            Op::Ge => v >= t,
+            Op::Lt => v < t,
+            Op::Le => v <= t,
+            Op::Eq => v == t,
+            Op::Ne => v != t,
+        }
+    }
+}
+
+/// `agg` parsed.
+pub fn parse_agg(s: &str) -> Option<Agg> {
+    Some(match s.trim() {
+        "count" => Agg::Count,
+        "rate" => Agg::Rate,
+        "sum" => Agg::Sum,
+        "avg" | "mean" => Agg::Avg,
+        "min" => Agg::Min,
+        "max" => Agg::Max,
+        "absent" => Agg::Absent,
+        p => {
+            let digits = p.strip_prefix('p')?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let q: f64 = format!("0.{digits}").parse().ok()?;
+            if q <= 0.0 {
+                return None;
+            }
+            Agg::Quantile(q)
+        }
+    })
+}
+
+fn seconds_ok(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+impl RuleConfig {
+    fn issues(&self, i: usize) -> Vec<FieldIssue> {
+        let key = |k: &str| format!("rules[{i}].{k}");
+        let mut issues = Vec::new();
+        if self.name.trim().is_empty() {
+            issues.push(FieldIssue::new(key("name"), "must not be empty"));
+        }
+        let agg = parse_agg(&self.agg);
+        match agg {
+            None => issues.push(FieldIssue::new(
+                key("agg"),
+                format!("`{}` is not one of count, rate, sum, avg, min, max, pNN (p50, p90, p99, p999), absent", self.agg),
+            )),
+            Some(Agg::Absent) => {
+                for (k, set) in [
+                    ("op", self.op.is_some()),
+                    ("threshold", self.threshold.is_some()),
+                    ("clear_threshold", self.clear_threshold.is_some()),
+                ] {
+                    if set {
+                        issues.push(FieldIssue::new(
+                            key(k),
+                            "does not apply to `agg = \"absent\"`, which fires when a group seen before sends nothing for window_secs",
+                        ));
+                    }
+                }
+            }
+            Some(_) => {
+                match &self.op {
+                    None => issues.push(FieldIssue::new(key("op"), "is required: one of >, >=, <, <=, ==, !=")),
+                    Some(o) if Op::parse(o).is_none() => issues.push(FieldIssue::new(
+                        key("op"),
+                        format!("`{o}` is not one of >, >=, <, <=, ==, !="),
+                    )),
+                    Some(_) => {}
+                }
+                if !self.threshold.is_some_and(f64::is_finite) {
+                    issues.push(FieldIssue::new(key("threshold"), "is required: a number"));
+                }
+            }
+        }
+        if let (Some(op), Some(t), Some(c)) = (
+            self.op.as_deref().and_then(Op::parse),
+            self.threshold,
+            self.clear_threshold,
+        ) {
+            let wrong_side = match op {
+                Op::Gt | Op::Ge => c > t,
+                Op::Lt | Op::Le => c < t,
+                Op::Eq | Op::Ne => c != t,
+            };
+            if wrong_side {
+                issues.push(FieldIssue::new(
+                    key("clear_threshold"),
+                    format!(
+                        "{c} is on the firing side of threshold {t}: the alert could never resolve"
+                    ),
+                ));
+            }
+        }
+        if !(self.window_secs > 0.0 && self.window_secs.is_finite()) {
+            issues.push(FieldIssue::new(
+                key("window_secs"),
+                "must be a positive number of seconds",
+            ));
+        }
+        for (k, v) in [
+            ("for_secs", self.for_secs),
+            ("keep_firing_for_secs", self.keep_firing_for_secs),
+            ("flap_window_secs", self.flap_window_secs),
+        ] {
+            if !seconds_ok(v) {
+                issues.push(FieldIssue::new(
+                    key(k),
+                    "must be zero or a positive number of seconds",
+                ));
+            }
+        }
+        if let Some(Err(e)) = self
+            .condition
+            .as_ref()
+            .map(|c| c.compile(&key("condition")))
+        {
+            issues.push(e);
+        }
+        issues
+    }
+}
+
+impl TransformConfig for AlertConfig {
+    fn validate(&self) -> Vec<FieldIssue> {
+        let mut issues = Vec::new();
+        if !(self.eval_interval_secs > 0.0 && self.eval_interval_secs.is_finite()) {
+            issues.push(FieldIssue::new(
+                "eval_interval_secs",
+                "must be a positive number of seconds",
+            ));
+        }
+        if self.max_groups == 0 {
+            issues.push(FieldIssue::new("max_groups", "must be at least 1"));
+        }
+        if self.rules.is_empty() {
+            issues.push(FieldIssue::new(
+                "rules",
+                "needs at least one [[rules]] table",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            if !seen.insert(r.name.as_str()) {
+                issues.push(FieldIssue::new(
+                    format!("rules[{i}].name"),
+                    format!(
+                        "`{}` names another rule too: alert names must be unique",
+                        r.name
+                    ),
+                ));
+            }
+            issues.extend(r.issues(i));
+        }
+        issues
+    }
+
+    fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (i, r) in self.rules.iter().enumerate() {
+            let agg = parse_agg(&r.agg)
+                .ok_or_else(|| BuildError::Other(format!("rules[{i}].agg: `{}`", r.agg)))?;
+            let op = r.op.as_deref().and_then(Op::parse).unwrap_or(Op::Gt);
+            let threshold = r.threshold.unwrap_or(0.0);
+            let rule_label = || r.name.clone();
+            rules.push(Rule {
+                describe: Describe {
+                    name: r.name.clone(),
+                    group_by: r.group_by.clone(),
+                    labels: r.labels.clone(),
+                    annotations: r.annotations.clone(),
+                },
+                condition: build_condition(&r.condition, &format!("rules[{i}].condition"), &cx)?,
+                agg,
+                field: r.field.clone(),
+                window_ms: (r.window_secs * 1000.0) as u64,
+                op,
+                threshold,
+                clear: r.clear_threshold.unwrap_or(threshold),
+                timing: Timing {
+                    for_ms: (r.for_secs * 1000.0) as u64,
+                    keep_firing_for_ms: (r.keep_firing_for_secs * 1000.0) as u64,
+                    flap_max_transitions: r.flap_max_transitions,
+                    flap_window_ms: (r.flap_window_secs * 1000.0) as u64,
+                },
+                groups: HashMap::new(),
+                firing: cx
+                    .metrics
+                    .gauge_with(names::ALERTS_FIRING, &[("rule", rule_label())]),
+                group_count: cx
+                    .metrics
+                    .gauge_with(names::ALERT_GROUPS, &[("rule", rule_label())]),
+                evicted: cx
+                    .metrics
+                    .counter_with(names::ALERT_GROUPS_EVICTED, "rule", rule_label()),
+                transitions: [
+                    State::Inactive,
+                    State::Pending,
+                    State::Firing,
+                    State::Resolving,
+                ]
+                .iter()
+                .map(|s| {
+                    cx.metrics.counter_with_labels(
+                        names::ALERT_TRANSITIONS,
+                        &[("rule", rule_label()), ("to", s.as_str().into())],
+                    )
+                })
+                .collect(),
+            });
+        }
+        let interval = crate::seconds(self.eval_interval_secs.max(0.001));
+        Ok(Box::new(Alerts {
+            rules,
+            max_groups: self.max_groups.max(1),
+            interval,
+            next_eval: Instant::now() + interval,
+            start: Instant::now(),
+            source: SourceId::from(&*cx.id),
+            scratch: String::new(),
+        }))
+    }
+}
+
+/// One group's alert.
+struct Group {
+    window: Window,
+    state: AlertState,
+    /// The `group_by` values, in order.
+    values: Vec<String>,
+    last_seen_ms: u64,
+    /// An absolute counter's last total (or histogram's bucket counts), to take increases.
+    last_totals: Vec<f64>,
+    last_value: Option<f64>,
+}
+
+/// What an alert event of a rule says besides its group's state.
+struct Describe {
+    name: String,
+    group_by: Vec<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+struct Rule {
+    describe: Describe,
+    condition: Option<Condition>,
+    agg: Agg,
+    field: Option<String>,
+    window_ms: u64,
+    op: Op,
+    threshold: f64,
+    clear: f64,
+    timing: Timing,
+    groups: HashMap<String, Group>,
+    firing: Gauge,
+    group_count: Gauge,
+    evicted: Counter,
+    /// By [`State`] in the order inactive, pending, firing, resolving.
+    transitions: Vec<Counter>,
+}
+
+/// A number from a field: integers, floats, and numeric strings.
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Float(f) => Some(f.into_inner()),
+        Value::Boolean(b) => Some(f64::from(u8::from(*b))),
+        v @ (Value::Bytes(_) | Value::String(_)) => v.to_string_lossy().trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A group value of an event: a log field, or a metric's tag (or `name`, `namespace`).
+fn group_value(event: &Event, name: &str, out: &mut String) {
+    match event {
+        Event::Log(l) => match l.get_path(name) {
+            None | Some(Value::Null) => {}
+            Some(v) => out.push_str(&v.to_string_lossy()),
+        },
+        Event::Metric(m) => match m.tags.get(name) {
+            Some(t) => out.push_str(t),
+            None if name == "name" => out.push_str(&m.name),
+            None if name == "namespace" => out.push_str(m.namespace.as_deref().unwrap_or("")),
+            None => {}
+        },
+    }
+}
+
+/// Separates group values in a key: a control character field values rarely hold.
+const SEP: char = '\u{1f}';
+
+impl Rule {
+    /// Counts `event` into its group, if the rule takes it.
+    fn observe(&mut self, event: &mut Event, now_ms: u64, max_groups: usize, key: &mut String) {
+        if let Some(c) = &mut self.condition {
+            if !c.check(event) {
+                return;
+            }
+        }
+        key.clear();
+        for (i, g) in self.describe.group_by.iter().enumerate() {
+            if i > 0 {
+                key.push(SEP);
+            }
+            group_value(event, g, key);
+        }
+        if !self.groups.contains_key(key.as_str()) {
+            if self.groups.len() >= max_groups && !self.evict_one() {
+                self.evicted.increment(1);
+                return;
+            }
+            let values = key.split(SEP).map(str::to_string).collect();
+            self.groups.insert(
+                key.clone(),
+                Group {
+                    window: Window::new(self.window_ms, self.agg),
+                    state: AlertState::default(),
+                    values,
+                    last_seen_ms: now_ms,
+                    last_totals: Vec::new(),
+                    last_value: None,
+                },
+            );
+            self.group_count.set(self.groups.len() as f64);
+        }
+        let Some(group) = self.groups.get_mut(key.as_str()) else {
+            return;
+        };
+        group.last_seen_ms = now_ms;
+        let needs_value = self.agg.needs_value();
+        match event {
+            Event::Log(l) => {
+                if !needs_value {
+                    group.window.add(now_ms, 1.0, 1.0);
+                } else if let Some(v) = self
+                    .field
+                    .as_deref()
+                    .and_then(|f| l.get_path(f))
+                    .and_then(number)
+                {
+                    group.window.add(now_ms, v, 1.0);
+                }
+            }
+            Event::Metric(m) => observe_metric(group, m.kind, &m.value, now_ms, needs_value),
+        }
+    }
+
+    /// Forgets the idle group seen longest ago; `false` when every group is busy.
+    fn evict_one(&mut self) -> bool {
+        let oldest = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.state.is_idle())
+            .min_by_key(|(_, g)| g.last_seen_ms)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                self.groups.remove(&k);
+                self.evicted.increment(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Evaluates every group at `now_ms`, appending an alert event per notice.
+    fn evaluate(&mut self, now_ms: u64, source: SourceId, out: &mut Vec<Event>) {
+        let wall = chrono::Utc::now();
+        let mut firing = 0usize;
+        let mut gone = Vec::new();
+        for (key, g) in &mut self.groups {
+            let (fire, hold, value) = if self.agg == Agg::Absent {
+                let empty = g.window.is_empty(now_ms);
+                (empty, empty, g.window.value(Agg::Count, now_ms))
+            } else {
+                match g.window.value(self.agg, now_ms) {
+                    Some(v) => (
+                        self.op.holds(v, self.threshold),
+                        self.op.holds(v, self.clear),
+                        Some(v),
+                    ),
+                    None => (false, false, None),
+                }
+            };
+            let (changed, notice) = g.state.step(now_ms, fire, hold, &self.timing);
+            if let Some(to) = changed {
+                let i = [
+                    State::Inactive,
+                    State::Pending,
+                    State::Firing,
+                    State::Resolving,
+                ]
+                .iter()
+                .position(|s| *s == to)
+                .unwrap_or(0);
+                if let Some(c) = self.transitions.get(i) {
+                    c.increment(1);
+                }
+            }
+            if let Some(v) = value {
+                g.last_value = Some(v);
+            }
+            if let Some(n) = notice {
+                out.push(alert_event(&self.describe, g, n, now_ms, wall, source));
+            }
+            if g.state.is_shown_firing() {
+                firing += 1;
+            }
+            // Idle and empty: nothing to remember (an `absent` rule keeps its groups:
+            // their silence is what it watches).
+            if self.agg != Agg::Absent && g.state.is_idle() && g.window.is_empty(now_ms) {
+                gone.push(key.clone());
+            }
+        }
+        for k in gone {
+            self.groups.remove(&k);
+        }
+        self.firing.set(firing as f64);
+        self.group_count.set(self.groups.len() as f64);
+    }
+}
+
+fn observe_metric(
+    group: &mut Group,
+    kind: MetricKind,
+    value: &MetricValue,
+    now_ms: u64,
+    needs_value: bool,
+) {
+    let w = &mut group.window;
+    match value {
+        MetricValue::Counter(v) => {
+            let increase = match kind {
+                MetricKind::Incremental => *v,
+                MetricKind::Absolute => {
+                    let last = group.last_totals.first().copied();
+                    group.last_totals = vec![*v];
+                    match last {
+                        // A total lower than the last one: the counter was reset.
+                        Some(l) if *v >= l => v - l,
+                        Some(_) => *v,
+                        None => return,
+                    }
+                }
+            };
+            if needs_value {
+                w.add(now_ms, increase, 1.0);
+            } else if increase > 0.0 {
+                w.add(now_ms, 1.0, increase);
+            }
+        }
+        MetricValue::Gauge(v) => w.add(now_ms, *v, 1.0),
+        MetricValue::Distribution { samples, .. } => {
+            for s in samples {
+                w.add(now_ms, s.value, f64::from(s.rate.max(1)));
+            }
+        }
+        MetricValue::AggregatedHistogram { buckets, .. } => {
+            let counts: Vec<f64> = buckets.iter().map(|b| b.count as f64).collect();
+            let deltas: Vec<f64> = match kind {
+                MetricKind::Incremental => counts.clone(),
+                MetricKind::Absolute => {
+                    let last = std::mem::replace(&mut group.last_totals, counts.clone());
+                    if last.len() != counts.len() {
+                        return;
+                    }
+                    counts
+                        .iter()
+                        .zip(&last)
+                        .map(|(c, l)| if c >= l { c - l } else { *c })
+                        .collect()
+                }
+            };
+            for (b, n) in buckets.iter().zip(deltas) {
+                if n > 0.0 {
+                    w.add(now_ms, b.upper_limit, n);
+                }
+            }
+        }
+        MetricValue::AggregatedSummary { sum, count, .. } => {
+            if *count > 0 {
+                w.add(now_ms, sum / *count as f64, *count as f64);
+            }
+        }
+        MetricValue::Set(values) => w.add(now_ms, values.len() as f64, 1.0),
+    }
+}
+
+/// Renders `{{ name }}` placeholders from the alert's labels and `{{ value }}`; an
+/// unknown name renders empty. Nothing else is special (a `%` stays a `%`).
+fn render(template: &str, labels: &BTreeMap<String, String>, value: &str, out: &mut String) {
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            out.push_str(&rest[open..]);
+            return;
+        };
+        let name = after[..close].trim();
+        if name == "value" {
+            out.push_str(value);
+        } else if let Some(v) = labels.get(name) {
+            out.push_str(v);
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+}
+
+/// Alertmanager's fingerprint: FNV-1a 64 over the labels sorted by name, as hex.
+fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in labels {
+        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn alert_event(
+    rule: &Describe,
+    g: &Group,
+    notice: Notice,
+    now_ms: u64,
+    wall: chrono::DateTime<chrono::Utc>,
+    source: SourceId,
+) -> Event {
+    let mut labels = BTreeMap::new();
+    labels.insert("alertname".to_string(), rule.name.clone());
+    for (k, v) in rule.group_by.iter().zip(&g.values) {
+        labels.insert(k.clone(), v.clone());
+    }
+    for (k, v) in &rule.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    let value = g.last_value.map(|v| {
+        let mut s = String::new();
+        let _ = write!(s, "{v}");
+        s
+    });
+    let mut annotations = ObjectMap::new();
+    for (k, t) in &rule.annotations {
+        let mut s = String::new();
+        render(t, &labels, value.as_deref().unwrap_or(""), &mut s);
+        annotations.insert(k.as_str().into(), Value::from(s));
+    }
+    let started =
+        wall - chrono::Duration::milliseconds(now_ms.saturating_sub(g.state.started_ms) as i64);
+    let status = match notice {
+        Notice::Firing => "firing",
+        Notice::Resolved => "resolved",
+    };
+    let message = match annotations.get("summary") {
+        Some(s) => s.to_string_lossy().into_owned(),
+        None => format!("{} {status}", rule.name),
+    };
+    let mut f = ObjectMap::new();
+    f.insert("status".into(), Value::from(status));
+    f.insert("fingerprint".into(), Value::from(fingerprint(&labels)));
+    f.insert(
+        "labels".into(),
+        Value::Object(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), Value::from(v)))
+                .collect(),
+        ),
+    );
+    f.insert("annotations".into(), Value::Object(annotations));
+    f.insert(
+        "startsAt".into(),
+        Value::from(started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
+    f.insert(
+        "endsAt".into(),
+        Value::from(match notice {
+            Notice::Firing => ZERO_TIME.to_string(),
+            Notice::Resolved => wall.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }),
+    );
+    f.insert("rule".into(), Value::from(rule.name.clone()));
+    f.insert("state".into(), Value::from(g.state.state().as_str()));
+    f.insert("flapping".into(), Value::Boolean(g.state.flapping));
+    if let Some(v) = g.last_value {
+        f.insert("value".into(), Value::from_f64_or_zero(v));
+    }
+    f.insert("message".into(), Value::from(message));
+    f.insert("timestamp".into(), Value::Timestamp(wall));
+    Event::Log(LogEvent::from_parts(f, EventMetadata::new(source, wall)))
+}
+
+struct Alerts {
+    rules: Vec<Rule>,
+    max_groups: usize,
+    interval: std::time::Duration,
+    next_eval: Instant,
+    start: Instant,
+    source: SourceId,
+    scratch: String,
+}
+
+impl Alerts {
+    fn now_ms(&self) -> u64 {
+        Instant::now().duration_since(self.start).as_millis() as u64
+    }
+}
+
+impl Transform for Alerts {
+    fn transform(&mut self, mut input: Batch, _output: &mut TransformOutput) {
+        // One clock read per batch: ingest time at batch resolution.
+        let now = self.now_ms();
+        for e in input.iter_mut() {
+            for r in &mut self.rules {
+                r.observe(e, now, self.max_groups, &mut self.scratch);
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        Some(self.next_eval)
+    }
+
+    fn on_deadline(&mut self, output: &mut TransformOutput) {
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        for r in &mut self.rules {
+            r.evaluate(now, self.source, &mut out);
+        }
+        for e in out {
+            output.push(e);
+        }
+        // The next tick from now, not from the missed one: a stalled task evaluates
+        // once when it comes back, not in a burst.
+        self.next_eval = Instant::now() + self.interval;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,354 @@
+//! The `alert` transform driven as the topology drives it (batches in, deadlines), on
+//! tokio's paused clock so windows and timers are exact.
+
+use super::*;
+use crate::event::{EventMetadata, LogEvent, Metric};
+use crate::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
+use std::time::Duration;
+
+fn build(toml_text: &str) -> Box<dyn Transform> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = format!(
+        "alert-unit-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let config: AlertConfig = toml::from_str(toml_text).unwrap();
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    config
+        .build(TransformContext {
+            id: id.as_str().into(),
+            metrics: ComponentMetrics::new(ComponentLabels {
+                id: id.as_str().into(),
+                kind: ComponentKind::Transform,
+                type_name: "alert",
+            }),
+            timezone: None,
+        })
+        .unwrap()
+}
+
+fn log(fields: &[(&str, Value)]) -> Event {
+    let mut f = ObjectMap::new();
+    for (k, v) in fields {
+        f.insert((*k).into(), v.clone());
+    }
+    LogEvent::from_parts(f, EventMetadata::new("t", chrono::Utc::now())).into()
+}
+
+fn err(host: &str) -> Event {
+    log(&[
+        ("host", Value::from(host)),
+        ("severity", Value::from("err")),
+    ])
+}
+
+/// Advances the paused clock by `secs`, running every deadline on the way, and returns
+/// the alert events emitted as (status, host label, value).
+async fn run_for(t: &mut Box<dyn Transform>, secs: u64) -> Vec<(String, String, f64)> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    while let Some(d) = t.next_deadline().filter(|d| *d <= end) {
+        tokio::time::sleep_until(d).await;
+        let mut out = TransformOutput::new(0);
+        t.on_deadline(&mut out);
+        for e in out.default {
+            let l = e.as_log().unwrap();
+            seen.push((
+                l.get("status").unwrap().to_string_lossy().into_owned(),
+                l.get_path("labels.host")
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                match l.get("value") {
+                    Some(Value::Float(f)) => f.into_inner(),
+                    _ => f64::NAN,
+                },
+            ));
+        }
+    }
+    tokio::time::sleep_until(end).await;
+    seen
+}
+
+fn feed(t: &mut Box<dyn Transform>, events: Vec<Event>) {
+    let mut out = TransformOutput::new(0);
+    t.transform(events, &mut out);
+    assert!(out.default.is_empty(), "input events go no further");
+}
+
+const ERRORS: &str = r#"
+eval_interval_secs = 1
+[[rules]]
+name = "HighErrorRate"
+condition = '.severity == "err"'
+group_by = ["host"]
+window_secs = 60
+op = ">"
+threshold = 100
+clear_threshold = 80
+for_secs = 5
+annotations = { summary = "{{ host }}: {{ value }} errors in 1m" }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn error_rate_over_threshold_fires_after_for_and_resolves_below_clear() {
+    let mut t = build(ERRORS);
+    // 150 errors from web-1, 50 from web-2, and info lines that do not count.
+    let mut batch: Vec<Event> = (0..150).map(|_| err("web-1")).collect();
+    batch.extend((0..50).map(|_| err("web-2")));
+    batch.extend((0..500).map(|_| {
+        log(&[
+            ("host", Value::from("web-1")),
+            ("severity", Value::from("info")),
+        ])
+    }));
+    feed(&mut t, batch);
+    let first = run_for(&mut t, 4).await;
+    assert!(first.is_empty(), "pending until for_secs: {first:?}");
+    let fired = run_for(&mut t, 3).await;
+    assert_eq!(fired, [("firing".into(), "web-1".into(), 150.0)]);
+    // The 150 leave the window after 60 s; 90 more keep it between clear and fire.
+    feed(&mut t, (0..90).map(|_| err("web-1")).collect());
+    let held = run_for(&mut t, 58).await;
+    assert!(held.is_empty(), "90 > 80 holds it firing: {held:?}");
+    let resolved = run_for(&mut t, 60).await;
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].0.as_str(), resolved[0].1.as_str()),
+        ("resolved", "web-1")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_alert_event_has_alertmanagers_shape() {
+    let mut t = build(&ERRORS.replace(
+        "for_secs = 5",
+        "for_secs = 0\nlabels = { severity = \"page\" }",
+    ));
+    feed(&mut t, (0..101).map(|_| err("web-1")).collect());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut out = TransformOutput::new(0);
+    t.on_deadline(&mut out);
+    assert_eq!(out.default.len(), 1);
+    let a = out.default[0].as_log().unwrap();
+    let s = |p: &str| a.get_path(p).map(|v| v.to_string_lossy().into_owned());
+    assert_eq!(s("status").as_deref(), Some("firing"));
+    assert_eq!(s("labels.alertname").as_deref(), Some("HighErrorRate"));
+    assert_eq!(s("labels.host").as_deref(), Some("web-1"));
+    assert_eq!(s("labels.severity").as_deref(), Some("page"));
+    assert_eq!(
+        s("annotations.summary").as_deref(),
+        Some("web-1: 101 errors in 1m")
+    );
+    assert_eq!(s("message").as_deref(), Some("web-1: 101 errors in 1m"));
+    assert_eq!(s("endsAt").as_deref(), Some("0001-01-01T00:00:00Z"));
+    assert!(chrono::DateTime::parse_from_rfc3339(&s("startsAt").unwrap()).is_ok());
+    let fp = s("fingerprint").unwrap();
+    assert_eq!(fp.len(), 16);
+    assert_eq!(s("state").as_deref(), Some("firing"));
+    assert_eq!(a.get("flapping"), Some(&Value::Boolean(false)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_value_oscillating_around_the_threshold_is_pinned_by_the_flap_guard() {
+    let mut t = build(
+        r#"
+eval_interval_secs = 1
+[[rules]]
+name = "Flappy"
+group_by = ["host"]
+window_secs = 2
+op = ">"
+threshold = 5
+flap_max_transitions = 4
+flap_window_secs = 60
+"#,
+    );
+    // Bursts of 10 every 6 s for 2 minutes: over, then under, every few seconds.
+    let mut notices = Vec::new();
+    for _ in 0..20 {
+        feed(&mut t, (0..10).map(|_| err("web-1")).collect());
+        notices.extend(run_for(&mut t, 6).await);
+    }
+    assert_eq!(
+        notices.len(),
+        5,
+        "fire, resolve, fire, resolve, fire (pinned): {notices:?}"
+    );
+    assert!(notices
+        .iter()
+        .zip(["firing", "resolved", "firing", "resolved", "firing"])
+        .all(|(n, s)| n.0 == s));
+    // Quiet for a whole flap window: resolved once.
+    let after = run_for(&mut t, 70).await;
+    assert_eq!(
+        after.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(),
+        ["resolved"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn absent_fires_when_a_known_host_goes_quiet_and_resolves_when_it_returns() {
+    let mut t = build(
+        r#"
+eval_interval_secs = 1
+[[rules]]
+name = "HostSilent"
+agg = "absent"
+group_by = ["host"]
+window_secs = 10
+"#,
+    );
+    feed(&mut t, vec![err("web-1"), err("web-2")]);
+    assert!(run_for(&mut t, 5).await.is_empty());
+    feed(&mut t, vec![err("web-2")]);
+    let fired = run_for(&mut t, 7).await;
+    assert_eq!(
+        fired
+            .iter()
+            .map(|n| (n.0.as_str(), n.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("firing", "web-1")]
+    );
+    feed(&mut t, vec![err("web-1")]);
+    let back = run_for(&mut t, 2).await;
+    // web-2 went quiet meanwhile too.
+    assert!(
+        back.iter().any(|n| n.0 == "resolved" && n.1 == "web-1"),
+        "{back:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn quantile_and_metric_rules() {
+    let mut t = build(
+        r#"
+eval_interval_secs = 1
+[[rules]]
+name = "SlowRequests"
+agg = "p99"
+field = "latency_ms"
+condition = 'exists(.latency_ms)'
+group_by = ["host"]
+window_secs = 60
+op = ">"
+threshold = 500
+[[rules]]
+name = "QueueDepth"
+agg = "max"
+group_by = ["host"]
+condition = '.name == "queue_depth"'
+window_secs = 60
+op = ">="
+threshold = 1000
+"#,
+    );
+    let mut batch: Vec<Event> = (0..1000)
+        .map(|i| {
+            let latency = if i % 50 == 0 { 2000 } else { 20 };
+            log(&[
+                ("host", Value::from("web-1")),
+                ("latency_ms", Value::Integer(latency)),
+            ])
+        })
+        .collect();
+    let mut m = Metric::new(
+        "queue_depth",
+        MetricKind::Absolute,
+        MetricValue::Gauge(1500.0),
+        EventMetadata::new("t", chrono::Utc::now()),
+    );
+    m.tags.insert("host".into(), "db-1".into());
+    batch.push(m.into());
+    feed(&mut t, batch);
+    let fired = run_for(&mut t, 1).await;
+    let mut got: Vec<(String, String)> = fired.iter().map(|n| (n.0.clone(), n.1.clone())).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("firing".to_string(), "db-1".to_string()),
+            ("firing".into(), "web-1".into())
+        ]
+    );
+    let p99 = fired.iter().find(|n| n.1 == "web-1").unwrap().2;
+    assert!((p99 - 2000.0).abs() < 25.0, "{p99}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_groups_turns_new_groups_away_when_all_are_busy_and_idle_groups_are_forgotten() {
+    let mut t = build(
+        r#"
+eval_interval_secs = 1
+max_groups = 100
+[[rules]]
+name = "Any"
+group_by = ["host"]
+window_secs = 5
+op = ">"
+threshold = 0
+flap_window_secs = 5
+"#,
+    );
+    feed(&mut t, (0..1000).map(|i| err(&format!("h{i}"))).collect());
+    let fired = run_for(&mut t, 1).await;
+    assert_eq!(
+        fired.len(),
+        100,
+        "the first 100 groups fire; the others are turned away"
+    );
+    // Quiet: all resolve, then (their changes older than the flap window) their empty
+    // groups are forgotten, and new ones fit.
+    let resolved = run_for(&mut t, 20).await;
+    assert_eq!(resolved.len(), 100);
+    feed(&mut t, (0..100).map(|i| err(&format!("n{i}"))).collect());
+    assert_eq!(run_for(&mut t, 1).await.len(), 100);
+}
+
+#[test]
+fn rules_are_checked_with_their_index_and_key() {
+    let config: AlertConfig = toml::from_str(
+        r#"
+[[rules]]
+name = "A"
+agg = "p1x"
+window_secs = 0
+[[rules]]
+name = "A"
+agg = "avg"
+window_secs = 10
+op = "=>"
+threshold = 10
+[[rules]]
+name = "B"
+window_secs = 10
+op = ">"
+threshold = 100
+clear_threshold = 120
+[[rules]]
+name = "C"
+agg = "absent"
+window_secs = 10
+threshold = 1
+"#,
+    )
+    .unwrap();
+    let issues: Vec<String> = config
+        .validate()
+        .iter()
+        .map(|i| format!("{}: {}", i.key.clone().unwrap_or_default(), i.message))
+        .collect();
+    let expect = [
+        "rules[0].agg: `p1x` is not one of",
+        "rules[0].window_secs: must be a positive number",
+        "rules[1].name: `A` names another rule too",
+        "rules[1].op: `=>` is not one of",
+        "rules[2].clear_threshold: 120 is on the firing side of threshold 100",
+        "rules[3].threshold: does not apply to `agg = \"absent\"`",
+    ];
+    for e in expect {
+        assert!(
+            issues.iter().any(|i| i.starts_with(e)),
+            "{e} not in {issues:#?}"
+        );
+    }
+}
