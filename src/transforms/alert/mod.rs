@@ -14,6 +14,8 @@
 //! idle and empty are forgotten; `max_groups` caps each rule, counting what it turns
 //! away.
 
+mod matcher;
+pub mod notify;
 mod sketch;
 mod state;
 mod window;
@@ -49,6 +51,9 @@ pub struct AlertConfig {
     pub max_groups: usize,
     /// The rules, `[[transforms.ID.rules]]`.
     pub rules: Vec<RuleConfig>,
+    /// Group, time and deduplicate alerts into notifications, as Alertmanager does. Without
+    /// it, every alert change is an event of its own.
+    pub notify: Option<notify::NotifyConfig>,
 }
 
 /// One `[[transforms.ID.rules]]`.
@@ -307,6 +312,9 @@ impl TransformConfig for AlertConfig {
             }
             issues.extend(r.issues(i));
         }
+        if let Some(n) = &self.notify {
+            issues.extend(n.issues());
+        }
         issues
     }
 
@@ -365,14 +373,20 @@ impl TransformConfig for AlertConfig {
             });
         }
         let interval = crate::seconds(self.eval_interval_secs.max(0.001));
+        let notifier = match &self.notify {
+            Some(n) => Some(notify::Notifier::new(n, &cx.id).map_err(BuildError::Other)?),
+            None => None,
+        };
         Ok(Box::new(Alerts {
             rules,
             max_groups: self.max_groups.max(1),
             interval,
             next_eval: Instant::now() + interval,
             start: Instant::now(),
+            start_wall_ms: chrono::Utc::now().timestamp_millis(),
             source: SourceId::from(&*cx.id),
             scratch: String::new(),
+            notifier,
         }))
     }
 }
@@ -519,9 +533,8 @@ impl Rule {
         }
     }
 
-    /// Evaluates every group at `now_ms`, appending an alert event per notice.
-    fn evaluate(&mut self, now_ms: u64, source: SourceId, out: &mut Vec<Event>) {
-        let wall = chrono::Utc::now();
+    /// Evaluates every group at `now_ms`, appending what changed for the outside.
+    fn evaluate(&mut self, now_ms: u64, out: &mut Vec<AlertSnapshot>) {
         let mut firing = 0usize;
         let mut gone = Vec::new();
         for (key, g) in &mut self.groups {
@@ -557,7 +570,7 @@ impl Rule {
                 g.last_value = Some(v);
             }
             if let Some(n) = notice {
-                out.push(alert_event(&self.describe, g, n, now_ms, wall, source));
+                out.push(AlertSnapshot::new(&self.describe, g, n, now_ms));
             }
             if g.state.is_shown_firing() {
                 firing += 1;
@@ -678,76 +691,128 @@ fn fingerprint(labels: &BTreeMap<String, String>) -> String {
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-fn alert_event(
-    rule: &Describe,
-    g: &Group,
-    notice: Notice,
-    now_ms: u64,
-    wall: chrono::DateTime<chrono::Utc>,
-    source: SourceId,
-) -> Event {
-    let mut labels = BTreeMap::new();
-    labels.insert("alertname".to_string(), rule.name.clone());
-    for (k, v) in rule.group_by.iter().zip(&g.values) {
-        labels.insert(k.clone(), v.clone());
+/// An alert as the outside sees it after a change: what an alert event, a notification
+/// and the saved state hold. Times are wall-clock milliseconds.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AlertSnapshot {
+    /// Alertmanager's fingerprint of the labels.
+    pub fingerprint: String,
+    /// `alertname`, the group values, the rule's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Rendered annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Firing or resolved.
+    pub status: Notice,
+    /// When it started firing.
+    pub starts_ms: i64,
+    /// When it resolved.
+    pub ends_ms: Option<i64>,
+    /// The rule's value at the change.
+    pub value: Option<f64>,
+    /// The rule.
+    pub rule: String,
+    /// The machine's state at the change.
+    pub state: State,
+    /// Pinned by the flap guard.
+    pub flapping: bool,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ZERO_TIME.to_string())
+}
+
+impl AlertSnapshot {
+    fn new(rule: &Describe, g: &Group, notice: Notice, now_ms: u64) -> Self {
+        let mut labels = BTreeMap::new();
+        labels.insert("alertname".to_string(), rule.name.clone());
+        for (k, v) in rule.group_by.iter().zip(&g.values) {
+            labels.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &rule.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+        let value = g.last_value.map(|v| {
+            let mut s = String::new();
+            let _ = write!(s, "{v}");
+            s
+        });
+        let annotations = rule
+            .annotations
+            .iter()
+            .map(|(k, t)| {
+                let mut s = String::new();
+                render(t, &labels, value.as_deref().unwrap_or(""), &mut s);
+                (k.clone(), s)
+            })
+            .collect();
+        Self {
+            fingerprint: fingerprint(&labels),
+            labels,
+            annotations,
+            status: notice,
+            starts_ms: g.state.started_ms as i64,
+            ends_ms: (notice == Notice::Resolved).then_some(now_ms as i64),
+            value: g.last_value,
+            rule: rule.name.clone(),
+            state: g.state.state(),
+            flapping: g.state.flapping,
+        }
     }
-    for (k, v) in &rule.labels {
-        labels.insert(k.clone(), v.clone());
+
+    fn status_str(&self) -> &'static str {
+        match self.status {
+            Notice::Firing => "firing",
+            Notice::Resolved => "resolved",
+        }
     }
-    let value = g.last_value.map(|v| {
-        let mut s = String::new();
-        let _ = write!(s, "{v}");
-        s
-    });
-    let mut annotations = ObjectMap::new();
-    for (k, t) in &rule.annotations {
-        let mut s = String::new();
-        render(t, &labels, value.as_deref().unwrap_or(""), &mut s);
-        annotations.insert(k.as_str().into(), Value::from(s));
+
+    /// The alert in the shape of an Alertmanager webhook alert, plus `value`, `rule`,
+    /// `state` and `flapping`.
+    pub fn to_value(&self, _now_ms: i64) -> Value {
+        let mut f = ObjectMap::new();
+        f.insert("status".into(), Value::from(self.status_str()));
+        f.insert("fingerprint".into(), Value::from(self.fingerprint.as_str()));
+        let map = |m: &BTreeMap<String, String>| {
+            Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.as_str().into(), Value::from(v.as_str())))
+                    .collect(),
+            )
+        };
+        f.insert("labels".into(), map(&self.labels));
+        f.insert("annotations".into(), map(&self.annotations));
+        f.insert("startsAt".into(), Value::from(rfc3339(self.starts_ms)));
+        f.insert(
+            "endsAt".into(),
+            Value::from(self.ends_ms.map_or_else(|| ZERO_TIME.to_string(), rfc3339)),
+        );
+        f.insert("generatorURL".into(), Value::from(""));
+        f.insert("rule".into(), Value::from(self.rule.as_str()));
+        f.insert("state".into(), Value::from(self.state.as_str()));
+        f.insert("flapping".into(), Value::Boolean(self.flapping));
+        if let Some(v) = self.value {
+            f.insert("value".into(), Value::from_f64_or_zero(v));
+        }
+        Value::Object(f)
     }
-    let started =
-        wall - chrono::Duration::milliseconds(now_ms.saturating_sub(g.state.started_ms) as i64);
-    let status = match notice {
-        Notice::Firing => "firing",
-        Notice::Resolved => "resolved",
-    };
-    let message = match annotations.get("summary") {
-        Some(s) => s.to_string_lossy().into_owned(),
-        None => format!("{} {status}", rule.name),
-    };
-    let mut f = ObjectMap::new();
-    f.insert("status".into(), Value::from(status));
-    f.insert("fingerprint".into(), Value::from(fingerprint(&labels)));
-    f.insert(
-        "labels".into(),
-        Value::Object(
-            labels
-                .into_iter()
-                .map(|(k, v)| (k.into(), Value::from(v)))
-                .collect(),
-        ),
-    );
-    f.insert("annotations".into(), Value::Object(annotations));
-    f.insert(
-        "startsAt".into(),
-        Value::from(started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-    );
-    f.insert(
-        "endsAt".into(),
-        Value::from(match notice {
-            Notice::Firing => ZERO_TIME.to_string(),
-            Notice::Resolved => wall.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        }),
-    );
-    f.insert("rule".into(), Value::from(rule.name.clone()));
-    f.insert("state".into(), Value::from(g.state.state().as_str()));
-    f.insert("flapping".into(), Value::Boolean(g.state.flapping));
-    if let Some(v) = g.last_value {
-        f.insert("value".into(), Value::from_f64_or_zero(v));
+
+    /// The alert as an event of its own: [`AlertSnapshot::to_value`] plus `message` (the
+    /// `summary` annotation, or "NAME firing") and `timestamp`.
+    pub fn to_event(&self, now_ms: i64, source: SourceId) -> Event {
+        let Value::Object(mut f) = self.to_value(now_ms) else {
+            unreachable!("to_value returns an object")
+        };
+        let message = match self.annotations.get("summary") {
+            Some(s) => s.clone(),
+            None => format!("{} {}", self.rule, self.status_str()),
+        };
+        f.insert("message".into(), Value::from(message));
+        let wall = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        f.insert("timestamp".into(), Value::Timestamp(wall));
+        Event::Log(LogEvent::from_parts(f, EventMetadata::new(source, wall)))
     }
-    f.insert("message".into(), Value::from(message));
-    f.insert("timestamp".into(), Value::Timestamp(wall));
-    Event::Log(LogEvent::from_parts(f, EventMetadata::new(source, wall)))
 }
 
 struct Alerts {
@@ -755,14 +820,24 @@ struct Alerts {
     max_groups: usize,
     interval: std::time::Duration,
     next_eval: Instant,
+    /// The clock: wall time at start plus monotonic time since (so a clock step does
+    /// not move windows, and tests can pause it).
     start: Instant,
+    start_wall_ms: i64,
     source: SourceId,
     scratch: String,
+    notifier: Option<notify::Notifier>,
 }
 
 impl Alerts {
     fn now_ms(&self) -> u64 {
-        Instant::now().duration_since(self.start).as_millis() as u64
+        (self.start_wall_ms.max(0) as u64)
+            .saturating_add(Instant::now().duration_since(self.start).as_millis() as u64)
+    }
+
+    fn instant_of(&self, ms: i64) -> Instant {
+        let offset = ms.saturating_sub(self.start_wall_ms).max(0) as u64;
+        self.start + std::time::Duration::from_millis(offset)
     }
 }
 
@@ -778,21 +853,38 @@ impl Transform for Alerts {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        Some(self.next_eval)
+        let flush = self
+            .notifier
+            .as_ref()
+            .and_then(notify::Notifier::next_due_ms)
+            .map(|ms| self.instant_of(ms));
+        Some(flush.map_or(self.next_eval, |f| f.min(self.next_eval)))
     }
 
     fn on_deadline(&mut self, output: &mut TransformOutput) {
         let now = self.now_ms();
-        let mut out = Vec::new();
-        for r in &mut self.rules {
-            r.evaluate(now, self.source, &mut out);
+        if Instant::now() >= self.next_eval {
+            let mut changes = Vec::new();
+            for r in &mut self.rules {
+                r.evaluate(now, &mut changes);
+            }
+            for a in changes {
+                match &mut self.notifier {
+                    Some(n) => n.ingest(a, now as i64),
+                    None => output.push(a.to_event(now as i64, self.source)),
+                }
+            }
+            // The next tick from now, not from the missed one: a stalled task evaluates
+            // once when it comes back, not in a burst.
+            self.next_eval = Instant::now() + self.interval;
         }
-        for e in out {
-            output.push(e);
+        if let Some(n) = &mut self.notifier {
+            let mut out = Vec::new();
+            n.flush(now as i64, self.source, &mut out);
+            for e in out {
+                output.push(e);
+            }
         }
-        // The next tick from now, not from the missed one: a stalled task evaluates
-        // once when it comes back, not in a burst.
-        self.next_eval = Instant::now() + self.interval;
     }
 }
 

@@ -11,7 +11,8 @@
 use std::collections::VecDeque;
 
 /// The machine's states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum State {
     /// The condition does not hold.
     Inactive,
@@ -53,7 +54,8 @@ pub struct Timing {
 }
 
 /// What the outside is told after a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Notice {
     /// The alert fires (or, already firing, became flapping).
     Firing,

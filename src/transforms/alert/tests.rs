@@ -352,3 +352,187 @@ threshold = 1
         );
     }
 }
+
+/// Notifications emitted while the paused clock advances `secs`: (status, alert count,
+/// firing fingerprints' host labels).
+async fn notifications(t: &mut Box<dyn Transform>, secs: u64) -> Vec<(String, usize, Vec<String>)> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    while let Some(d) = t.next_deadline().filter(|d| *d <= end) {
+        tokio::time::sleep_until(d).await;
+        let mut out = TransformOutput::new(0);
+        t.on_deadline(&mut out);
+        for e in out.default {
+            let l = e.as_log().unwrap();
+            assert_eq!(
+                l.get("version")
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .as_deref(),
+                Some("4")
+            );
+            let Some(Value::Array(alerts)) = l.get("alerts") else {
+                panic!("no alerts: {l:?}")
+            };
+            let mut hosts: Vec<String> = alerts
+                .iter()
+                .filter_map(|a| match a {
+                    Value::Object(o)
+                        if o.get("status").map(|s| s.to_string_lossy() == "firing")
+                            == Some(true) =>
+                    {
+                        o.get("labels").and_then(|l| match l {
+                            Value::Object(l) => {
+                                l.get("host").map(|h| h.to_string_lossy().into_owned())
+                            }
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect();
+            hosts.sort();
+            seen.push((
+                l.get("status").unwrap().to_string_lossy().into_owned(),
+                alerts.len(),
+                hosts,
+            ));
+        }
+    }
+    tokio::time::sleep_until(end).await;
+    seen
+}
+
+const NOTIFY: &str = r#"
+eval_interval_secs = 1
+[[rules]]
+name = "HighErrorRate"
+group_by = ["host"]
+window_secs = 10
+op = ">"
+threshold = 100
+clear_threshold = 80
+labels = { team = "payments" }
+[notify]
+group_by = ["alertname", "team"]
+group_wait_secs = 5
+group_interval_secs = 20
+repeat_interval_secs = 120
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn two_hosts_make_one_grouped_notification_then_resolves_and_repeats() {
+    let mut t = build(NOTIFY);
+    let mut batch: Vec<Event> = (0..150).map(|_| err("web-1")).collect();
+    batch.extend((0..150).map(|_| err("web-2")));
+    feed(&mut t, batch);
+    // Fired at the 1 s evaluation; one notification after group_wait (5 s) with both.
+    let first = notifications(&mut t, 7).await;
+    assert_eq!(
+        first,
+        [(
+            "firing".to_string(),
+            2,
+            vec!["web-1".to_string(), "web-2".to_string()]
+        )]
+    );
+    // web-1 keeps sending; web-2 stops and resolves after its window (10 s): the next
+    // group_interval tick (25 s) says so, with both alerts. Then nothing new until
+    // repeat_interval (120 s after that) sends web-1 again, at the 145 s tick.
+    let mut later = Vec::new();
+    for _ in 0..30 {
+        feed(&mut t, (0..150).map(|_| err("web-1")).collect());
+        later.extend(notifications(&mut t, 5).await);
+    }
+    assert_eq!(
+        later,
+        [
+            ("firing".to_string(), 2, vec!["web-1".to_string()]),
+            ("firing".to_string(), 1, vec!["web-1".to_string()]),
+        ]
+    );
+    // web-1 stops: all resolved, one last notification.
+    let last = notifications(&mut t, 60).await;
+    assert_eq!(last, [("resolved".to_string(), 1, vec![])]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_resolved_within_group_wait_is_never_sent() {
+    let mut t = build(&NOTIFY.replace("group_wait_secs = 5", "group_wait_secs = 30"));
+    feed(&mut t, (0..150).map(|_| err("web-1")).collect());
+    assert!(notifications(&mut t, 120).await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_groups_firing_at_once_make_one_notification() {
+    let mut t = build(
+        &NOTIFY
+            .replace("threshold = 100", "threshold = 0")
+            .replace("clear_threshold = 80", "clear_threshold = 0"),
+    );
+    feed(&mut t, (0..10_000).map(|i| err(&format!("h{i}"))).collect());
+    let n = notifications(&mut t, 7).await;
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].1, 10_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn inhibition_and_a_silence_file_edited_while_running_mute_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let silences = dir.path().join("silences.json");
+    let config = format!(
+        r#"
+eval_interval_secs = 1
+[[rules]]
+name = "HostDown"
+group_by = ["host"]
+condition = '.severity == "crit"'
+window_secs = 10
+op = ">"
+threshold = 0
+labels = {{ severity = "critical" }}
+[[rules]]
+name = "HighErrorRate"
+group_by = ["host"]
+condition = '.severity == "err"'
+window_secs = 10
+op = ">"
+threshold = 0
+labels = {{ severity = "warning" }}
+[notify]
+group_by = ["alertname"]
+group_wait_secs = 1
+group_interval_secs = 2
+repeat_interval_secs = 3600
+silences_file = "{}"
+inhibit_rules = [{{ source_matchers = ['severity="critical"'], target_matchers = ['severity="warning"'], equal = ["host"] }}]
+"#,
+        silences.display()
+    );
+    let mut t = build(&config);
+    let crit = log(&[
+        ("host", Value::from("web-1")),
+        ("severity", Value::from("crit")),
+    ]);
+    feed(&mut t, vec![crit, err("web-1"), err("web-2")]);
+    let n = notifications(&mut t, 3).await;
+    // HostDown for web-1; HighErrorRate only for web-2 (web-1's is inhibited).
+    let mut hosts: Vec<Vec<String>> = n.iter().map(|x| x.2.clone()).collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [vec!["web-1".to_string()], vec!["web-2".to_string()]],
+        "{n:?}"
+    );
+    // A silence for web-3, written while running; web-3's errors are not notified.
+    std::fs::write(
+        &silences,
+        r#"[{"matchers": ["host=\"web-3\""], "comment": "maintenance"}]"#,
+    )
+    .unwrap();
+    feed(&mut t, vec![err("web-3")]);
+    let n = notifications(&mut t, 4).await;
+    assert!(
+        n.iter().all(|x| !x.2.contains(&"web-3".to_string())),
+        "{n:?}"
+    );
+}
