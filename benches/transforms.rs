@@ -60,6 +60,7 @@ fn build<C: TransformConfig + DeserializeOwned>(
         id: format!("{type_name}-bench").into(),
         metrics,
         timezone: None,
+        data_dir: std::env::temp_dir(),
     }) {
         Ok(t) => t,
         Err(e) => panic!("{type_name} bench build: {e}"),

@@ -24,6 +24,31 @@ pub fn seconds(secs: f64) -> std::time::Duration {
     std::time::Duration::try_from_secs_f64(secs.max(0.0)).map_or(DAY, |d| d.min(DAY))
 }
 
+/// Replaces `path` with `data` so that a crash at any moment leaves the old file or the
+/// new one, never a torn one: written to `<path>.tmp`, synced, renamed over, and the
+/// directory synced so the rename itself survives power loss. For checkpoints and
+/// saved state.
+pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// This machine's host name, for the `host` field of sources that have no peer.
 pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

@@ -219,6 +219,8 @@ pub struct TransformContext {
     pub metrics: ComponentMetrics,
     /// The top-level `timezone`, for transforms whose own `timezone` is unset.
     pub timezone: Option<crate::config::timezone::TimeZone>,
+    /// The global `data_dir`, for transforms that keep state across restarts (`alert`).
+    pub data_dir: PathBuf,
 }
 
 /// Where a transform puts what it passes on: its default output, and one batch per

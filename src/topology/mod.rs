@@ -170,6 +170,7 @@ impl RunningTopology {
                         id: Arc::from(id.as_str()),
                         metrics: m.clone(),
                         timezone: config.timezone,
+                        data_dir: config.data_dir.clone(),
                     })
                 })
                 .collect();

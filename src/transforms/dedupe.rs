@@ -283,6 +283,7 @@ mod tests {
                 id: "dedupe-unit".into(),
                 metrics,
                 timezone: None,
+                data_dir: std::env::temp_dir(),
             })
             .unwrap()
     }

@@ -419,6 +419,7 @@ mod tests {
             id: "remap-unit".into(),
             metrics,
             timezone: None,
+            data_dir: std::env::temp_dir(),
         }) {
             Ok(t) => t,
             Err(e) => panic!("{e}"),

@@ -217,6 +217,7 @@ mod tests {
                 id: "throttle-unit".into(),
                 metrics,
                 timezone: None,
+                data_dir: std::env::temp_dir(),
             })
             .unwrap();
         let mut pass = |k: &str| {

@@ -9,6 +9,12 @@
 //! the `http` sink can post it to anything that takes Alertmanager's webhooks. The
 //! input events themselves go no further.
 //!
+//! State survives restarts: every evaluation that changed something writes the alerts
+//! that are not idle and the notification stage's groups and log atomically to
+//! `data_dir/alert/<id>.json`. After a restart the saved alerts keep their state for one
+//! window (their windows start empty) before they are evaluated again, so nothing
+//! already notified is sent again and an alert that resolved meanwhile resolves.
+//!
 //! Windows run on ingest time (an event's own timestamp can lie or arrive late).
 //! Memory per group is fixed (a ring of [`window::SLICES`] summaries); groups that are
 //! idle and empty are forgotten; `max_groups` caps each rule, counting what it turns
@@ -377,7 +383,7 @@ impl TransformConfig for AlertConfig {
             Some(n) => Some(notify::Notifier::new(n, &cx.id).map_err(BuildError::Other)?),
             None => None,
         };
-        Ok(Box::new(Alerts {
+        let mut alerts = Box::new(Alerts {
             rules,
             max_groups: self.max_groups.max(1),
             interval,
@@ -387,12 +393,19 @@ impl TransformConfig for AlertConfig {
             source: SourceId::from(&*cx.id),
             scratch: String::new(),
             notifier,
-        }))
+            state_path: cx.data_dir.join("alert").join(format!("{}.json", cx.id)),
+            id: cx.id.clone(),
+        });
+        alerts.load();
+        Ok(alerts)
     }
 }
 
 /// One group's alert.
 struct Group {
+    /// Until when a group restored after a restart keeps its state unevaluated: its
+    /// window is empty until then.
+    warm_until_ms: u64,
     window: Window,
     state: AlertState,
     /// The `group_by` values, in order.
@@ -483,6 +496,7 @@ impl Rule {
             self.groups.insert(
                 key.clone(),
                 Group {
+                    warm_until_ms: 0,
                     window: Window::new(self.window_ms, self.agg),
                     state: AlertState::default(),
                     values,
@@ -533,11 +547,19 @@ impl Rule {
         }
     }
 
-    /// Evaluates every group at `now_ms`, appending what changed for the outside.
-    fn evaluate(&mut self, now_ms: u64, out: &mut Vec<AlertSnapshot>) {
+    /// Evaluates every group at `now_ms`, appending what changed for the outside;
+    /// `true` when any state changed (so the saved state is stale).
+    fn evaluate(&mut self, now_ms: u64, out: &mut Vec<AlertSnapshot>) -> bool {
         let mut firing = 0usize;
         let mut gone = Vec::new();
+        let mut changed_any = false;
         for (key, g) in &mut self.groups {
+            if now_ms < g.warm_until_ms {
+                if g.state.is_shown_firing() {
+                    firing += 1;
+                }
+                continue;
+            }
             let (fire, hold, value) = if self.agg == Agg::Absent {
                 let empty = g.window.is_empty(now_ms);
                 (empty, empty, g.window.value(Agg::Count, now_ms))
@@ -553,6 +575,7 @@ impl Rule {
             };
             let (changed, notice) = g.state.step(now_ms, fire, hold, &self.timing);
             if let Some(to) = changed {
+                changed_any = true;
                 let i = [
                     State::Inactive,
                     State::Pending,
@@ -581,10 +604,45 @@ impl Rule {
                 gone.push(key.clone());
             }
         }
+        changed_any |= !gone.is_empty();
         for k in gone {
             self.groups.remove(&k);
         }
         self.firing.set(firing as f64);
+        self.group_count.set(self.groups.len() as f64);
+        changed_any
+    }
+
+    /// The groups worth saving: those not idle.
+    fn saved(&self) -> Vec<SavedGroup> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| !g.state.is_idle())
+            .map(|(k, g)| SavedGroup {
+                key: k.clone(),
+                values: g.values.clone(),
+                state: g.state.clone(),
+                last_value: g.last_value,
+            })
+            .collect()
+    }
+
+    /// Takes back saved groups, each unevaluated for one window from `now_ms`.
+    fn restore(&mut self, saved: Vec<SavedGroup>, now_ms: u64) {
+        for s in saved {
+            self.groups.insert(
+                s.key,
+                Group {
+                    warm_until_ms: now_ms + self.window_ms,
+                    window: Window::new(self.window_ms, self.agg),
+                    state: s.state,
+                    values: s.values,
+                    last_seen_ms: now_ms,
+                    last_totals: Vec::new(),
+                    last_value: s.last_value,
+                },
+            );
+        }
         self.group_count.set(self.groups.len() as f64);
     }
 }
@@ -687,6 +745,25 @@ fn fingerprint(labels: &BTreeMap<String, String>) -> String {
         }
     }
     format!("{h:016x}")
+}
+
+/// One group as saved.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedGroup {
+    key: String,
+    values: Vec<String>,
+    state: AlertState,
+    last_value: Option<f64>,
+}
+
+/// What `data_dir/alert/<id>.json` holds.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Saved {
+    version: u32,
+    saved_ms: i64,
+    /// Groups by rule name (a rule renamed or removed loses its groups).
+    rules: BTreeMap<String, Vec<SavedGroup>>,
+    notify: Option<notify::NotifyState>,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -827,9 +904,72 @@ struct Alerts {
     source: SourceId,
     scratch: String,
     notifier: Option<notify::Notifier>,
+    /// `data_dir/alert/<id>.json`.
+    state_path: std::path::PathBuf,
+    id: std::sync::Arc<str>,
 }
 
 impl Alerts {
+    /// Loads the saved state, if any; a file that cannot be read or parsed is reported
+    /// and set aside (`.corrupt`), and the transform starts empty.
+    fn load(&mut self) {
+        let data = match std::fs::read(&self.state_path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::error!(component_id = %self.id, file = %self.state_path.display(), error = %e, "Cannot read the saved alert state; starting without it.");
+                return;
+            }
+        };
+        let saved: Saved = match serde_json::from_slice(&data) {
+            Ok(s) => s,
+            Err(e) => {
+                let aside = self.state_path.with_extension("json.corrupt");
+                let _ = std::fs::rename(&self.state_path, &aside);
+                tracing::error!(component_id = %self.id, file = %self.state_path.display(), moved_to = %aside.display(), error = %e, "The saved alert state does not parse; starting without it.");
+                return;
+            }
+        };
+        let now = self.now_ms();
+        let mut rules = saved.rules;
+        let mut restored = 0;
+        for r in &mut self.rules {
+            if let Some(groups) = rules.remove(&r.describe.name) {
+                restored += groups.len();
+                r.restore(groups, now);
+            }
+        }
+        if let (Some(n), Some(state)) = (&mut self.notifier, saved.notify) {
+            n.state = state;
+        }
+        tracing::info!(component_id = %self.id, alerts = restored, saved_at = %rfc3339(saved.saved_ms), "Restored the saved alert state.");
+    }
+
+    /// Writes the state; a failure is logged and tried again at the next change.
+    fn save(&self) {
+        let saved = Saved {
+            version: 1,
+            saved_ms: self.now_ms() as i64,
+            rules: self
+                .rules
+                .iter()
+                .map(|r| (r.describe.name.clone(), r.saved()))
+                .collect(),
+            notify: self.notifier.as_ref().map(|n| n.state.clone()),
+        };
+        let result = serde_json::to_vec(&saved)
+            .map_err(std::io::Error::other)
+            .and_then(|data| {
+                if let Some(dir) = self.state_path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                crate::write_atomic(&self.state_path, &data)
+            });
+        if let Err(e) = result {
+            tracing::error!(component_id = %self.id, file = %self.state_path.display(), error = %e, "Cannot save the alert state.");
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         (self.start_wall_ms.max(0) as u64)
             .saturating_add(Instant::now().duration_since(self.start).as_millis() as u64)
@@ -863,11 +1003,13 @@ impl Transform for Alerts {
 
     fn on_deadline(&mut self, output: &mut TransformOutput) {
         let now = self.now_ms();
+        let mut dirty = false;
         if Instant::now() >= self.next_eval {
             let mut changes = Vec::new();
             for r in &mut self.rules {
-                r.evaluate(now, &mut changes);
+                dirty |= r.evaluate(now, &mut changes);
             }
+            dirty |= !changes.is_empty();
             for a in changes {
                 match &mut self.notifier {
                     Some(n) => n.ingest(a, now as i64),
@@ -880,11 +1022,19 @@ impl Transform for Alerts {
         }
         if let Some(n) = &mut self.notifier {
             let mut out = Vec::new();
-            n.flush(now as i64, self.source, &mut out);
+            dirty |= n.flush(now as i64, self.source, &mut out);
             for e in out {
                 output.push(e);
             }
         }
+        if dirty {
+            self.save();
+        }
+    }
+
+    fn flush(&mut self, _output: &mut TransformOutput) {
+        // At shutdown: what the last evaluation left, for the next start.
+        self.save();
     }
 }
 

@@ -325,8 +325,8 @@ impl Notifier {
     }
 
     /// Notifies the groups that are due at `now_ms`, appending one event per
-    /// notification to `out`.
-    pub fn flush(&mut self, now_ms: i64, source: SourceId, out: &mut Vec<Event>) {
+    /// notification to `out`; `true` when any group was due (its state changed).
+    pub fn flush(&mut self, now_ms: i64, source: SourceId, out: &mut Vec<Event>) -> bool {
         self.reload_silences(now_ms);
         let due: Vec<String> = self
             .state
@@ -336,7 +336,7 @@ impl Notifier {
             .map(|(k, _)| k.clone())
             .collect();
         if due.is_empty() {
-            return;
+            return false;
         }
         let all_firing: Vec<AlertSnapshot> = self
             .state
@@ -421,6 +421,7 @@ impl Notifier {
                 }
             }
         }
+        true
     }
 }
 

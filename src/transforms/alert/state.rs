@@ -63,8 +63,8 @@ pub enum Notice {
     Resolved,
 }
 
-/// One alert's state.
-#[derive(Clone, Debug)]
+/// One alert's state (saved across restarts; times are wall-clock milliseconds).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct AlertState {
     state: State,
     since_ms: u64,
