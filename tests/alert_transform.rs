@@ -1,0 +1,153 @@
+//! The `alert` transform in the real binary: syslog over TCP in, notifications out
+//! through the `http` sink to a recording receiver, as Alertmanager webhooks; a SIGKILL
+//! while an alert fires, and a restart on the same data_dir, neither page again nor lose
+//! the resolve.
+
+mod support;
+
+use serde_json::Value as Json;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use support::receiver::Receiver;
+use support::*;
+
+fn config(data_dir: &std::path::Path, tcp: u16, hook: &str) -> String {
+    format!(
+        r#"
+data_dir = "{}"
+
+[sources.syslog]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[transforms.alerts]
+type = "alert"
+inputs = ["syslog"]
+eval_interval_secs = 0.2
+
+[[transforms.alerts.rules]]
+name = "HighErrorRate"
+condition = '.severity == "err"'
+group_by = ["host"]
+window_secs = 2
+op = ">"
+threshold = 5
+labels = {{ team = "payments" }}
+annotations = {{ summary = "{{{{ host }}}}: {{{{ value }}}} errors" }}
+
+[transforms.alerts.notify]
+group_by = ["alertname", "team"]
+group_wait_secs = 0.5
+group_interval_secs = 1
+repeat_interval_secs = 3600
+
+[sinks.hook]
+type = "http"
+inputs = ["alerts"]
+uri = "{hook}/hook"
+encoding.codec = "json"
+batch.max_events = 1
+framing.method = "bytes"
+
+[api]
+address = "{{API}}"
+"#,
+        data_dir.display()
+    )
+}
+
+/// Sends `n` error lines from each of `hosts`.
+fn errors(tcp: u16, hosts: &[&str], n: usize) {
+    let mut c = TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
+    let mut text = String::new();
+    for h in hosts {
+        for i in 0..n {
+            text.push_str(&format!("<11>1 - {h} app - - - error {i}\n"));
+        }
+    }
+    c.write_all(text.as_bytes()).expect("send");
+}
+
+/// The notifications received so far: (status, firing hosts).
+fn received(r: &Receiver) -> Vec<(String, Vec<String>)> {
+    r.requests()
+        .iter()
+        .map(|q| {
+            let v: Json = serde_json::from_slice(&q.body).expect("a JSON object");
+            assert_eq!(v["version"], "4", "{v}");
+            let mut hosts: Vec<String> = v["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["status"] == "firing")
+                .map(|a| a["labels"]["host"].as_str().unwrap().to_string())
+                .collect();
+            hosts.sort();
+            (v["status"].as_str().unwrap().to_string(), hosts)
+        })
+        .collect()
+}
+
+/// Keeps `hosts` over the threshold for `secs`.
+fn keep_firing(tcp: u16, hosts: &[&str], secs: u64) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        errors(tcp, hosts, 10);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn grouped_notification_then_a_sigkill_restart_neither_repages_nor_loses_the_resolve() {
+    let data = tempfile::tempdir().unwrap();
+    let hook = Receiver::start();
+    let tcp = free_port();
+    let mut s = Sluice::start(&config(data.path(), tcp, &hook.url()));
+    keep_firing(tcp, &["web-1", "web-2"], 2);
+    assert!(wait_for(Duration::from_secs(10), || !hook
+        .requests()
+        .is_empty()));
+    let first = received(&hook);
+    assert_eq!(
+        first,
+        [(
+            "firing".to_string(),
+            vec!["web-1".to_string(), "web-2".to_string()]
+        )],
+        "one notification for both hosts"
+    );
+    let m = s.metrics();
+    assert_eq!(
+        metric(&m, "sluice_alerts_firing", &[("rule", "HighErrorRate")]),
+        Some(2.0)
+    );
+
+    // SIGKILL while firing, then start again on the same data_dir.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &s.pid().to_string()])
+        .status();
+    s.wait(Duration::from_secs(10));
+    let tcp = free_port();
+    let s = Sluice::start(&config(data.path(), tcp, &hook.url()));
+    assert!(
+        s.log_text().contains("Restored the saved alert state."),
+        "{}",
+        s.log_text()
+    );
+    keep_firing(tcp, &["web-1", "web-2"], 4);
+    assert_eq!(
+        received(&hook).len(),
+        1,
+        "paged again after the restart: {:?}",
+        received(&hook)
+    );
+
+    // Quiet: both resolve, one notification says so.
+    assert!(wait_for(Duration::from_secs(15), || received(&hook).len() >= 2));
+    std::thread::sleep(Duration::from_secs(2));
+    let all = received(&hook);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[1], ("resolved".to_string(), vec![]));
+}
