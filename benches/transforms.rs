@@ -3,7 +3,9 @@
 //! - `remap`: `parse_syslog!` of the message plus three assignments (aim 500k events/s);
 //! - `filter`: a string comparison (aim 5M events/s);
 //! - `route`: four routes on the severity (aim 5M events/s);
-//! - `log_to_metric`: a counter with two templated tags.
+//! - `log_to_metric`: a counter with two templated tags;
+//! - `alert`: a count rule and a p99 rule over 10,000 groups (hosts), each event
+//!   checked against the rule's condition (aim 2M and 500k events/s).
 //!
 //! `cargo bench --bench transforms`; criterion reports events per second on one core.
 
@@ -13,6 +15,7 @@ use serde::de::DeserializeOwned;
 use sluice::event::{Event, EventMetadata, LogEvent, ObjectMap, Value};
 use sluice::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
 use sluice::topology::component::{Transform, TransformConfig, TransformContext, TransformOutput};
+use sluice::transforms::alert::AlertConfig;
 use sluice::transforms::filter::FilterConfig;
 use sluice::transforms::log_to_metric::LogToMetricConfig;
 use sluice::transforms::remap::RemapConfig;
@@ -123,5 +126,56 @@ tags = { host = "{{ hostname }}", app = "{{ appname }}" }
     bench(c, "log_to_metric_counter_two_tags", 0, l2m);
 }
 
+/// 1000 error events from hosts `offset..offset + 1000` (of 10,000), with a latency.
+fn alert_batch(offset: usize) -> Vec<Event> {
+    (0..1000)
+        .map(|i| {
+            let mut m = ObjectMap::new();
+            m.insert(
+                "host".into(),
+                Value::from(format!("web-{:05}", (offset + i) % 10_000)),
+            );
+            m.insert("severity".into(), Value::from("err"));
+            m.insert("latency_ms".into(), Value::Integer(((i * 37) % 900) as i64));
+            LogEvent::from_parts(m, EventMetadata::new("bench", Utc::now())).into()
+        })
+        .collect()
+}
+
+fn alert_bench(c: &mut Criterion, name: &str, rule: &str) {
+    let mut tf = build::<AlertConfig>(
+        "alert",
+        &format!("eval_interval_secs = 10\n[[rules]]\nname = \"R\"\ncondition = '.severity == \"err\"'\ngroup_by = [\"host\"]\nwindow_secs = 300\nop = \">\"\nthreshold = 1000000\n{rule}"),
+    );
+    // Every group exists before measuring.
+    for o in (0..10_000).step_by(1000) {
+        tf.transform(alert_batch(o), &mut TransformOutput::new(0));
+    }
+    let mut offset = 0;
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("1000_events_10000_groups", |b| {
+        b.iter_batched(
+            || {
+                offset = (offset + 1000) % 10_000;
+                alert_batch(offset)
+            },
+            |input| {
+                let mut out = TransformOutput::new(0);
+                tf.transform(input, &mut out);
+                out
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn alert_benches(c: &mut Criterion) {
+    alert_bench(c, "alert_count_rule", "agg = \"count\"");
+    alert_bench(c, "alert_p99_rule", "agg = \"p99\"\nfield = \"latency_ms\"");
+}
+
 criterion_group!(transform_benches, benches);
-criterion_main!(transform_benches);
+criterion_group!(alert, alert_benches);
+criterion_main!(transform_benches, alert);
