@@ -159,10 +159,15 @@ fn respond(
             let (code, body) = health.render();
             reply(code, "application/json", body)
         }
+        "/api/alerts" | "/api/v2/alerts" => reply(
+            StatusCode::OK,
+            "application/json",
+            crate::transforms::alert::active_alerts_json(),
+        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /metrics or /health\n".into(),
+            "not found: try /metrics, /health or /api/alerts\n".into(),
         ),
     }
 }

@@ -123,6 +123,19 @@ fn grouped_notification_then_a_sigkill_restart_neither_repages_nor_loses_the_res
         metric(&m, "sluice_alerts_firing", &[("rule", "HighErrorRate")]),
         Some(2.0)
     );
+    let (code, body) = http_get(s.api, "/api/alerts").expect("/api/alerts");
+    assert_eq!(code, 200);
+    let active: Json = serde_json::from_str(&body).unwrap();
+    let mut hosts: Vec<&str> = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["host"].as_str().unwrap())
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["web-1", "web-2"], "{body}");
+    assert_eq!(active[0]["status"]["state"], "active");
+    assert_eq!(active[0]["receivers"][0]["name"], "alerts");
 
     // SIGKILL while firing, then start again on the same data_dir.
     let _ = std::process::Command::new("kill")

@@ -397,6 +397,7 @@ impl TransformConfig for AlertConfig {
             id: cx.id.clone(),
         });
         alerts.load();
+        alerts.publish(alerts.now_ms());
         Ok(alerts)
     }
 }
@@ -747,6 +748,43 @@ fn fingerprint(labels: &BTreeMap<String, String>) -> String {
     format!("{h:016x}")
 }
 
+/// The firing alerts of every `alert` transform, by its ID, for the API's
+/// `/api/alerts`: replaced by each transform after an evaluation that changed
+/// something, never touched per event.
+fn board() -> &'static std::sync::Mutex<BTreeMap<String, Vec<AlertSnapshot>>> {
+    static BOARD: std::sync::OnceLock<std::sync::Mutex<BTreeMap<String, Vec<AlertSnapshot>>>> =
+        std::sync::OnceLock::new();
+    BOARD.get_or_init(Default::default)
+}
+
+/// The firing alerts of every `alert` transform as JSON, in the shape of Alertmanager's
+/// `GET /api/v2/alerts` where it fits (`labels`, `annotations`, `startsAt`, `endsAt`,
+/// `updatedAt`, `fingerprint`, `status.state`, `receivers`), plus `value`, `rule`,
+/// `flapping`.
+pub fn active_alerts_json() -> String {
+    let board = board().lock().unwrap_or_else(|p| p.into_inner());
+    let mut list = Vec::new();
+    for (id, alerts) in board.iter() {
+        for a in alerts {
+            list.push(serde_json::json!({
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "startsAt": rfc3339(a.starts_ms),
+                "endsAt": ZERO_TIME,
+                "updatedAt": rfc3339(a.ends_ms.unwrap_or(a.starts_ms)),
+                "fingerprint": a.fingerprint,
+                "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+                "receivers": [{"name": id}],
+                "generatorURL": "",
+                "value": a.value,
+                "rule": a.rule,
+                "flapping": a.flapping,
+            }));
+        }
+    }
+    serde_json::Value::Array(list).to_string()
+}
+
 /// One group as saved.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SavedGroup {
@@ -945,6 +983,22 @@ impl Alerts {
         tracing::info!(component_id = %self.id, alerts = restored, saved_at = %rfc3339(saved.saved_ms), "Restored the saved alert state.");
     }
 
+    /// Puts the firing alerts on the API's board.
+    fn publish(&self, now_ms: u64) {
+        let mut firing = Vec::new();
+        for r in &self.rules {
+            for g in r.groups.values().filter(|g| g.state.is_shown_firing()) {
+                let mut a = AlertSnapshot::new(&r.describe, g, Notice::Firing, now_ms);
+                a.ends_ms = Some(now_ms as i64);
+                firing.push(a);
+            }
+        }
+        board()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.id.to_string(), firing);
+    }
+
     /// Writes the state; a failure is logged and tried again at the next change.
     fn save(&self) {
         let saved = Saved {
@@ -978,6 +1032,15 @@ impl Alerts {
     fn instant_of(&self, ms: i64) -> Instant {
         let offset = ms.saturating_sub(self.start_wall_ms).max(0) as u64;
         self.start + std::time::Duration::from_millis(offset)
+    }
+}
+
+impl Drop for Alerts {
+    fn drop(&mut self) {
+        board()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&*self.id);
     }
 }
 
@@ -1029,6 +1092,7 @@ impl Transform for Alerts {
         }
         if dirty {
             self.save();
+            self.publish(now);
         }
     }
 
