@@ -108,6 +108,10 @@ fn logs_arrive_with_their_tags_typed_fields_and_escaping_intact() {
     let tags: Vec<&str> = tag_keys.iter().filter_map(|r| r[0].as_str()).collect();
     assert_eq!(tags, ["appname", "dir", "host"]);
 
+    // Rows are visible a moment before the write's answer reaches sluice and counts.
+    assert!(wait_for(Duration::from_secs(10), || sent_events(
+        &s, "influx"
+    ) == 2.0));
     let m = s.metrics();
     let c = assert_component_metrics(&m, "influx", "sink", "influxdb");
     assert_eq!(c.sent_events, 2.0);
@@ -213,6 +217,7 @@ precision = "ms"
     assert_eq!(by_host("checkout_status", "web-1"), [200.0]);
     assert_eq!(by_host("checkout_status", "web-2"), [503.0]);
     assert_eq!(by_host("checkout_latency", "web-2"), [80.25]);
+    assert!(wait_for(Duration::from_secs(10), || sent_events(&s, "vm") == 2.0));
     let m = s.metrics();
     assert_eq!(
         assert_component_metrics(&m, "vm", "sink", "influxdb").sent_events,
@@ -409,6 +414,10 @@ fn names_that_need_escaping_round_trip_and_a_point_without_fields_is_counted() {
         "{}",
         s.metrics()
     );
+    // The row is in InfluxDB a moment before its answer reaches sluice and counts.
+    assert!(wait_for(Duration::from_secs(10), || sent_events(
+        &s, "influx"
+    ) == 1.0));
     let c = assert_component_metrics(&s.metrics(), "influx", "sink", "influxdb");
     assert_eq!((c.sent_events, c.discarded), (1.0, 1.0));
 }
