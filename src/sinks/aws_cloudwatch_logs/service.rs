@@ -300,15 +300,15 @@ impl CloudwatchService {
                 });
                 Put::Done(info)
             }
+            // A retry of a batch CloudWatch already took (sequence tokens of old).
+            Err(e) if is_code(&e, "DataAlreadyAcceptedException") => {
+                self.count(Status::Ok);
+                Put::Done(None)
+            }
             Err(e) => {
                 let (class, why) = self.failed(&e, "PutLogEvents", req);
                 if class.status == Status::NotFound {
                     return Put::Missing(why);
-                }
-                if e.as_service_error().and_then(|s| s.code())
-                    == Some("DataAlreadyAcceptedException")
-                {
-                    return Put::Done(None);
                 }
                 Put::Failed(outcome(class, why, retry_after(&e)))
             }

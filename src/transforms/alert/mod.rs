@@ -393,6 +393,7 @@ impl TransformConfig for AlertConfig {
             source: SourceId::from(&*cx.id),
             scratch: String::new(),
             notifier,
+            dropper: crate::sinks::util::Dropper::new(&cx.id),
             state_path: cx.data_dir.join("alert").join(format!("{}.json", cx.id)),
             id: cx.id.clone(),
         });
@@ -488,46 +489,27 @@ impl Rule {
             }
             group_value(event, g, key);
         }
-        if !self.groups.contains_key(key.as_str()) {
-            if self.groups.len() >= max_groups && !self.evict_one() {
-                self.evicted.increment(1);
-                return;
-            }
-            let values = key.split(SEP).map(str::to_string).collect();
-            self.groups.insert(
-                key.clone(),
-                Group {
-                    warm_until_ms: 0,
-                    window: Window::new(self.window_ms, self.agg),
-                    state: AlertState::default(),
-                    values,
-                    last_seen_ms: now_ms,
-                    last_totals: Vec::new(),
-                    last_value: None,
-                },
-            );
-            self.group_count.set(self.groups.len() as f64);
-        }
-        let Some(group) = self.groups.get_mut(key.as_str()) else {
+        // One lookup for a group that exists (the common case).
+        if let Some(group) = self.groups.get_mut(key.as_str()) {
+            add_event(group, event, self.agg, self.field.as_deref(), now_ms);
             return;
-        };
-        group.last_seen_ms = now_ms;
-        let needs_value = self.agg.needs_value();
-        match event {
-            Event::Log(l) => {
-                if !needs_value {
-                    group.window.add(now_ms, 1.0, 1.0);
-                } else if let Some(v) = self
-                    .field
-                    .as_deref()
-                    .and_then(|f| l.get_path(f))
-                    .and_then(number)
-                {
-                    group.window.add(now_ms, v, 1.0);
-                }
-            }
-            Event::Metric(m) => observe_metric(group, m.kind, &m.value, now_ms, needs_value),
         }
+        if self.groups.len() >= max_groups && !self.evict_one() {
+            self.evicted.increment(1);
+            return;
+        }
+        let mut group = Group {
+            warm_until_ms: 0,
+            window: Window::new(self.window_ms, self.agg),
+            state: AlertState::default(),
+            values: key.split(SEP).map(str::to_string).collect(),
+            last_seen_ms: now_ms,
+            last_totals: Vec::new(),
+            last_value: None,
+        };
+        add_event(&mut group, event, self.agg, self.field.as_deref(), now_ms);
+        self.groups.insert(key.clone(), group);
+        self.group_count.set(self.groups.len() as f64);
     }
 
     /// Forgets the idle group seen longest ago; `false` when every group is busy.
@@ -645,6 +627,22 @@ impl Rule {
             );
         }
         self.group_count.set(self.groups.len() as f64);
+    }
+}
+
+/// Counts one event (or a metric's increase, value, samples) into its group's window.
+fn add_event(group: &mut Group, event: &Event, agg: Agg, field: Option<&str>, now_ms: u64) {
+    group.last_seen_ms = now_ms;
+    let needs_value = agg.needs_value();
+    match event {
+        Event::Log(l) => {
+            if !needs_value {
+                group.window.add(now_ms, 1.0, 1.0);
+            } else if let Some(v) = field.and_then(|f| l.get_path(f)).and_then(number) {
+                group.window.add(now_ms, v, 1.0);
+            }
+        }
+        Event::Metric(m) => observe_metric(group, m.kind, &m.value, now_ms, needs_value),
     }
 }
 
@@ -942,6 +940,8 @@ struct Alerts {
     source: SourceId,
     scratch: String,
     notifier: Option<notify::Notifier>,
+    /// Frees consumed batches off this task's thread.
+    dropper: crate::sinks::util::Dropper,
     /// `data_dir/alert/<id>.json`.
     state_path: std::path::PathBuf,
     id: std::sync::Arc<str>,
@@ -1053,6 +1053,8 @@ impl Transform for Alerts {
                 r.observe(e, now, self.max_groups, &mut self.scratch);
             }
         }
+        // The events end here: freed on a helper thread, as sinks free theirs.
+        self.dropper.drop_batches(vec![input]);
     }
 
     fn next_deadline(&self) -> Option<Instant> {

@@ -58,17 +58,28 @@ fn err(host: &str) -> Event {
 }
 
 /// Advances the paused clock by `secs`, running every deadline on the way, and returns
-/// the alert events emitted as (status, host label, value).
-async fn run_for(t: &mut Box<dyn Transform>, secs: u64) -> Vec<(String, String, f64)> {
+/// what the transform emitted.
+async fn advance(t: &mut Box<dyn Transform>, secs: u64) -> Vec<Event> {
     let end = Instant::now() + Duration::from_secs(secs);
-    let mut seen = Vec::new();
+    let mut emitted = Vec::new();
     while let Some(d) = t.next_deadline().filter(|d| *d <= end) {
         tokio::time::sleep_until(d).await;
         let mut out = TransformOutput::new(0);
         t.on_deadline(&mut out);
-        for e in out.default {
+        emitted.extend(out.default);
+    }
+    tokio::time::sleep_until(end).await;
+    emitted
+}
+
+/// The alert events emitted while the clock advances `secs`: (status, host label, value).
+async fn run_for(t: &mut Box<dyn Transform>, secs: u64) -> Vec<(String, String, f64)> {
+    advance(t, secs)
+        .await
+        .iter()
+        .map(|e| {
             let l = e.as_log().unwrap();
-            seen.push((
+            (
                 l.get("status").unwrap().to_string_lossy().into_owned(),
                 l.get_path("labels.host")
                     .map(|v| v.to_string_lossy().into_owned())
@@ -77,11 +88,9 @@ async fn run_for(t: &mut Box<dyn Transform>, secs: u64) -> Vec<(String, String, 
                     Some(Value::Float(f)) => f.into_inner(),
                     _ => f64::NAN,
                 },
-            ));
-        }
-    }
-    tokio::time::sleep_until(end).await;
-    seen
+            )
+        })
+        .collect()
 }
 
 fn feed(t: &mut Box<dyn Transform>, events: Vec<Event>) {
@@ -369,15 +378,12 @@ threshold = 1
 }
 
 /// Notifications emitted while the paused clock advances `secs`: (status, alert count,
-/// firing fingerprints' host labels).
+/// the firing alerts' host labels).
 async fn notifications(t: &mut Box<dyn Transform>, secs: u64) -> Vec<(String, usize, Vec<String>)> {
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut seen = Vec::new();
-    while let Some(d) = t.next_deadline().filter(|d| *d <= end) {
-        tokio::time::sleep_until(d).await;
-        let mut out = TransformOutput::new(0);
-        t.on_deadline(&mut out);
-        for e in out.default {
+    advance(t, secs)
+        .await
+        .iter()
+        .map(|e| {
             let l = e.as_log().unwrap();
             assert_eq!(
                 l.get("version")
@@ -388,33 +394,30 @@ async fn notifications(t: &mut Box<dyn Transform>, secs: u64) -> Vec<(String, us
             let Some(Value::Array(alerts)) = l.get("alerts") else {
                 panic!("no alerts: {l:?}")
             };
+            let label = |a: &ObjectMap, k: &str| match a.get("labels") {
+                Some(Value::Object(l)) => l.get(k).map(|h| h.to_string_lossy().into_owned()),
+                _ => None,
+            };
             let mut hosts: Vec<String> = alerts
                 .iter()
                 .filter_map(|a| match a {
                     Value::Object(o)
-                        if o.get("status").map(|s| s.to_string_lossy() == "firing")
-                            == Some(true) =>
+                        if o.get("status")
+                            .is_some_and(|s| s.to_string_lossy() == "firing") =>
                     {
-                        o.get("labels").and_then(|l| match l {
-                            Value::Object(l) => {
-                                l.get("host").map(|h| h.to_string_lossy().into_owned())
-                            }
-                            _ => None,
-                        })
+                        label(o, "host")
                     }
                     _ => None,
                 })
                 .collect();
             hosts.sort();
-            seen.push((
+            (
                 l.get("status").unwrap().to_string_lossy().into_owned(),
                 alerts.len(),
                 hosts,
-            ));
-        }
-    }
-    tokio::time::sleep_until(end).await;
-    seen
+            )
+        })
+        .collect()
 }
 
 const NOTIFY: &str = r#"
