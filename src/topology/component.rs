@@ -35,6 +35,17 @@ pub enum BuildError {
     Other(String),
 }
 
+impl From<FieldIssue> for BuildError {
+    /// An option that `validate` would have reported, met again while building: named
+    /// by its key, as `validate` names it.
+    fn from(e: FieldIssue) -> Self {
+        match e.key {
+            Some(k) => BuildError::Other(format!("{k}: {}", e.message)),
+            None => BuildError::Other(e.message),
+        }
+    }
+}
+
 /// Something only one component may hold, used to refuse two listeners on one address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resource {

@@ -160,9 +160,7 @@ impl TransformConfig for RemapConfig {
     }
 
     fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
-        let compiled = self.compile().map_err(|e| {
-            BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
-        })?;
+        let compiled = self.compile()?;
         // Its own, else the top-level one, else the machine's (as in Vector).
         let timezone = self
             .time_zone()

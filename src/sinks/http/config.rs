@@ -240,9 +240,7 @@ impl SinkConfig for HttpSinkConfig {
             true => Some(parse_uri(&self.uri).map_err(BuildError::Other)?),
             false => None,
         };
-        let headers = self.headers().map_err(|e| {
-            BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
-        })?;
+        let headers = self.headers()?;
         let client = HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
             .map_err(BuildError::Other)?;
         let method = match self.method {
@@ -264,9 +262,7 @@ impl SinkConfig for HttpSinkConfig {
                 );
             }
         }
-        let body = self.body().map_err(|e| {
-            BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
-        })?;
+        let body = self.body()?;
         let runner = SinkRunner::new(
             RunnerConfig {
                 batch: self.batch.limits(DEFAULT_BATCH),

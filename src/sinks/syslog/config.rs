@@ -300,9 +300,7 @@ impl SinkConfig for SyslogSinkConfig {
     }
 
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        let header = self.header().map_err(|e| {
-            BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
-        })?;
+        let header = self.header()?;
         let target = self
             .target(self.request.timeout())
             .map_err(BuildError::Other)?;
