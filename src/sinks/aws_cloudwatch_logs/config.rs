@@ -272,9 +272,7 @@ impl SinkConfig for CloudwatchLogsConfig {
     }
 
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        let names = self.names().map_err(|e| {
-            BuildError::Other(format!("{}: {}", e.key.unwrap_or_default(), e.message))
-        })?;
+        let names = self.names()?;
         let options = ClientOptions {
             auth: self.auth(),
             region: self.region.clone(),
@@ -331,11 +329,15 @@ impl SinkConfig for CloudwatchLogsConfig {
         Ok(Box::pin(async move {
             // Loading credentials and the region may wait on IMDS or STS; until it
             // works, the sink takes nothing, so its sources are pushed back, not dropped.
+            // Counted in `error_type="client_setup"`, logged at most every 10 s.
+            let setup = cx.metrics.error_reporter("client_setup");
             let config = loop {
                 match load().await {
                     Ok(c) => break c,
                     Err(e) => {
-                        tracing::error!(component_id = %cx.id, error = %e, "Cannot set up the CloudWatch Logs client; trying again in 10 s.");
+                        setup.report(1, || {
+                            format!("Cannot set up the CloudWatch Logs client; trying again every 10 s: {e}")
+                        });
                         tokio::time::sleep(Duration::from_secs(10)).await;
                     }
                 }

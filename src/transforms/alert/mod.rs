@@ -395,6 +395,8 @@ impl TransformConfig for AlertConfig {
             notifier,
             dropper: crate::sinks::util::Dropper::new(&cx.id),
             state_path: cx.data_dir.join("alert").join(format!("{}.json", cx.id)),
+            state_errors: cx.metrics.error_reporter("state_write"),
+            read_errors: cx.metrics.error_reporter("state_read"),
             id: cx.id.clone(),
         });
         alerts.load();
@@ -944,6 +946,10 @@ struct Alerts {
     dropper: crate::sinks::util::Dropper,
     /// `data_dir/alert/<id>.json`.
     state_path: std::path::PathBuf,
+    /// Failed writes of it.
+    state_errors: crate::internal_events::ErrorReporter,
+    /// A saved state that could not be read or parsed at start.
+    read_errors: crate::internal_events::ErrorReporter,
     id: std::sync::Arc<str>,
 }
 
@@ -955,7 +961,10 @@ impl Alerts {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
-                tracing::error!(component_id = %self.id, file = %self.state_path.display(), error = %e, "Cannot read the saved alert state; starting without it.");
+                let file = self.state_path.display();
+                self.read_errors.report(1, || {
+                    format!("Cannot read the saved alert state {file}; starting without it: {e}")
+                });
                 return;
             }
         };
@@ -964,7 +973,10 @@ impl Alerts {
             Err(e) => {
                 let aside = self.state_path.with_extension("json.corrupt");
                 let _ = std::fs::rename(&self.state_path, &aside);
-                tracing::error!(component_id = %self.id, file = %self.state_path.display(), moved_to = %aside.display(), error = %e, "The saved alert state does not parse; starting without it.");
+                let file = self.state_path.display();
+                self.read_errors.report(1, || {
+                    format!("The saved alert state {file} does not parse (moved to {}); starting without it: {e}", aside.display())
+                });
                 return;
             }
         };
@@ -1020,7 +1032,11 @@ impl Alerts {
                 crate::write_atomic(&self.state_path, &data)
             });
         if let Err(e) = result {
-            tracing::error!(component_id = %self.id, file = %self.state_path.display(), error = %e, "Cannot save the alert state.");
+            // Counted in `error_type="state_write"`, logged at most every 10 s; tried
+            // again at the next change.
+            let file = self.state_path.display();
+            self.state_errors
+                .report(1, || format!("Cannot save the alert state to {file}: {e}"));
         }
     }
 
