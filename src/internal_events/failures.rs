@@ -122,6 +122,8 @@ failures! {
     RequestAbandoned: "request_failed", Lossy;
     /// The kernel dropped datagrams because the receive buffer was full.
     UdpOverflow: "udp_overflow", Lossy;
+    /// A notification sink's queue of unsent groups was full; a new group was turned away.
+    NotificationDropped: "queue_full", Lossy;
     /// Reading or writing checkpoints failed.
     CheckpointFailed: "checkpoint", Lossless;
     /// A name or tag value the line protocol cannot carry was changed (trailing

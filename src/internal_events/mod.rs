@@ -338,6 +338,10 @@ pub fn describe_all() {
         "Groups an alert rule forgot or turned away because max_groups was reached."
     );
     describe_counter!(
+        names::NOTIFICATIONS,
+        "Notifications of a Slack, Discord or email sink, by status: sent, rate_limited (answered 429), retried, rejected, failed (out of retries), dropped (queue full), merged (replaced by a newer state of their group before being sent)."
+    );
+    describe_counter!(
         names::CLOUDWATCH_REQUESTS,
         "PutLogEvents calls of a CloudWatch Logs sink (and CreateLogGroup/CreateLogStream calls that failed), by answer: ok, partial, throttled, unavailable, timeout, connection_error, not_found, auth_error, invalid."
     );

@@ -122,6 +122,11 @@ pub const ALERT_GROUPS: &str = "sluice_alert_groups";
 /// Groups a rule forgot or turned away because `max_groups` was reached.
 pub const ALERT_GROUPS_EVICTED: &str = "sluice_alert_groups_evicted_total";
 
+/// Notifications of a Slack, Discord or email sink, by what became of them: sent,
+/// rate_limited (answered 429), retried, rejected, failed (out of retries), dropped
+/// (queue full), merged (replaced by a newer state of their group before being sent).
+pub const NOTIFICATIONS: &str = "sluice_notifications_total";
+
 /// Every name above, for the test that each one is emitted somewhere.
 pub const ALL: &[&str] = &[
     RECEIVED_EVENTS,
@@ -164,6 +169,7 @@ pub const ALL: &[&str] = &[
     ALERT_TRANSITIONS,
     ALERT_GROUPS,
     ALERT_GROUPS_EVICTED,
+    NOTIFICATIONS,
 ];
 
 #[cfg(test)]

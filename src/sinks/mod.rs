@@ -3,10 +3,12 @@
 pub mod aws_cloudwatch_logs;
 pub mod blackhole;
 pub mod console;
+pub mod discord;
 pub mod file;
 pub mod http;
 pub mod influxdb;
 pub mod kafka;
+pub mod slack;
 pub mod syslog;
 pub mod util;
 
@@ -24,4 +26,6 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<syslog::SyslogSinkConfig>("syslog"),
     sink::<kafka::KafkaSinkConfig>("kafka"),
     sink::<aws_cloudwatch_logs::CloudwatchLogsConfig>("aws_cloudwatch_logs"),
+    sink::<slack::SlackConfig>("slack"),
+    sink::<discord::DiscordConfig>("discord"),
 ];

@@ -7,6 +7,7 @@ pub mod circuit;
 pub mod driver;
 pub mod encoding;
 pub mod http_client;
+pub mod notification;
 pub mod proxy;
 pub mod retry;
 pub mod runner;
