@@ -107,7 +107,11 @@ fn embed(a: &AlertView, budget: usize) -> Option<(Value, usize)> {
         size += n;
         fields.push(json!({"name": name, "value": value, "inline": true}));
     }
-    let mut text = a.annotations.get("description").cloned().unwrap_or_default();
+    let mut text = a
+        .annotations
+        .get("description")
+        .cloned()
+        .unwrap_or_default();
     if a.annotations.contains_key("summary") && !text.is_empty() {
         text = format!("{}\n{text}", a.headline());
     } else if text.is_empty() {
@@ -196,7 +200,10 @@ impl DiscordConfig {
         s.push_str("wait=true");
         if let Some(t) = &self.thread_id {
             if !t.chars().all(|c| c.is_ascii_digit()) || t.is_empty() {
-                return Err(FieldIssue::new("thread_id", "must be a Discord ID (digits)"));
+                return Err(FieldIssue::new(
+                    "thread_id",
+                    "must be a Discord ID (digits)",
+                ));
             }
             s.push_str("&thread_id=");
             s.push_str(t);
@@ -320,10 +327,15 @@ mod tests {
         ));
         check(&v);
         assert_eq!(v["embeds"].as_array().unwrap().len(), 10);
-        assert!(v["content"].as_str().unwrap().ends_with("+9990 more alerts"));
+        assert!(v["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("+9990 more alerts"));
 
         let big = "é".repeat(5000);
-        let v = render(&notification((0..3).map(|i| alert(i, &big, &big)).collect()));
+        let v = render(&notification(
+            (0..3).map(|i| alert(i, &big, &big)).collect(),
+        ));
         check(&v);
         assert!(v["content"].as_str().unwrap().contains("more alerts"));
 
@@ -345,15 +357,17 @@ mod tests {
         a.status = Status::Resolved;
         let v = render(&notification(vec![a]));
         assert_eq!(v["embeds"][0]["color"], json!(0x2ecc71));
-        assert!(v["embeds"][0]["title"].as_str().unwrap().starts_with("RESOLVED"));
+        assert!(v["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("RESOLVED"));
     }
 
     #[test]
     fn the_url_gets_wait_and_the_thread() {
-        let c: DiscordConfig = toml::from_str(
-            "url = \"https://discord.com/api/webhooks/1/tok\"\nthread_id = \"42\"",
-        )
-        .unwrap();
+        let c: DiscordConfig =
+            toml::from_str("url = \"https://discord.com/api/webhooks/1/tok\"\nthread_id = \"42\"")
+                .unwrap();
         assert_eq!(
             c.uri().unwrap().to_string(),
             "https://discord.com/api/webhooks/1/tok?wait=true&thread_id=42"

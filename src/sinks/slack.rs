@@ -288,12 +288,17 @@ mod tests {
             blocks.iter().any(|(_, t)| t.contains("more alerts_")),
             "{blocks:?}"
         );
-        assert!(blocks[0].1.starts_with(":red_circle: [FIRING:10000] HighErrorRate"));
+        assert!(blocks[0]
+            .1
+            .starts_with(":red_circle: [FIRING:10000] HighErrorRate"));
     }
 
     #[test]
     fn log_text_cannot_ping_or_link() {
-        let n = notification(vec![alert(1, "<!channel> disk full & <@U123> <http://x|y>")]);
+        let n = notification(vec![alert(
+            1,
+            "<!channel> disk full & <@U123> <http://x|y>",
+        )]);
         let body = serde_json::to_string(&render(&n)).unwrap();
         for bad in ["<!channel>", "<@U123>", "<http"] {
             assert!(!body.contains(bad), "{bad} in {body}");
@@ -327,7 +332,9 @@ mod tests {
         a.ends_at = Some("2026-12-01T10:05:00.000Z".into());
         let v = render(&notification(vec![a]));
         let blocks = texts(&v);
-        assert!(blocks[0].1.starts_with(":white_check_mark: [RESOLVED] HighErrorRate"));
+        assert!(blocks[0]
+            .1
+            .starts_with(":white_check_mark: [RESOLVED] HighErrorRate"));
         assert!(blocks[1].1.contains("RESOLVED ok again"));
     }
 }

@@ -64,7 +64,12 @@ struct State {
     default: Option<Answer>,
     /// Delay before every answer, to make requests overlap.
     delay: Duration,
+    /// Decides before any script: a service model (the Slack and Discord webhooks).
+    judge: Option<Judge>,
 }
+
+/// Looks at a request (path, headers, body) and answers it, or leaves it to the script.
+pub type Judge = Arc<dyn Fn(&str, &HashMap<String, String>, &[u8]) -> Option<Answer> + Send + Sync>;
 
 /// A running receiver; it stops when dropped (its threads end with the process).
 pub struct Receiver {
@@ -115,6 +120,11 @@ impl Receiver {
     /// The answer once the script is used up (200 unless set).
     pub fn set_default(&self, answer: Answer) {
         self.state.lock().unwrap().default = Some(answer);
+    }
+
+    /// Lets `judge` answer every request first (see [`Judge`]).
+    pub fn set_judge(&self, judge: Judge) {
+        self.state.lock().unwrap().judge = Some(judge);
     }
 
     /// Holds every answer this long, so concurrent requests would overlap.
@@ -208,10 +218,13 @@ fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
             s.total += 1;
             s.max_total = s.max_total.max(s.total);
             let operation = operation(&headers);
-            let answer = s
-                .by_operation
-                .get_mut(&operation)
-                .and_then(VecDeque::pop_front)
+            let judged = s.judge.as_ref().and_then(|j| j(&path, &headers, &body));
+            let answer = judged
+                .or_else(|| {
+                    s.by_operation
+                        .get_mut(&operation)
+                        .and_then(VecDeque::pop_front)
+                })
                 .or_else(|| s.script.pop_front())
                 .or_else(|| s.default.clone())
                 .unwrap_or_else(Answer::ok);

@@ -520,41 +520,6 @@ pub fn retry_after(headers: &hyper::HeaderMap, body: &[u8], fallback: Duration) 
         .unwrap_or(fallback)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bucket_spaces_messages_after_its_burst() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(2, Duration::from_secs(1), t0);
-        assert_eq!(b.ready_at(t0), t0);
-        b.take(t0);
-        b.take(t0);
-        let next = b.ready_at(t0);
-        assert!(next >= t0 + Duration::from_millis(499), "{next:?}");
-        assert!(next <= t0 + Duration::from_millis(501));
-        b.empty(t0 + Duration::from_secs(5));
-        assert!(b.ready_at(t0 + Duration::from_secs(5)) > t0 + Duration::from_secs(5));
-    }
-
-    #[test]
-    fn retry_after_prefers_discords_float_body() {
-        let mut h = hyper::HeaderMap::new();
-        h.insert(hyper::header::RETRY_AFTER, "3".parse().unwrap());
-        let body = br#"{"message": "You are being rate limited.", "retry_after": 2.5, "global": false}"#;
-        assert_eq!(
-            retry_after(&h, body, Duration::ZERO),
-            Duration::from_millis(2500)
-        );
-        assert_eq!(retry_after(&h, b"", Duration::ZERO), Duration::from_secs(3));
-        assert_eq!(
-            retry_after(&hyper::HeaderMap::new(), b"x", Duration::from_secs(1)),
-            Duration::from_secs(1)
-        );
-    }
-}
-
 /// The HTTP side of the webhook sinks: the client, the URL (a secret: the URL is the
 /// credential, so it is never logged) and what their answers mean.
 pub struct Webhook {
@@ -648,5 +613,41 @@ impl Webhook {
             };
         }
         Delivery::Rejected { reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_spaces_messages_after_its_burst() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(2, Duration::from_secs(1), t0);
+        assert_eq!(b.ready_at(t0), t0);
+        b.take(t0);
+        b.take(t0);
+        let next = b.ready_at(t0);
+        assert!(next >= t0 + Duration::from_millis(499), "{next:?}");
+        assert!(next <= t0 + Duration::from_millis(501));
+        b.empty(t0 + Duration::from_secs(5));
+        assert!(b.ready_at(t0 + Duration::from_secs(5)) > t0 + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn retry_after_prefers_discords_float_body() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert(hyper::header::RETRY_AFTER, "3".parse().unwrap());
+        let body =
+            br#"{"message": "You are being rate limited.", "retry_after": 2.5, "global": false}"#;
+        assert_eq!(
+            retry_after(&h, body, Duration::ZERO),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(retry_after(&h, b"", Duration::ZERO), Duration::from_secs(3));
+        assert_eq!(
+            retry_after(&hyper::HeaderMap::new(), b"x", Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -74,10 +74,7 @@ pub struct Notification {
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     match v {
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| (k.to_string(), text(v)))
-            .collect(),
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.to_string(), text(v))).collect(),
         _ => BTreeMap::new(),
     }
 }
