@@ -6,7 +6,7 @@
 # tests' writer, `ss` to see a socket's keepalive timer, `tinyproxy` as the HTTP proxy,
 # InfluxDB 1.x `influxd` and VictoriaMetrics for the influxdb sink, Java 17 and Maven
 # for the Kafka broker), rsyslog unpacked for the syslog sink, Apache Kafka's jars, and
-# moto_server (PyPI) as the CloudWatch Logs endpoint.
+# moto_server (PyPI) as the CloudWatch Logs endpoint, and aiosmtpd (PyPI) as the SMTP server.
 # Called by scripts/test.sh, and by .ci/run before clippy builds anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,4 +82,14 @@ if [ ! -x "$moto_venv/bin/moto_server" ]; then
   rm -rf "$moto_venv"
   python3 -m venv "$moto_venv"
   "$moto_venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+
+# aiosmtpd (PyPI), the SMTP server of the email sink's tests, with a small script
+# (tests/support/smtp_server.py) that records each mail and offers STARTTLS and AUTH.
+smtp_venv=target/test-deps/smtp
+if [ ! -x "$smtp_venv/bin/python" ] || ! "$smtp_venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "Installing aiosmtpd into $smtp_venv"
+  rm -rf "$smtp_venv"
+  python3 -m venv "$smtp_venv"
+  "$smtp_venv/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
 fi

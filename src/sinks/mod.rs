@@ -4,6 +4,7 @@ pub mod aws_cloudwatch_logs;
 pub mod blackhole;
 pub mod console;
 pub mod discord;
+pub mod email;
 pub mod file;
 pub mod http;
 pub mod influxdb;
@@ -28,4 +29,5 @@ pub static REGISTRY: &[Registration<dyn SinkConfig>] = &[
     sink::<aws_cloudwatch_logs::CloudwatchLogsConfig>("aws_cloudwatch_logs"),
     sink::<slack::SlackConfig>("slack"),
     sink::<discord::DiscordConfig>("discord"),
+    sink::<email::EmailConfig>("email"),
 ];

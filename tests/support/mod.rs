@@ -10,6 +10,7 @@ pub mod moto;
 pub mod receiver;
 pub mod rsyslog;
 pub mod seq;
+pub mod smtp;
 
 use serde_json::Value as Json;
 use std::ffi::OsString;

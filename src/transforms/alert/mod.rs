@@ -715,8 +715,14 @@ fn observe_metric(
 }
 
 /// Renders `{{ name }}` placeholders from the alert's labels and `{{ value }}`; an
-/// unknown name renders empty. Nothing else is special (a `%` stays a `%`).
-fn render(template: &str, labels: &BTreeMap<String, String>, value: &str, out: &mut String) {
+/// unknown name renders empty. Nothing else is special (a `%` stays a `%`). The
+/// notification sinks render their subjects with it too, so both read alike.
+pub(crate) fn render_template(
+    template: &str,
+    labels: &BTreeMap<String, String>,
+    value: &str,
+    out: &mut String,
+) {
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
@@ -858,7 +864,7 @@ impl AlertSnapshot {
             .iter()
             .map(|(k, t)| {
                 let mut s = String::new();
-                render(t, &labels, value.as_deref().unwrap_or(""), &mut s);
+                render_template(t, &labels, value.as_deref().unwrap_or(""), &mut s);
                 (k.clone(), s)
             })
             .collect();
