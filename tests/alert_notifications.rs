@@ -252,7 +252,13 @@ fn slack_answering_429_for_ten_seconds_gets_no_early_request_and_the_final_state
 }
 
 #[test]
-fn discord_pages_once_across_a_sigterm_restart_and_delivers_the_resolve() {
+fn discord_pages_once_across_a_sigterm_or_sigkill_restart_and_delivers_the_resolve() {
+    for signal in ["TERM", "KILL"] {
+        restart_by(signal);
+    }
+}
+
+fn restart_by(signal: &str) {
     let data = tempfile::tempdir().unwrap();
     let discord = ChatServer::start(Service::Discord);
     let tcp = free_port();
@@ -280,7 +286,11 @@ fn discord_pages_once_across_a_sigterm_restart_and_delivers_the_resolve() {
         "delivery confirmed with wait=true"
     );
 
-    assert!(s.terminate(Duration::from_secs(20)).success());
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &s.pid().to_string()])
+        .status();
+    let status = s.wait(Duration::from_secs(20));
+    assert!(signal == "KILL" || status.success(), "{status:?}");
     let tcp = free_port();
     let s = Sluice::start(&config(
         data.path(),
@@ -290,7 +300,11 @@ fn discord_pages_once_across_a_sigterm_restart_and_delivers_the_resolve() {
         &COUNT_RULE,
     ));
     keep_firing(tcp, &[("web-1", "api"), ("web-2", "api")], 3.0);
-    assert_eq!(discord.accepted().len(), 1, "paged again after the restart");
+    assert_eq!(
+        discord.accepted().len(),
+        1,
+        "paged again after a SIG{signal} restart"
+    );
     assert!(wait_for(Duration::from_secs(15), || discord
         .accepted()
         .len()

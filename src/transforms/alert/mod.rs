@@ -936,6 +936,10 @@ impl AlertSnapshot {
     }
 }
 
+/// How often the transform looks for its sinks' answers while a notification waits
+/// for one: short, so a SIGKILL just after a page rarely sends it again.
+const ANSWER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 struct Alerts {
     rules: Vec<Rule>,
     max_groups: usize,
@@ -1027,7 +1031,7 @@ impl Alerts {
                 .iter()
                 .map(|r| (r.describe.name.clone(), r.saved()))
                 .collect(),
-            notify: self.notifier.as_ref().map(|n| n.state.clone()),
+            notify: self.notifier.as_ref().map(notify::Notifier::saved_state),
         };
         let result = serde_json::to_vec(&saved)
             .map_err(std::io::Error::other)
@@ -1085,7 +1089,15 @@ impl Transform for Alerts {
             .as_ref()
             .and_then(notify::Notifier::next_due_ms)
             .map(|ms| self.instant_of(ms));
-        Some(flush.map_or(self.next_eval, |f| f.min(self.next_eval)))
+        let mut next = flush.map_or(self.next_eval, |f| f.min(self.next_eval));
+        if self
+            .notifier
+            .as_ref()
+            .is_some_and(notify::Notifier::awaiting_answers)
+        {
+            next = next.min(Instant::now() + ANSWER_POLL);
+        }
+        Some(next)
     }
 
     fn on_deadline(&mut self, output: &mut TransformOutput) {
@@ -1108,6 +1120,7 @@ impl Transform for Alerts {
             self.next_eval = Instant::now() + self.interval;
         }
         if let Some(n) = &mut self.notifier {
+            dirty |= n.confirm(now as i64);
             let mut out = Vec::new();
             dirty |= n.flush(now as i64, self.source, &mut out);
             for e in out {

@@ -11,11 +11,20 @@
 //!
 //! Each notification is one event in the shape of Alertmanager's webhook payload.
 //! Times are milliseconds of wall-clock time, given by the caller.
+//!
+//! A notification counts as sent once its sinks say so: each event carries a delivery
+//! notifier. Until the answer comes, the decision treats it as sent (so a slow sink
+//! does not get the same group twice), but the saved state does not: after a crash it
+//! is sent again. A notification its sinks could not deliver (out of retries, dropped
+//! from a full queue) is undone, and the group is looked at again at its next tick.
+//! One a destination refused for good is not repeated (it would be refused again).
 
 use super::matcher::{all_match, Matcher};
 use super::{AlertSnapshot, Notice};
 use crate::config::field::FieldIssue;
-use crate::event::{Event, EventMetadata, LogEvent, ObjectMap, SourceId, Value};
+use crate::event::{
+    BatchNotifier, BatchStatus, Event, EventMetadata, LogEvent, ObjectMap, SourceId, Value,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -169,6 +178,18 @@ pub struct NotifyState {
     pub log: BTreeMap<String, LogEntry>,
 }
 
+/// A notification emitted and not yet answered by its sinks.
+struct Unconfirmed {
+    /// The log entry before it, to go back to if it is not delivered.
+    previous: Option<LogEntry>,
+    /// The entry it wrote (`at_ms` tells whether a later one replaced it).
+    at_ms: i64,
+    /// The group as it was notified, resolved alerts included, to restore if the
+    /// notification is undone after the group was cleaned up.
+    group: AggGroup,
+    answer: tokio::sync::oneshot::Receiver<BatchStatus>,
+}
+
 /// See the module documentation.
 pub struct Notifier {
     group_by: Vec<String>,
@@ -183,6 +204,7 @@ pub struct Notifier {
     /// The groups and the log.
     pub state: NotifyState,
     receiver: String,
+    unconfirmed: BTreeMap<String, Unconfirmed>,
 }
 
 fn ms(secs: f64) -> i64 {
@@ -227,6 +249,7 @@ impl Notifier {
             silences: Vec::new(),
             state: NotifyState::default(),
             receiver: receiver.to_string(),
+            unconfirmed: BTreeMap::new(),
         })
     }
 
@@ -384,14 +407,32 @@ impl Notifier {
                     alerts.extend(resolved_alerts);
                 }
                 if !alerts.is_empty() {
-                    out.push(notification(
+                    let mut event = [notification(
                         &self.receiver,
                         &key,
                         &g.labels,
                         &alerts,
                         now_ms,
                         source,
-                    ));
+                    )];
+                    let answer = BatchNotifier::attach(&mut event);
+                    let group = g.clone();
+                    let [event] = event;
+                    out.push(event);
+                    // An older unanswered one stays the one to go back to.
+                    let previous = match self.unconfirmed.remove(&key) {
+                        Some(u) => u.previous,
+                        None => self.state.log.get(&key).cloned(),
+                    };
+                    self.unconfirmed.insert(
+                        key.clone(),
+                        Unconfirmed {
+                            previous,
+                            at_ms: now_ms,
+                            group,
+                            answer,
+                        },
+                    );
                 }
                 self.state.log.insert(
                     key.clone(),
@@ -422,6 +463,74 @@ impl Notifier {
             }
         }
         true
+    }
+}
+
+impl Notifier {
+    /// Takes in the sinks' answers: delivered or refused for good, the log entry
+    /// stands; not delivered, it is undone and the group (restored if it was cleaned
+    /// up) is looked at again at its next tick. `true` when the saved state changes.
+    pub fn confirm(&mut self, now_ms: i64) -> bool {
+        let mut changed = false;
+        let keys: Vec<String> = self.unconfirmed.keys().cloned().collect();
+        for key in keys {
+            let Some(u) = self.unconfirmed.get_mut(&key) else {
+                continue;
+            };
+            let status = match u.answer.try_recv() {
+                Ok(s) => s,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => continue,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => BatchStatus::Errored,
+            };
+            let Some(u) = self.unconfirmed.remove(&key) else {
+                continue;
+            };
+            changed = true;
+            if status != BatchStatus::Errored {
+                continue;
+            }
+            if self.state.log.get(&key).is_none_or(|e| e.at_ms == u.at_ms) {
+                match u.previous {
+                    Some(p) => self.state.log.insert(key.clone(), p),
+                    None => self.state.log.remove(&key),
+                };
+            }
+            let interval = self.group_interval_ms;
+            let g = self.state.groups.entry(key).or_insert_with(|| AggGroup {
+                next_flush_ms: now_ms + interval,
+                ..u.group.clone()
+            });
+            for (fp, a) in u.group.alerts {
+                g.alerts.entry(fp).or_insert(a);
+            }
+        }
+        changed
+    }
+
+    /// Whether a notification waits for its sinks' answer (the transform then looks
+    /// again soon, so a delivered page is saved as sent within moments).
+    pub fn awaiting_answers(&self) -> bool {
+        !self.unconfirmed.is_empty()
+    }
+
+    /// The state to save: notifications not yet delivered count as not sent, so a
+    /// restart sends them again rather than losing them.
+    pub fn saved_state(&self) -> NotifyState {
+        let mut state = self.state.clone();
+        for (key, u) in &self.unconfirmed {
+            match &u.previous {
+                Some(p) => state.log.insert(key.clone(), p.clone()),
+                None => state.log.remove(key),
+            };
+            let g = state
+                .groups
+                .entry(key.clone())
+                .or_insert_with(|| u.group.clone());
+            for (fp, a) in &u.group.alerts {
+                g.alerts.entry(fp.clone()).or_insert_with(|| a.clone());
+            }
+        }
+        state
     }
 }
 

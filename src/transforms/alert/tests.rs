@@ -2,7 +2,7 @@
 //! tokio's paused clock so windows and timers are exact.
 
 use super::*;
-use crate::event::{EventMetadata, LogEvent, Metric};
+use crate::event::{BatchStatus, EventMetadata, LogEvent, Metric};
 use crate::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
 use std::time::Duration;
 
@@ -573,6 +573,9 @@ async fn a_restart_neither_pages_again_nor_loses_the_resolve() {
                 first,
                 [("firing".to_string(), 1, vec!["web-1".to_string()])]
             );
+            // Delivered (the event is gone): the transform hears it within a moment
+            // and saves, before the kill.
+            advance(&mut t, 1).await;
         }
         // Killed (state as of the last change) or stopped (saved at shutdown).
         drop(t);
@@ -607,4 +610,42 @@ async fn a_corrupt_state_file_is_set_aside_and_the_transform_starts_empty() {
     assert_eq!(notifications(&mut t, 7).await.len(), 1);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(saved["version"], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notification_counts_as_sent_only_once_its_sinks_delivered_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "alert-confirm-unit";
+    let mut t = build_as(NOTIFY, dir.path(), id);
+    feed(&mut t, (0..150).map(|_| err("web-1")).collect());
+    // The first notification fails in its sink (out of retries): it is undone and the
+    // group's next tick (group_interval, 20 s) sends it again.
+    let mut first = advance(&mut t, 7).await;
+    assert_eq!(first.len(), 1);
+    for e in first.iter_mut() {
+        e.take_finalizers().update_status(BatchStatus::Errored);
+    }
+    drop(first);
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        feed(&mut t, (0..150).map(|_| err("web-1")).collect());
+        again.extend(advance(&mut t, 5).await);
+    }
+    assert_eq!(again.len(), 1, "sent again after the failure");
+    // This one is still unanswered when sluice is killed: the saved state does not
+    // count it, so the restart sends it rather than losing it.
+    let held = again;
+    drop(t);
+    let mut t = build_as(NOTIFY, dir.path(), id);
+    let mut after = Vec::new();
+    for _ in 0..12 {
+        feed(&mut t, (0..150).map(|_| err("web-1")).collect());
+        after.extend(notifications(&mut t, 5).await);
+    }
+    assert_eq!(
+        after,
+        [("firing".to_string(), 1, vec!["web-1".to_string()])],
+        "the unanswered notification is sent after the restart"
+    );
+    drop(held);
 }
