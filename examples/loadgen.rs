@@ -21,6 +21,13 @@ fn main() {
     let conns: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4).max(1);
     let octet = args.get(4).is_some_and(|s| s == "octet");
     let per = total / conns;
+    // `LOADGEN_PROCS=N`: the PROCID cycles through N values (default 5000), so a test
+    // can choose how many (host, procid) groups the traffic makes.
+    let procs: usize = std::env::var("LOADGEN_PROCS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000)
+        .max(1);
     // Build each connection's payload up front so generation costs nothing while measuring.
     let payloads: Vec<Vec<u8>> = (0..conns)
         .map(|c| {
@@ -34,7 +41,7 @@ fn main() {
                     "<134>1 2026-11-22T14:20:{:02}.{:03}Z web-{c:02}.example.com nginx {} ACCESS [req@32473 id=\"{:08x}\" status=\"200\" ua=\"curl/8.4\"] GET /api/v1/items/{} HTTP/1.1 200 512 seq={i}",
                     i % 60,
                     i % 1000,
-                    1000 + i % 5000,
+                    1000 + i % procs,
                     i * 2654435761 % 0xffff_ffff,
                     i % 10_000,
                 );

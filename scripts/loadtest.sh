@@ -5,7 +5,8 @@
 # The clock runs from the first byte sent until the sink's sent-events counter reaches
 # MESSAGES, so it measures delivery, not just acceptance.
 # Then (TRANSFORM_CASES=1) syslog TCP -> remap -> filter -> file and syslog TCP -> route
-# (4 routes) -> 4 blackholes; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
+# (4 routes) -> 4 blackholes; (ALERT_CASES=1) three alert rules over 1,000 and 10,000
+# groups beside a blackhole; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
 # driven by wrk; (INFLUX_CASES=1) into a real influxd; (KAFKA_CASES=1) syslog TCP -> kafka
 # into a local broker and kafka -> blackhole; (SYSLOG_FORWARD_CASES=1) the syslog sink into
 # rsyslog beside rsyslog's own forwarding; (CLOUDWATCH_CASES=1) the CloudWatch Logs sink
@@ -187,6 +188,42 @@ if [ "${TRANSFORM_CASES:-1}" = "1" ]; then
   run_case "syslog_tcp->remap->filter->file" "$REMAP_CHAIN"
   rm -f "$work/out.jsonl"
   SINKS="web0 web1 web2 web3" run_case "syslog_tcp->route4->blackholes" "$ROUTE4"
+fi
+
+if [ "${ALERT_CASES:-1}" = "1" ]; then
+  # The alert transform beside a blackhole on the same source: three rules (count,
+  # rate, p99) over (hostname, procid) groups. The source feeds both branches through
+  # bounded buffers, so the blackhole's count is paced by the rules. LOADGEN_PROCS
+  # sets the procids per host: 250 x 4 connections = 1,000 groups per rule, 2,500 x 4 =
+  # 10,000 (the issue's memory figure; compare peak RSS with syslog_tcp->blackhole).
+  alert_graph() {
+    printf '%s\n' "[transforms.alerts]
+type = \"alert\"
+inputs = [\"in\"]
+eval_interval_secs = 1
+max_groups = 20000"
+    for r in 'Errors:agg = "count"
+condition = '"'"'.severity == "info"'"'"'' 'Rate:agg = "rate"' 'Slow:agg = "p99"
+field = "procid"'; do
+      printf '%s\n' "[[transforms.alerts.rules]]
+name = \"${r%%:*}\"
+group_by = [\"hostname\", \"procid\"]
+window_secs = 60
+op = \">\"
+threshold = 1e12
+${r#*:}"
+    done
+    printf '%s\n' "[sinks.out]
+type = \"blackhole\"
+inputs = [\"in\"]
+print_interval_secs = 0
+[sinks.paged]
+type = \"blackhole\"
+inputs = [\"alerts\"]
+print_interval_secs = 0"
+  }
+  LOADGEN_PROCS=250 run_case "syslog_tcp->alert(3x1k)" "$(alert_graph)"
+  LOADGEN_PROCS=2500 run_case "syslog_tcp->alert(3x10k)" "$(alert_graph)"
 fi
 
 if [ "${HTTP_CASES:-1}" = "1" ]; then
