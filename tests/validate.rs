@@ -382,8 +382,14 @@ fn embedded_default_and_every_example_validate() {
                 .arg(&p)
                 .env("INGEST_TOKEN", "a-token")
                 .env("INFLUX_TOKEN", "a-token")
-                .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x")
-                .env("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/x")
+                .env(
+                    "SLACK_WEBHOOK_URL",
+                    "https://hooks.slack.com/services/T0/B0/x",
+                )
+                .env(
+                    "DISCORD_WEBHOOK_URL",
+                    "https://discord.com/api/webhooks/1/x",
+                )
                 .env("SMTP_PASSWORD", "a-password")
                 .output()
                 .expect("run");

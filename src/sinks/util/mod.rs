@@ -26,7 +26,14 @@ pub struct Dropper {
 impl Dropper {
     /// Starts the helper thread (named after the sink); without a thread, frees inline.
     pub fn new(name: &str) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<crate::event::Batch>>(1);
+        Self::with_depth(name, 1)
+    }
+
+    /// As [`Dropper::new`], with up to `depth` hand-overs waiting: for a component
+    /// whose own work per event is small next to freeing it (the `alert` transform),
+    /// so a helper briefly behind does not put the freeing back on its thread.
+    pub fn with_depth(name: &str, depth: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<crate::event::Batch>>(depth.max(1));
         let spawned = std::thread::Builder::new()
             .name(format!("drop-{name}"))
             .spawn(move || while rx.recv().is_ok() {});

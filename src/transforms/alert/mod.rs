@@ -341,7 +341,8 @@ impl TransformConfig for AlertConfig {
                 },
                 condition: build_condition(&r.condition, &format!("rules[{i}].condition"), &cx)?,
                 agg,
-                field: r.field.clone(),
+                field: r.field.as_deref().map(FieldPath::new),
+                group_fields: r.group_by.iter().map(|g| FieldPath::new(g)).collect(),
                 window_ms: (r.window_secs * 1000.0) as u64,
                 op,
                 threshold,
@@ -352,7 +353,7 @@ impl TransformConfig for AlertConfig {
                     flap_max_transitions: r.flap_max_transitions,
                     flap_window_ms: (r.flap_window_secs * 1000.0) as u64,
                 },
-                groups: HashMap::new(),
+                groups: HashMap::default(),
                 firing: cx
                     .metrics
                     .gauge_with(names::ALERTS_FIRING, &[("rule", rule_label())]),
@@ -393,7 +394,7 @@ impl TransformConfig for AlertConfig {
             source: SourceId::from(&*cx.id),
             scratch: String::new(),
             notifier,
-            dropper: crate::sinks::util::Dropper::new(&cx.id),
+            dropper: crate::sinks::util::Dropper::with_depth(&cx.id, 4),
             state_path: cx.data_dir.join("alert").join(format!("{}.json", cx.id)),
             state_errors: cx.metrics.error_reporter("state_write"),
             read_errors: cx.metrics.error_reporter("state_read"),
@@ -412,8 +413,6 @@ struct Group {
     warm_until_ms: u64,
     window: Window,
     state: AlertState,
-    /// The `group_by` values, in order.
-    values: Vec<String>,
     last_seen_ms: u64,
     /// An absolute counter's last total (or histogram's bucket counts), to take increases.
     last_totals: Vec<f64>,
@@ -432,13 +431,15 @@ struct Rule {
     describe: Describe,
     condition: Option<Condition>,
     agg: Agg,
-    field: Option<String>,
+    field: Option<FieldPath>,
+    /// `group_by`, split once.
+    group_fields: Vec<FieldPath>,
     window_ms: u64,
     op: Op,
     threshold: f64,
     clear: f64,
     timing: Timing,
-    groups: HashMap<String, Group>,
+    groups: HashMap<String, Group, foldhash::fast::RandomState>,
     firing: Gauge,
     group_count: Gauge,
     evicted: Counter,
@@ -457,10 +458,39 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
+/// A field a rule names (`group_by`, `field`), split into segments once at build: a
+/// lookup per event is one map lookup per segment, with no parsing of the name.
+struct FieldPath {
+    name: String,
+    segments: Vec<String>,
+}
+
+impl FieldPath {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            segments: name.split('.').map(str::to_string).collect(),
+        }
+    }
+
+    fn get<'a>(&self, fields: &'a ObjectMap) -> Option<&'a Value> {
+        let (first, rest) = self.segments.split_first()?;
+        let mut cur = fields.get(first.as_str())?;
+        for p in rest {
+            cur = match cur {
+                Value::Object(m) => m.get(p.as_str())?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+}
+
 /// A group value of an event: a log field, or a metric's tag (or `name`, `namespace`).
-fn group_value(event: &Event, name: &str, out: &mut String) {
+fn group_value(event: &Event, field: &FieldPath, out: &mut String) {
+    let name = field.name.as_str();
     match event {
-        Event::Log(l) => match l.get_path(name) {
+        Event::Log(l) => match field.get(l.fields()) {
             None | Some(Value::Null) => {}
             Some(v) => out.push_str(&v.to_string_lossy()),
         },
@@ -485,7 +515,7 @@ impl Rule {
             }
         }
         key.clear();
-        for (i, g) in self.describe.group_by.iter().enumerate() {
+        for (i, g) in self.group_fields.iter().enumerate() {
             if i > 0 {
                 key.push(SEP);
             }
@@ -493,7 +523,7 @@ impl Rule {
         }
         // One lookup for a group that exists (the common case).
         if let Some(group) = self.groups.get_mut(key.as_str()) {
-            add_event(group, event, self.agg, self.field.as_deref(), now_ms);
+            add_event(group, event, self.agg, self.field.as_ref(), now_ms);
             return;
         }
         if self.groups.len() >= max_groups && !self.evict_one() {
@@ -504,12 +534,11 @@ impl Rule {
             warm_until_ms: 0,
             window: Window::new(self.window_ms, self.agg),
             state: AlertState::default(),
-            values: key.split(SEP).map(str::to_string).collect(),
             last_seen_ms: now_ms,
             last_totals: Vec::new(),
             last_value: None,
         };
-        add_event(&mut group, event, self.agg, self.field.as_deref(), now_ms);
+        add_event(&mut group, event, self.agg, self.field.as_ref(), now_ms);
         self.groups.insert(key.clone(), group);
         self.group_count.set(self.groups.len() as f64);
     }
@@ -578,7 +607,7 @@ impl Rule {
                 g.last_value = Some(v);
             }
             if let Some(n) = notice {
-                out.push(AlertSnapshot::new(&self.describe, g, n, now_ms));
+                out.push(AlertSnapshot::new(&self.describe, key, g, n, now_ms));
             }
             if g.state.is_shown_firing() {
                 firing += 1;
@@ -605,7 +634,7 @@ impl Rule {
             .filter(|(_, g)| !g.state.is_idle())
             .map(|(k, g)| SavedGroup {
                 key: k.clone(),
-                values: g.values.clone(),
+                values: k.split(SEP).map(str::to_string).collect(),
                 state: g.state.clone(),
                 last_value: g.last_value,
             })
@@ -621,7 +650,6 @@ impl Rule {
                     warm_until_ms: now_ms + self.window_ms,
                     window: Window::new(self.window_ms, self.agg),
                     state: s.state,
-                    values: s.values,
                     last_seen_ms: now_ms,
                     last_totals: Vec::new(),
                     last_value: s.last_value,
@@ -633,14 +661,14 @@ impl Rule {
 }
 
 /// Counts one event (or a metric's increase, value, samples) into its group's window.
-fn add_event(group: &mut Group, event: &Event, agg: Agg, field: Option<&str>, now_ms: u64) {
+fn add_event(group: &mut Group, event: &Event, agg: Agg, field: Option<&FieldPath>, now_ms: u64) {
     group.last_seen_ms = now_ms;
     let needs_value = agg.needs_value();
     match event {
         Event::Log(l) => {
             if !needs_value {
                 group.window.add(now_ms, 1.0, 1.0);
-            } else if let Some(v) = field.and_then(|f| l.get_path(f)).and_then(number) {
+            } else if let Some(v) = field.and_then(|f| f.get(l.fields())).and_then(number) {
                 group.window.add(now_ms, v, 1.0);
             }
         }
@@ -795,6 +823,7 @@ pub fn active_alerts_json() -> String {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SavedGroup {
     key: String,
+    /// The key's values, for people reading the file (the key is what is restored).
     values: Vec<String>,
     state: AlertState,
     last_value: Option<f64>,
@@ -845,11 +874,12 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl AlertSnapshot {
-    fn new(rule: &Describe, g: &Group, notice: Notice, now_ms: u64) -> Self {
+    /// The alert of group `key` (its `group_by` values joined by [`SEP`]).
+    fn new(rule: &Describe, key: &str, g: &Group, notice: Notice, now_ms: u64) -> Self {
         let mut labels = BTreeMap::new();
         labels.insert("alertname".to_string(), rule.name.clone());
-        for (k, v) in rule.group_by.iter().zip(&g.values) {
-            labels.insert(k.clone(), v.clone());
+        for (k, v) in rule.group_by.iter().zip(key.split(SEP)) {
+            labels.insert(k.clone(), v.to_string());
         }
         for (k, v) in &rule.labels {
             labels.insert(k.clone(), v.clone());
@@ -1009,8 +1039,8 @@ impl Alerts {
     fn publish(&self, now_ms: u64) {
         let mut firing = Vec::new();
         for r in &self.rules {
-            for g in r.groups.values().filter(|g| g.state.is_shown_firing()) {
-                let mut a = AlertSnapshot::new(&r.describe, g, Notice::Firing, now_ms);
+            for (key, g) in r.groups.iter().filter(|(_, g)| g.state.is_shown_firing()) {
+                let mut a = AlertSnapshot::new(&r.describe, key, g, Notice::Firing, now_ms);
                 a.ends_ms = Some(now_ms as i64);
                 firing.push(a);
             }

@@ -3,7 +3,7 @@
 //! value touches one bucket (O(1)); the window's value is the merge of the buckets still
 //! inside it; memory is fixed by the number of buckets, however many events arrive.
 
-use super::sketch::Sketch;
+use super::sketch::Bins;
 
 /// How many slices a window is cut into: the window slides in steps of
 /// `window / SLICES`, so a value leaves it at most that late.
@@ -37,108 +37,180 @@ impl Agg {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-struct Slice {
-    /// Which slice of time (ingest time / slice width) this bucket holds; a bucket whose
-    /// epoch is not current is stale and counts for nothing.
-    epoch: u64,
+/// Summary of one slice for sum, avg, min and max rules.
+#[derive(Clone, Copy, Debug)]
+struct Stat {
     count: f64,
     sum: f64,
     min: f64,
     max: f64,
-    sketch: Option<Sketch>,
+}
+
+const EMPTY_STAT: Stat = Stat {
+    count: 0.0,
+    sum: 0.0,
+    min: f64::INFINITY,
+    max: f64::NEG_INFINITY,
+};
+
+/// What each slice keeps: no more than the rule's aggregate needs (a count rule's
+/// window is 30 numbers).
+#[derive(Clone, Debug)]
+enum Data {
+    /// count, rate, absent: how many per slice.
+    Counts(Box<[f64; SLICES]>),
+    /// sum, avg, min, max.
+    Stats(Box<[Stat; SLICES]>),
+    /// Quantiles: how many per slice, and every slice's sketch buckets in one vector.
+    Quantiles(Box<[f64; SLICES]>, Bins),
 }
 
 /// See the module documentation. Times are milliseconds of ingest time.
 #[derive(Clone, Debug)]
 pub struct Window {
     slice_ms: u64,
-    slices: Vec<Slice>,
-    quantiles: bool,
+    /// The newest slice written (ingest time / slice width, + 1); 0 before any. A slot
+    /// holds the slice whose number is congruent to it and at most `head`; the ones
+    /// `head` passed over are emptied as it moves, so no slice carries its number.
+    head: u64,
+    data: Data,
 }
 
 impl Window {
-    /// An empty window of `window_ms`, with sketches when `agg` is a quantile.
+    /// An empty window of `window_ms`, keeping what `agg` needs.
     pub fn new(window_ms: u64, agg: Agg) -> Self {
+        let data = match agg {
+            Agg::Count | Agg::Rate | Agg::Absent => Data::Counts(Box::new([0.0; SLICES])),
+            Agg::Sum | Agg::Avg | Agg::Min | Agg::Max => {
+                Data::Stats(Box::new([EMPTY_STAT; SLICES]))
+            }
+            Agg::Quantile(_) => Data::Quantiles(Box::new([0.0; SLICES]), Bins::default()),
+        };
         Self {
             slice_ms: (window_ms / SLICES as u64).max(1),
-            slices: vec![Slice::default(); SLICES],
-            quantiles: matches!(agg, Agg::Quantile(_)),
+            head: 0,
+            data,
         }
     }
 
-    fn slice(&mut self, now_ms: u64) -> &mut Slice {
-        let epoch = now_ms / self.slice_ms + 1;
-        let quantiles = self.quantiles;
-        let s = &mut self.slices[(epoch % SLICES as u64) as usize];
-        if s.epoch != epoch {
-            *s = Slice {
-                epoch,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-                sketch: if quantiles {
-                    Some(s.sketch.take().map_or_else(Sketch::default, |mut k| {
-                        k.clear();
-                        k
-                    }))
-                } else {
-                    None
-                },
-                ..Slice::default()
-            };
+    fn epoch(&self, now_ms: u64) -> u64 {
+        now_ms / self.slice_ms + 1
+    }
+
+    /// Moves `head` to `epoch`, emptying the slots of the slices passed over.
+    fn advance(&mut self, epoch: u64) {
+        if epoch <= self.head {
+            return;
         }
-        s
+        let from = self.head.max(epoch.saturating_sub(SLICES as u64)) + 1;
+        for e in from..=epoch {
+            let slot = (e % SLICES as u64) as usize;
+            match &mut self.data {
+                Data::Counts(c) => c[slot] = 0.0,
+                Data::Stats(s) => s[slot] = EMPTY_STAT,
+                Data::Quantiles(c, bins) => {
+                    if c[slot] != 0.0 {
+                        bins.clear_slot(slot as u8);
+                    }
+                    c[slot] = 0.0;
+                }
+            }
+        }
+        self.head = epoch;
     }
 
     /// Counts `weight` occurrences of `value` at `now_ms`.
     pub fn add(&mut self, now_ms: u64, value: f64, weight: f64) {
-        let s = self.slice(now_ms);
-        s.count += weight;
-        s.sum += value * weight;
-        s.min = s.min.min(value);
-        s.max = s.max.max(value);
-        if let Some(k) = &mut s.sketch {
-            k.add(value, weight);
+        let epoch = self.epoch(now_ms).max(self.head);
+        self.advance(epoch);
+        let slot = (epoch % SLICES as u64) as usize;
+        match &mut self.data {
+            Data::Counts(c) => c[slot] += weight,
+            Data::Stats(s) => {
+                let s = &mut s[slot];
+                s.count += weight;
+                s.sum += value * weight;
+                s.min = s.min.min(value);
+                s.max = s.max.max(value);
+            }
+            Data::Quantiles(c, bins) => {
+                c[slot] += weight;
+                bins.add(slot as u8, value, weight);
+            }
         }
     }
 
-    /// The slices inside the window that ends at `now_ms`.
-    fn live(&self, now_ms: u64) -> impl Iterator<Item = &Slice> {
-        let current = now_ms / self.slice_ms + 1;
-        let oldest = current.saturating_sub(SLICES as u64 - 1);
-        self.slices
-            .iter()
-            .filter(move |s| s.epoch >= oldest && s.epoch <= current && s.epoch > 0)
+    /// Whether slot `slot` holds a slice inside the window that ends at `now_ms`.
+    fn live_slots(&self, now_ms: u64) -> [bool; SLICES] {
+        let current = self.epoch(now_ms);
+        let oldest = current.saturating_sub(SLICES as u64 - 1).max(1);
+        let mut live = [false; SLICES];
+        if self.head == 0 {
+            return live;
+        }
+        // The slices held are head − 29 ..= head.
+        let held_from = self.head.saturating_sub(SLICES as u64 - 1).max(1);
+        for e in held_from.max(oldest)..=self.head.min(current) {
+            live[(e % SLICES as u64) as usize] = true;
+        }
+        live
     }
 
     /// Whether anything was added inside the window.
     pub fn is_empty(&self, now_ms: u64) -> bool {
-        self.live(now_ms).all(|s| s.count == 0.0)
+        self.value(Agg::Count, now_ms).is_none_or(|c| c == 0.0)
     }
 
     /// The window's value at `now_ms`; `None` when it holds no value to aggregate (min,
-    /// max, avg, quantile of nothing).
+    /// max, avg, quantile of nothing), or this window does not keep what `agg` needs.
     pub fn value(&self, agg: Agg, now_ms: u64) -> Option<f64> {
-        let live = || self.live(now_ms);
-        // `+ 0.0`: an empty f64 sum is -0.0, which would print as "-0".
-        let count: f64 = live().map(|s| s.count).sum::<f64>() + 0.0;
+        let live = self.live_slots(now_ms);
+        let counts = |c: &[f64; SLICES]| -> f64 {
+            // `+ 0.0`: an empty f64 sum is -0.0, which would print as "-0".
+            c.iter()
+                .zip(live)
+                .filter(|(_, l)| *l)
+                .map(|(v, _)| v)
+                .sum::<f64>()
+                + 0.0
+        };
+        let count = match &self.data {
+            Data::Counts(c) | Data::Quantiles(c, _) => counts(c),
+            Data::Stats(s) => {
+                s.iter()
+                    .zip(live)
+                    .filter(|(_, l)| *l)
+                    .map(|(s, _)| s.count)
+                    .sum::<f64>()
+                    + 0.0
+            }
+        };
+        let stats = || match &self.data {
+            Data::Stats(s) => Some(s.iter().zip(live).filter(|(_, l)| *l).map(|(s, _)| *s)),
+            _ => None,
+        };
         match agg {
             Agg::Count | Agg::Absent => Some(count),
             Agg::Rate => Some(count / (self.slice_ms * SLICES as u64) as f64 * 1000.0),
-            Agg::Sum => Some(live().map(|s| s.sum).sum::<f64>() + 0.0),
+            Agg::Sum => stats().map(|s| s.map(|s| s.sum).sum::<f64>() + 0.0),
             _ if count == 0.0 => None,
-            Agg::Avg => Some(live().map(|s| s.sum).sum::<f64>() / count),
-            Agg::Min => live().map(|s| s.min).reduce(f64::min),
-            Agg::Max => live().map(|s| s.max).reduce(f64::max),
-            Agg::Quantile(q) => {
-                let mut merged = Sketch::default();
-                for s in live() {
-                    if let Some(k) = &s.sketch {
-                        merged.merge(k);
-                    }
-                }
-                merged.quantile(q)
-            }
+            Agg::Avg => stats().map(|s| s.map(|s| s.sum).sum::<f64>() / count),
+            Agg::Min => stats().and_then(|s| s.map(|s| s.min).reduce(f64::min)),
+            Agg::Max => stats().and_then(|s| s.map(|s| s.max).reduce(f64::max)),
+            Agg::Quantile(q) => match &self.data {
+                Data::Quantiles(_, bins) => bins.quantile(|slot| live[slot as usize], q),
+                _ => None,
+            },
+        }
+    }
+
+    /// Heap bytes this window holds besides itself, for tests of memory use.
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        match &self.data {
+            Data::Counts(_) => std::mem::size_of::<[f64; SLICES]>(),
+            Data::Stats(_) => std::mem::size_of::<[Stat; SLICES]>(),
+            Data::Quantiles(_, b) => std::mem::size_of::<[f64; SLICES]>() + b.len() * 12,
         }
     }
 }
@@ -168,24 +240,49 @@ mod tests {
 
     #[test]
     fn sum_avg_min_max_and_quantiles_over_the_live_slices() {
-        let mut w = Window::new(10_000, Agg::Quantile(0.9));
+        let mut w = Window::new(10_000, Agg::Max);
+        let mut p = Window::new(10_000, Agg::Quantile(0.9));
         for (i, v) in [5.0, 1.0, 9.0, 3.0].iter().enumerate() {
             w.add(i as u64 * 1000, *v, 1.0);
+            p.add(i as u64 * 1000, *v, 1.0);
         }
         assert_eq!(w.value(Agg::Sum, 3_000), Some(18.0));
         assert_eq!(w.value(Agg::Avg, 3_000), Some(4.5));
         assert_eq!(w.value(Agg::Min, 3_000), Some(1.0));
         assert_eq!(w.value(Agg::Max, 3_000), Some(9.0));
+        assert_eq!(p.value(Agg::Count, 3_000), Some(4.0));
         // Rank q × (n − 1), the sample at or above it: of 1, 3, 5, 9 the p90 is 5
         // (within the sketch's 1%), the p100 9.
-        let p90 = w.value(Agg::Quantile(0.9), 3_000).unwrap();
+        let p90 = p.value(Agg::Quantile(0.9), 3_000).unwrap();
         assert!((p90 - 5.0).abs() < 0.06, "{p90}");
-        let p100 = w.value(Agg::Quantile(1.0), 3_000).unwrap();
+        let p100 = p.value(Agg::Quantile(1.0), 3_000).unwrap();
         assert!((p100 - 9.0).abs() < 0.1, "{p100}");
         // The 5 and the 1 have left at 11.5 s.
         assert_eq!(w.value(Agg::Min, 11_500), Some(3.0));
+        let p0 = p.value(Agg::Quantile(0.0), 11_500).unwrap();
+        assert!((p0 - 3.0).abs() < 0.04, "{p0}");
         let empty = Window::new(10_000, Agg::Max);
         assert_eq!(empty.value(Agg::Max, 0), None);
         assert_eq!(empty.value(Agg::Sum, 0), Some(0.0));
+    }
+
+    #[test]
+    fn a_window_keeps_only_what_its_aggregate_needs() {
+        let mut c = Window::new(300_000, Agg::Count);
+        let mut q = Window::new(300_000, Agg::Quantile(0.99));
+        // Ten minutes of one event a second with a value from a narrow range.
+        for t in 0..600u64 {
+            c.add(t * 1000, 1.0, 1.0);
+            q.add(t * 1000, 100.0 + (t % 3) as f64, 1.0);
+        }
+        assert_eq!(c.heap_bytes(), 240);
+        // 30 slices × 3 buckets, after slices were reused twice over.
+        assert!(q.heap_bytes() <= 240 + 30 * 3 * 12, "{}", q.heap_bytes());
+        assert!(
+            std::mem::size_of::<Window>() <= 48,
+            "{}",
+            std::mem::size_of::<Window>()
+        );
+        assert_eq!(c.value(Agg::Count, 599_999), Some(300.0));
     }
 }
