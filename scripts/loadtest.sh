@@ -5,8 +5,8 @@
 # The clock runs from the first byte sent until the sink's sent-events counter reaches
 # MESSAGES, so it measures delivery, not just acceptance.
 # Then (TRANSFORM_CASES=1) syslog TCP -> remap -> filter -> file and syslog TCP -> route
-# (4 routes) -> 4 blackholes; (ALERT_CASES=1) three alert rules over 1,000 and 10,000
-# groups beside a blackhole; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
+# (4 routes) -> 4 blackholes; (ALERT_CASES=1) syslog TCP -> alert (three rules over
+# 1,000 and 10,000 groups) -> blackhole; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
 # driven by wrk; (INFLUX_CASES=1) into a real influxd; (KAFKA_CASES=1) syslog TCP -> kafka
 # into a local broker and kafka -> blackhole; (SYSLOG_FORWARD_CASES=1) the syslog sink into
 # rsyslog beside rsyslog's own forwarding; (CLOUDWATCH_CASES=1) the CloudWatch Logs sink
@@ -31,6 +31,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 metric() { # metric NAME COMPONENT -> value or 0
   curl -s "http://$API/metrics" | awk -v n="$1" -v c="component_id=\"$2\"" \
     'index($0, n"{")==1 && index($0, c) { v=$NF } END { printf "%.0f\n", v }'
+}
+
+received_by() { # received_by "COMPONENT..." -> events the listed components took in, summed
+  local total=0 c
+  for c in $1; do total=$(( total + $(metric sluice_component_received_events_total "$c") )); done
+  echo "$total"
 }
 
 sent_by() { # sent_by "SINK..." -> events the listed sinks sent, summed
@@ -77,7 +83,7 @@ TOML
   cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
   LOADGEN_START_FILE="$work/start" "$GEN" "127.0.0.1:$PORT" "$MESSAGES" "$CONNECTIONS" "$FRAMING" > "$work/gen.out"
   local want=$(( MESSAGES / CONNECTIONS * CONNECTIONS ))
-  while [ "$(sent_by "${SINKS:-out}")" -lt "$want" ]; do sleep 0.02; done
+  while [ "$(${DONE_BY:-sent_by} "${SINKS:-out}")" -lt "$want" ]; do sleep 0.02; done
   end=$(date +%s.%N)
   start=$(cat "$work/start")
   local bytes peak
@@ -191,11 +197,11 @@ if [ "${TRANSFORM_CASES:-1}" = "1" ]; then
 fi
 
 if [ "${ALERT_CASES:-1}" = "1" ]; then
-  # The alert transform beside a blackhole on the same source: three rules (count,
-  # rate, p99) over (hostname, procid) groups. The source feeds both branches through
-  # bounded buffers, so the blackhole's count is paced by the rules. LOADGEN_PROCS
-  # sets the procids per host: 250 x 4 connections = 1,000 groups per rule, 2,500 x 4 =
-  # 10,000 (the issue's memory figure; compare peak RSS with syslog_tcp->blackhole).
+  # syslog TCP -> alert (three rules: count, rate, p99 over (hostname, procid) groups)
+  # -> blackhole. The alert transform consumes its input, so the clock stops when it has
+  # taken in every event (DONE_BY=received_by). LOADGEN_PROCS sets the procids per host:
+  # 250 x 4 connections = 1,000 groups per rule, 2,500 x 4 = 10,000 (the issue's memory
+  # figure: compare peak RSS with syslog_tcp->blackhole).
   alert_graph() {
     printf '%s\n' "[transforms.alerts]
 type = \"alert\"
@@ -213,17 +219,13 @@ op = \">\"
 threshold = 1e12
 ${r#*:}"
     done
-    printf '%s\n' "[sinks.out]
-type = \"blackhole\"
-inputs = [\"in\"]
-print_interval_secs = 0
-[sinks.paged]
+    printf '%s\n' "[sinks.paged]
 type = \"blackhole\"
 inputs = [\"alerts\"]
 print_interval_secs = 0"
   }
-  LOADGEN_PROCS=250 run_case "syslog_tcp->alert(3x1k)" "$(alert_graph)"
-  LOADGEN_PROCS=2500 run_case "syslog_tcp->alert(3x10k)" "$(alert_graph)"
+  LOADGEN_PROCS=250 DONE_BY=received_by SINKS=alerts run_case "syslog_tcp->alert(3x1k)" "$(alert_graph)"
+  LOADGEN_PROCS=2500 DONE_BY=received_by SINKS=alerts run_case "syslog_tcp->alert(3x10k)" "$(alert_graph)"
 fi
 
 if [ "${HTTP_CASES:-1}" = "1" ]; then

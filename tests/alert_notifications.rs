@@ -7,9 +7,8 @@
 mod support;
 
 use serde_json::Value as Json;
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use support::alerts::{keep_firing, send_errors};
 use support::chat::{slack_texts, statuses, units, ChatServer, Service};
 use support::*;
 
@@ -70,27 +69,6 @@ address = "{{API}}"
         rule = rule.rule,
         notify = rule.notify,
     )
-}
-
-/// Sends `n` error lines from each (host, app).
-fn errors(tcp: u16, from: &[(&str, &str)], n: usize) {
-    let mut c = TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
-    let mut text = String::new();
-    for (h, app) in from {
-        for i in 0..n {
-            text.push_str(&format!("<11>1 - {h} {app} - - - error {i}\n"));
-        }
-    }
-    c.write_all(text.as_bytes()).expect("send");
-}
-
-/// Keeps `from` over the threshold for `secs`.
-fn keep_firing(tcp: u16, from: &[(&str, &str)], secs: f64) {
-    let end = Instant::now() + Duration::from_secs_f64(secs);
-    while Instant::now() < end {
-        errors(tcp, from, 10);
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 /// A Slack message's header text.
@@ -182,7 +160,7 @@ fn ten_thousand_groups_firing_at_once_make_a_few_messages_within_slacks_limits()
     let s = Sluice::start(&config(data.path(), tcp, "slack", &slack.url(), &rule));
     let hosts: Vec<String> = (0..10_000).map(|i| format!("host-{i:05}")).collect();
     let from: Vec<(&str, &str)> = hosts.iter().map(|h| (h.as_str(), "app")).collect();
-    errors(tcp, &from, 1);
+    send_errors(tcp, &from, 1);
     assert!(wait_for(Duration::from_secs(20), || {
         let m = s.metrics();
         metric(&m, "sluice_alerts_firing", &[("rule", "HighErrorRate")]) == Some(10_000.0)
@@ -473,7 +451,7 @@ fn every_payload_the_sinks_send_for_long_multibyte_alerts_is_accepted() {
     let _s = Sluice::start(&cfg);
     let hosts: Vec<String> = (0..40).map(|i| format!("h{i}")).collect();
     let from: Vec<(&str, &str)> = hosts.iter().map(|h| (h.as_str(), "app")).collect();
-    errors(tcp, &from, 1);
+    send_errors(tcp, &from, 1);
     assert!(wait_for(Duration::from_secs(10), || !slack
         .accepted()
         .is_empty()

@@ -6,9 +6,8 @@
 mod support;
 
 use serde_json::Value as Json;
-use std::io::Write;
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::alerts::{hosts, keep_firing};
 use support::receiver::Receiver;
 use support::*;
 
@@ -58,18 +57,6 @@ address = "{{API}}"
     )
 }
 
-/// Sends `n` error lines from each of `hosts`.
-fn errors(tcp: u16, hosts: &[&str], n: usize) {
-    let mut c = TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
-    let mut text = String::new();
-    for h in hosts {
-        for i in 0..n {
-            text.push_str(&format!("<11>1 - {h} app - - - error {i}\n"));
-        }
-    }
-    c.write_all(text.as_bytes()).expect("send");
-}
-
 /// The notifications received so far: (status, firing hosts).
 fn received(r: &Receiver) -> Vec<(String, Vec<String>)> {
     r.requests()
@@ -90,22 +77,13 @@ fn received(r: &Receiver) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// Keeps `hosts` over the threshold for `secs`.
-fn keep_firing(tcp: u16, hosts: &[&str], secs: u64) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        errors(tcp, hosts, 10);
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 #[test]
 fn grouped_notification_then_a_sigkill_restart_neither_repages_nor_loses_the_resolve() {
     let data = tempfile::tempdir().unwrap();
     let hook = Receiver::start();
     let tcp = free_port();
     let mut s = Sluice::start(&config(data.path(), tcp, &hook.url()));
-    keep_firing(tcp, &["web-1", "web-2"], 2);
+    keep_firing(tcp, &hosts(&["web-1", "web-2"], "app"), 2.0);
     assert!(wait_for(Duration::from_secs(10), || !hook
         .requests()
         .is_empty()));
@@ -149,7 +127,7 @@ fn grouped_notification_then_a_sigkill_restart_neither_repages_nor_loses_the_res
         "{}",
         s.log_text()
     );
-    keep_firing(tcp, &["web-1", "web-2"], 4);
+    keep_firing(tcp, &hosts(&["web-1", "web-2"], "app"), 4.0);
     assert_eq!(
         received(&hook).len(),
         1,

@@ -6,8 +6,8 @@
 mod support;
 
 use std::io::Write;
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::alerts::{hosts, keep_firing};
 use support::smtp::{Smtp, SmtpOptions};
 use support::*;
 
@@ -55,21 +55,6 @@ address = "{{API}}"
     )
 }
 
-fn keep_firing(tcp: u16, hosts: &[&str], secs: f64) {
-    let end = Instant::now() + Duration::from_secs_f64(secs);
-    while Instant::now() < end {
-        let mut c = TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
-        let mut text = String::new();
-        for h in hosts {
-            for i in 0..10 {
-                text.push_str(&format!("<11>1 - {h} app - - - error {i}\n"));
-            }
-        }
-        c.write_all(text.as_bytes()).expect("send");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 fn notifications(m: &str, status: &str) -> f64 {
     metric(
         m,
@@ -92,7 +77,7 @@ fn a_local_relay_gets_one_mail_per_group_then_the_resolve() {
             smtp.port
         ),
     ));
-    keep_firing(tcp, &["web-1", "web-2"], 2.0);
+    keep_firing(tcp, &hosts(&["web-1", "web-2"], "app"), 2.0);
     assert!(wait_for(Duration::from_secs(15), || smtp.mails().len() >= 2));
     std::thread::sleep(Duration::from_secs(2));
     let mails = smtp.mails();
@@ -136,7 +121,7 @@ fn starttls_with_auth_retries_a_451_and_a_refused_login_is_counted_without_the_p
         certs.ca.display()
     );
     let s = Sluice::start(&config(data.path(), tcp, &sink));
-    keep_firing(tcp, &["web-1"], 2.0);
+    keep_firing(tcp, &hosts(&["web-1"], "app"), 2.0);
     assert!(wait_for(Duration::from_secs(15), || !smtp
         .mails()
         .is_empty()));
@@ -159,7 +144,7 @@ fn starttls_with_auth_retries_a_451_and_a_refused_login_is_counted_without_the_p
         tcp,
         &sink.replace("correct-horse", "wrong-staple"),
     ));
-    keep_firing(tcp, &["web-1"], 2.0);
+    keep_firing(tcp, &hosts(&["web-1"], "app"), 2.0);
     assert!(
         wait_for(Duration::from_secs(45), || notifications(
             &s.metrics(),
@@ -200,7 +185,7 @@ fn a_server_that_stops_answering_mid_session_is_timed_out_and_tried_again() {
             "smarthost = \"127.0.0.1:{port}\"\nrequire_tls = false\nrequest.timeout_secs = 1\nrequest.retry_initial_backoff_secs = 0.2"
         ),
     ));
-    keep_firing(tcp, &["web-1"], 2.0);
+    keep_firing(tcp, &hosts(&["web-1"], "app"), 2.0);
     assert!(
         wait_for(Duration::from_secs(20), || notifications(
             &s.metrics(),

@@ -3,6 +3,7 @@
 //! component must honour (DESIGN.md §3).
 #![allow(dead_code)]
 
+pub mod alerts;
 pub mod chat;
 pub mod influx;
 pub mod kafka;
