@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::Value as Json;
 use std::time::Duration;
-use support::alerts::{hosts, keep_firing};
+use support::alerts::{hosts as from_hosts, keep_firing};
 use support::receiver::Receiver;
 use support::*;
 
@@ -83,7 +83,7 @@ fn grouped_notification_then_a_sigkill_restart_neither_repages_nor_loses_the_res
     let hook = Receiver::start();
     let tcp = free_port();
     let mut s = Sluice::start(&config(data.path(), tcp, &hook.url()));
-    keep_firing(tcp, &hosts(&["web-1", "web-2"], "app"), 2.0);
+    keep_firing(tcp, &from_hosts(&["web-1", "web-2"], "app"), 2.0);
     assert!(wait_for(Duration::from_secs(10), || !hook
         .requests()
         .is_empty()));
@@ -127,7 +127,7 @@ fn grouped_notification_then_a_sigkill_restart_neither_repages_nor_loses_the_res
         "{}",
         s.log_text()
     );
-    keep_firing(tcp, &hosts(&["web-1", "web-2"], "app"), 4.0);
+    keep_firing(tcp, &from_hosts(&["web-1", "web-2"], "app"), 4.0);
     assert_eq!(
         received(&hook).len(),
         1,
