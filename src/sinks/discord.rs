@@ -12,7 +12,6 @@
 use crate::config::field::FieldIssue;
 use crate::config::secret::Secret;
 use crate::http::ClientTlsConfig;
-use crate::sinks::util::http_client::HttpClient;
 use crate::sinks::util::notification::view::{fit, units, AlertView, Status};
 use crate::sinks::util::notification::{
     self, Deliver, Delivery, Notification, NotifyRequestConfig, QueueConfig, Webhook,
@@ -214,10 +213,7 @@ impl DiscordConfig {
 
 impl SinkConfig for DiscordConfig {
     fn validate(&self) -> Vec<FieldIssue> {
-        let mut issues = Vec::new();
-        if let Err(e) = self.uri() {
-            issues.push(e);
-        }
+        let mut issues = Webhook::issues(self.uri(), &self.request, &self.tls);
         if let Some(u) = &self.username {
             let lower = u.to_lowercase();
             if u.trim().is_empty() || u.chars().count() > 80 {
@@ -229,8 +225,6 @@ impl SinkConfig for DiscordConfig {
                 ));
             }
         }
-        issues.extend(self.request.issues());
-        issues.extend(self.tls.issues());
         issues
     }
 
@@ -240,17 +234,17 @@ impl SinkConfig for DiscordConfig {
 
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
         let uri = self.uri()?;
-        let client = HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
-            .map_err(BuildError::Other)?;
         let deliver = DiscordDeliver {
-            webhook: Webhook {
-                client,
+            // 401 invalid token, 403 no permission, 404 unknown webhook: Discord asks
+            // clients to stop, or it blocks the address.
+            webhook: Webhook::build(
                 uri,
-                // 401 invalid token, 403 no permission, 404 unknown webhook: Discord
-                // asks clients to stop, or it blocks the address.
-                gone: &[401, 403, 404],
-                service: "Discord",
-            },
+                &self.tls,
+                &self.request,
+                &cx,
+                &[401, 403, 404],
+                "Discord",
+            )?,
             username: self.username.clone(),
             avatar_url: self.avatar_url.clone(),
         };

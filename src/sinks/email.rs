@@ -10,7 +10,7 @@
 use crate::config::field::FieldIssue;
 use crate::config::secret::Secret;
 use crate::http::ClientTlsConfig;
-use crate::sinks::util::notification::view::{fit, Notification, Status};
+use crate::sinks::util::notification::view::{escape_html, fit, Notification, Status};
 use crate::sinks::util::notification::{self, Deliver, Delivery, NotifyRequestConfig, QueueConfig};
 use crate::topology::component::{BuildError, SinkConfig, SinkContext, Task};
 use crate::transforms::alert::render_template;
@@ -94,20 +94,6 @@ fn default_subject() -> String {
 /// Alerts listed in one mail; the rest are counted.
 const MAX_LISTED: usize = 500;
 
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Subject, plain text and HTML of one mail.
 pub fn render(n: &Notification, subject: &str, intro: &str) -> (String, String, String) {
     let vars = n.vars();
@@ -121,11 +107,11 @@ pub fn render(n: &Notification, subject: &str, intro: &str) -> (String, String, 
     let mut html = String::from("<html><body style=\"font-family: sans-serif\">\n");
     if !head.is_empty() {
         let _ = writeln!(text, "{head}\n");
-        let _ = writeln!(html, "<p>{}</p>", html_escape(&head));
+        let _ = writeln!(html, "<p>{}</p>", escape_html(&head));
     }
     if let Some(m) = &n.message {
         let _ = writeln!(text, "{m}");
-        let _ = writeln!(html, "<pre>{}</pre>", html_escape(m));
+        let _ = writeln!(html, "<pre>{}</pre>", escape_html(m));
     }
     for status in [Status::Firing, Status::Resolved] {
         let of: Vec<_> = n.alerts.iter().filter(|a| a.status == status).collect();
@@ -144,12 +130,7 @@ pub fn render(n: &Notification, subject: &str, intro: &str) -> (String, String, 
             of.len()
         );
         for a in of.iter().take(MAX_LISTED) {
-            let labels: Vec<String> = a
-                .labels
-                .iter()
-                .filter(|(k, _)| k.as_str() != "alertname")
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let labels = a.label_pairs();
             let mut when = format!("since {}", a.starts_at);
             if let Some(e) = &a.ends_at {
                 let _ = write!(when, ", resolved {e}");
@@ -168,10 +149,10 @@ pub fn render(n: &Notification, subject: &str, intro: &str) -> (String, String, 
             let _ = writeln!(
                 html,
                 "<tr><td><b>{}</b><br>{}</td><td>{}</td><td>{}</td></tr>",
-                html_escape(a.headline()),
-                html_escape(a.annotations.get("description").map_or("", String::as_str)),
-                html_escape(&labels.join(" ")),
-                html_escape(&when)
+                escape_html(a.headline()),
+                escape_html(a.annotations.get("description").map_or("", String::as_str)),
+                escape_html(&labels.join(" ")),
+                escape_html(&when)
             );
         }
         if of.len() > MAX_LISTED {

@@ -10,7 +10,6 @@
 use crate::config::field::FieldIssue;
 use crate::config::secret::Secret;
 use crate::http::ClientTlsConfig;
-use crate::sinks::util::http_client::HttpClient;
 use crate::sinks::util::notification::view::{fit, fit_mrkdwn, AlertView, Status};
 use crate::sinks::util::notification::{
     self, Deliver, Delivery, Notification, NotifyRequestConfig, QueueConfig, Webhook,
@@ -77,12 +76,7 @@ fn alert_section(a: &AlertView) -> String {
         s.push('\n');
         s.push_str(d);
     }
-    let labels: Vec<String> = a
-        .labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "alertname")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let labels = a.label_pairs();
     if !labels.is_empty() {
         s.push('\n');
         s.push_str(&labels.join("  "));
@@ -187,13 +181,11 @@ impl Deliver for SlackDeliver {
 
 impl SinkConfig for SlackConfig {
     fn validate(&self) -> Vec<FieldIssue> {
-        let mut issues = Vec::new();
-        if let Err(e) = Webhook::parse_url(self.url.expose()) {
-            issues.push(e);
-        }
-        issues.extend(self.request.issues());
-        issues.extend(self.tls.issues());
-        issues
+        Webhook::issues(
+            Webhook::parse_url(self.url.expose()),
+            &self.request,
+            &self.tls,
+        )
     }
 
     fn warnings(&self) -> Vec<FieldIssue> {
@@ -202,16 +194,9 @@ impl SinkConfig for SlackConfig {
 
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
         let uri = Webhook::parse_url(self.url.expose())?;
-        let client = HttpClient::new(&self.tls, &cx.proxy, self.request.timeout(), &cx.metrics)
-            .map_err(BuildError::Other)?;
         let deliver = SlackDeliver {
-            webhook: Webhook {
-                client,
-                uri,
-                // 404 no_service / channel_not_found, 410 channel_is_archived.
-                gone: &[404, 410],
-                service: "Slack",
-            },
+            // 404 no_service / channel_not_found, 410 channel_is_archived.
+            webhook: Webhook::build(uri, &self.tls, &self.request, &cx, &[404, 410], "Slack")?,
         };
         let (request, queue) = (self.request.clone(), self.queue.clone());
         Ok(Box::pin(notification::run(

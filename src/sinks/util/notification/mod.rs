@@ -534,6 +534,43 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// The webhook of one sink: its client (TLS, the sink's proxy, the request timeout)
+    /// and `uri`.
+    pub fn build(
+        uri: hyper::Uri,
+        tls: &crate::http::ClientTlsConfig,
+        request: &NotifyRequestConfig,
+        cx: &crate::topology::component::SinkContext,
+        gone: &'static [u16],
+        service: &'static str,
+    ) -> Result<Self, crate::topology::component::BuildError> {
+        let client = crate::sinks::util::http_client::HttpClient::new(
+            tls,
+            &cx.proxy,
+            request.timeout(),
+            &cx.metrics,
+        )
+        .map_err(crate::topology::component::BuildError::Other)?;
+        Ok(Self {
+            client,
+            uri,
+            gone,
+            service,
+        })
+    }
+
+    /// What every webhook sink checks: its URL (as `uri` came out), `request`, `tls`.
+    pub fn issues(
+        uri: Result<hyper::Uri, FieldIssue>,
+        request: &NotifyRequestConfig,
+        tls: &crate::http::ClientTlsConfig,
+    ) -> Vec<FieldIssue> {
+        let mut issues: Vec<FieldIssue> = uri.err().into_iter().collect();
+        issues.extend(request.issues());
+        issues.extend(tls.issues());
+        issues
+    }
+
     /// Parses `url` without ever putting it in an error.
     pub fn parse_url(url: &str) -> Result<hyper::Uri, FieldIssue> {
         crate::sinks::util::http_client::parse_uri(url).map_err(|_| {

@@ -48,6 +48,15 @@ pub struct AlertView {
 }
 
 impl AlertView {
+    /// `name=value` of every label but `alertname` (which the title already says).
+    pub fn label_pairs(&self) -> Vec<String> {
+        self.labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "alertname")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+
     /// `summary`, else `message`-like annotations, else the alert name.
     pub fn headline(&self) -> &str {
         self.annotations
@@ -288,12 +297,22 @@ pub fn fit(s: &str, max: usize, marker: &str) -> String {
 /// Slack mrkdwn: `&`, `<` and `>` escaped, so nothing in a log line can become a link,
 /// `<!channel>` or `<@U123>`.
 pub fn escape_mrkdwn(s: &str) -> String {
+    escape_entities(s, false)
+}
+
+/// HTML text and attribute values: `&`, `<`, `>` and `"`.
+pub fn escape_html(s: &str) -> String {
+    escape_entities(s, true)
+}
+
+fn escape_entities(s: &str, quotes: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '"' if quotes => out.push_str("&quot;"),
             c => out.push(c),
         }
     }
