@@ -112,6 +112,7 @@ fn starttls_with_auth_retries_a_451_and_a_refused_login_is_counted_without_the_p
         tls: Some((certs.crt.clone(), certs.key.clone())),
         auth: Some("alerts:correct-horse".into()),
         transient: 2,
+        implicit_tls: false,
     });
     let data = tempfile::tempdir().unwrap();
     let tcp = free_port();
@@ -199,4 +200,36 @@ fn a_server_that_stops_answering_mid_session_is_timed_out_and_tried_again() {
         "{}",
         s.log_text()
     );
+}
+
+#[test]
+fn implicit_tls_on_another_port_than_465() {
+    let certs = test_certs();
+    let smtp = Smtp::start(SmtpOptions {
+        tls: Some((certs.crt.clone(), certs.key.clone())),
+        auth: Some("alerts:correct-horse".into()),
+        transient: 0,
+        implicit_tls: true,
+    });
+    let data = tempfile::tempdir().unwrap();
+    let tcp = free_port();
+    let s = Sluice::start(&config(
+        data.path(),
+        tcp,
+        &format!(
+            "smarthost = \"localhost:{}\"\nimplicit_tls = true\nauth_username = \"alerts\"\nauth_password = \"correct-horse\"\ntls.ca_file = \"{}\"",
+            smtp.port,
+            certs.ca.display()
+        ),
+    ));
+    keep_firing(tcp, &hosts(&["web-1"], "app"), 2.0);
+    assert!(
+        wait_for(Duration::from_secs(15), || !smtp.mails().is_empty()),
+        "{}",
+        s.log_text()
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails[0]["tls"], true);
+    assert_eq!(mails[0]["authenticated"], true);
+    assert_eq!(notifications(&s.metrics(), "sent"), 1.0);
 }

@@ -1,8 +1,8 @@
 //! `email` sink: one mail per notification group over SMTP (`lettre` on tokio and
 //! rustls), plain text and HTML alternatives, with Alertmanager's option names
 //! (`smarthost`, `from`, `to`, `hello`, `auth_username`, `auth_password`,
-//! `require_tls`) so its users recognise them. Port 465 means implicit TLS;
-//! otherwise `require_tls = true` (the default) insists on STARTTLS, and `false` uses
+//! `require_tls`) so its users recognise them. Port 465 (or `implicit_tls = true`)
+//! means implicit TLS; otherwise `require_tls = true` (the default) insists on STARTTLS, and `false` uses
 //! it when offered (for a local relay). A 4xx answer or a broken connection is tried
 //! again; a 5xx (an unknown recipient, refused credentials) drops that mail, counted
 //! and logged. Queueing and rate limit are [`crate::sinks::util::notification`]'s.
@@ -38,9 +38,12 @@ pub struct EmailConfig {
     pub auth_username: Option<String>,
     /// The password; write it as `${SMTP_PASSWORD}`. Never logged.
     pub auth_password: Option<Secret>,
-    /// Insist on STARTTLS (default true, as Alertmanager). Ignored on port 465.
+    /// Insist on STARTTLS (default true, as Alertmanager). Ignored with implicit TLS.
     #[serde(default = "default_true")]
     pub require_tls: bool,
+    /// TLS from the first byte (SMTPS) instead of STARTTLS. Default: on for port 465
+    /// (as Alertmanager decides), off otherwise; set it for SMTPS on another port.
+    pub implicit_tls: Option<bool>,
     /// Trust and client certificate for the TLS connection.
     #[serde(default)]
     pub tls: ClientTlsConfig,
@@ -307,7 +310,7 @@ impl EmailConfig {
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, FieldIssue> {
         let (host, port) = self.host_port()?;
         let params = self.tls_parameters(&host)?;
-        let tls = if port == 465 {
+        let tls = if self.implicit_tls.unwrap_or(port == 465) {
             Tls::Wrapper(params)
         } else if self.require_tls {
             Tls::Required(params)

@@ -19,6 +19,8 @@ pub struct SmtpOptions {
     pub auth: Option<String>,
     /// Answer the first this many mails 451.
     pub transient: u32,
+    /// With `tls`: TLS from the first byte (SMTPS) instead of STARTTLS.
+    pub implicit_tls: bool,
 }
 
 /// A running server; killed when dropped.
@@ -51,6 +53,9 @@ impl Smtp {
             .args(["--transient", &o.transient.to_string()]);
         if let Some((crt, key)) = &o.tls {
             cmd.arg("--tls-cert").arg(crt).arg("--tls-key").arg(key);
+        }
+        if o.implicit_tls {
+            cmd.arg("--implicit-tls");
         }
         if let Some(a) = &o.auth {
             cmd.args(["--auth", a]);

@@ -2,7 +2,8 @@
 
 Each accepted mail is appended to --out as one JSON line (envelope sender, recipients,
 whether the session was TLS and authenticated, and the raw message). Options: STARTTLS
-with --tls-cert/--tls-key (then required), AUTH PLAIN/LOGIN against --auth user:pass
+with --tls-cert/--tls-key (then required; with --implicit-tls, TLS from the first
+byte instead), AUTH PLAIN/LOGIN against --auth user:pass
 (only over TLS), and --transient N to answer the first N mails 451 (try again later).
 Prints "ready" once it listens.
 """
@@ -26,6 +27,7 @@ def main():
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--auth")
+    p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--transient", type=int, default=0)
     a = p.parse_args()
     state = {"transient": a.transient}
@@ -47,7 +49,8 @@ def main():
                 "at": time.time(),
                 "from": envelope.mail_from,
                 "to": envelope.rcpt_tos,
-                "tls": session.ssl is not None,
+                "tls": session.ssl is not None
+                or server.transport.get_extra_info("ssl_object") is not None,
                 "authenticated": bool(session.authenticated),
                 "data": envelope.original_content.decode("utf-8", "replace"),
             }
@@ -63,13 +66,22 @@ def main():
         return AuthResult(success=ok, handled=False)
 
     kwargs = {}
+    server_kwargs = {}
     if a.tls_cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.tls_cert, a.tls_key)
-        kwargs.update(tls_context=ctx, require_starttls=True)
+        if a.implicit_tls:
+            server_kwargs.update(ssl_context=ctx)
+        else:
+            kwargs.update(tls_context=ctx, require_starttls=True)
     if a.auth:
-        kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(a.tls_cert))
-    controller = Controller(Handler(), hostname="127.0.0.1", port=a.port, **kwargs)
+        # aiosmtpd's auth_require_tls only knows STARTTLS; implicit TLS is TLS anyway.
+        kwargs.update(
+            authenticator=authenticator,
+            auth_required=True,
+            auth_require_tls=bool(a.tls_cert) and not a.implicit_tls,
+        )
+    controller = Controller(Handler(), hostname="127.0.0.1", port=a.port, **server_kwargs, **kwargs)
     controller.start()
     print("ready", flush=True)
     try:
