@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};
-use support::alerts::{keep_firing, send_errors};
+use support::alerts::{keep_firing, pipeline, send_errors};
 use support::chat::{slack_texts, statuses, units, ChatServer, Service};
 use support::*;
 
@@ -27,47 +27,25 @@ clear_threshold = 2"#,
 };
 
 fn config(data_dir: &std::path::Path, tcp: u16, sink: &str, url: &str, rule: &Rule) -> String {
-    format!(
-        r#"
-data_dir = "{data}"
-
-[sources.syslog]
-type = "syslog"
-mode = "tcp"
-address = "127.0.0.1:{tcp}"
-
-[transforms.alerts]
-type = "alert"
-inputs = ["syslog"]
-eval_interval_secs = 0.2
-
-[[transforms.alerts.rules]]
-name = "HighErrorRate"
-condition = '.severity == "err"'
+    pipeline(
+        data_dir,
+        tcp,
+        &format!(
+            r#"condition = '.severity == "err"'
 group_by = ["host", "appname"]
 window_secs = 2
 {rule}
 labels = {{ severity = "page", team = "payments" }}
-annotations = {{ summary = "{{{{ appname }}}} on {{{{ host }}}}: {{{{ value }}}} errors" }}
-
-[transforms.alerts.notify]
-group_by = ["alertname", "team"]
-group_wait_secs = 0.5
-group_interval_secs = 1
-repeat_interval_secs = 3600
-{notify}
-
-[sinks.page]
+annotations = {{ summary = "{{{{ appname }}}} on {{{{ host }}}}: {{{{ value }}}} errors" }}"#,
+            rule = rule.rule
+        ),
+        rule.notify,
+        &format!(
+            r#"[sinks.page]
 type = "{sink}"
 inputs = ["alerts"]
-url = "{url}"
-
-[api]
-address = "{{API}}"
-"#,
-        data = data_dir.display(),
-        rule = rule.rule,
-        notify = rule.notify,
+url = "{url}""#
+        ),
     )
 }
 

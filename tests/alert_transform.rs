@@ -7,53 +7,25 @@ mod support;
 
 use serde_json::Value as Json;
 use std::time::Duration;
-use support::alerts::{hosts as from_hosts, keep_firing};
+use support::alerts::{error_rule, hosts as from_hosts, keep_firing, pipeline};
 use support::receiver::Receiver;
 use support::*;
 
 fn config(data_dir: &std::path::Path, tcp: u16, hook: &str) -> String {
-    format!(
-        r#"
-data_dir = "{}"
-
-[sources.syslog]
-type = "syslog"
-mode = "tcp"
-address = "127.0.0.1:{tcp}"
-
-[transforms.alerts]
-type = "alert"
-inputs = ["syslog"]
-eval_interval_secs = 0.2
-
-[[transforms.alerts.rules]]
-name = "HighErrorRate"
-condition = '.severity == "err"'
-group_by = ["host"]
-window_secs = 2
-op = ">"
-threshold = 5
-labels = {{ team = "payments" }}
-annotations = {{ summary = "{{{{ host }}}}: {{{{ value }}}} errors" }}
-
-[transforms.alerts.notify]
-group_by = ["alertname", "team"]
-group_wait_secs = 0.5
-group_interval_secs = 1
-repeat_interval_secs = 3600
-
-[sinks.hook]
+    pipeline(
+        data_dir,
+        tcp,
+        &error_rule(""),
+        "",
+        &format!(
+            r#"[sinks.hook]
 type = "http"
 inputs = ["alerts"]
 uri = "{hook}/hook"
 encoding.codec = "json"
 batch.max_events = 1
-framing.method = "bytes"
-
-[api]
-address = "{{API}}"
-"#,
-        data_dir.display()
+framing.method = "bytes""#
+        ),
     )
 }
 

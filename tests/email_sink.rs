@@ -7,52 +7,44 @@ mod support;
 
 use std::io::Write;
 use std::time::Duration;
-use support::alerts::{hosts, keep_firing};
+use support::alerts::{error_rule, hosts, keep_firing, pipeline};
 use support::smtp::{Smtp, SmtpOptions};
 use support::*;
 
 fn config(data: &std::path::Path, tcp: u16, sink: &str) -> String {
-    format!(
-        r#"
-data_dir = "{}"
-
-[sources.syslog]
-type = "syslog"
-mode = "tcp"
-address = "127.0.0.1:{tcp}"
-
-[transforms.alerts]
-type = "alert"
-inputs = ["syslog"]
-eval_interval_secs = 0.2
-
-[[transforms.alerts.rules]]
-name = "HighErrorRate"
-condition = '.severity == "err"'
-group_by = ["host"]
-window_secs = 2
-op = ">"
-threshold = 5
-labels = {{ severity = "page", team = "payments" }}
-annotations = {{ summary = "{{{{ host }}}}: {{{{ value }}}} errors" }}
-
-[transforms.alerts.notify]
-group_by = ["alertname", "team"]
-group_wait_secs = 0.5
-group_interval_secs = 1
-
-[sinks.mail]
+    pipeline(
+        data,
+        tcp,
+        &error_rule(", severity = \"page\""),
+        "",
+        &format!(
+            r#"[sinks.mail]
 type = "email"
 inputs = ["alerts"]
 from = "sluice <sluice@example.com>"
 to = "oncall@example.com, lead@example.com"
-{sink}
-
-[api]
-address = "{{API}}"
-"#,
-        data.display()
+{sink}"#
+        ),
     )
+}
+
+/// The sink options for the TLS server of `certs` on `port`, logging in as `alerts`
+/// with `password`, plus `extra` lines.
+fn tls_sink(port: u16, certs: &TestCerts, password: &str, extra: &str) -> String {
+    format!(
+        "smarthost = \"localhost:{port}\"\nauth_username = \"alerts\"\nauth_password = \"{password}\"\ntls.ca_file = \"{}\"\n{extra}",
+        certs.ca.display()
+    )
+}
+
+/// An aiosmtpd with TLS (STARTTLS, or implicit) for `certs` and login `alerts:correct-horse`.
+fn tls_server(certs: &TestCerts, transient: u32, implicit_tls: bool) -> Smtp {
+    Smtp::start(SmtpOptions {
+        tls: Some((certs.crt.clone(), certs.key.clone())),
+        auth: Some("alerts:correct-horse".into()),
+        transient,
+        implicit_tls,
+    })
 }
 
 fn notifications(m: &str, status: &str) -> f64 {
@@ -108,18 +100,14 @@ fn a_local_relay_gets_one_mail_per_group_then_the_resolve() {
 #[test]
 fn starttls_with_auth_retries_a_451_and_a_refused_login_is_counted_without_the_password() {
     let certs = test_certs();
-    let smtp = Smtp::start(SmtpOptions {
-        tls: Some((certs.crt.clone(), certs.key.clone())),
-        auth: Some("alerts:correct-horse".into()),
-        transient: 2,
-        implicit_tls: false,
-    });
+    let smtp = tls_server(&certs, 2, false);
     let data = tempfile::tempdir().unwrap();
     let tcp = free_port();
-    let sink = format!(
-        "smarthost = \"localhost:{}\"\nauth_username = \"alerts\"\nauth_password = \"correct-horse\"\ntls.ca_file = \"{}\"\nrequest.retry_initial_backoff_secs = 0.2",
+    let sink = tls_sink(
         smtp.port,
-        certs.ca.display()
+        &certs,
+        "correct-horse",
+        "request.retry_initial_backoff_secs = 0.2",
     );
     let s = Sluice::start(&config(data.path(), tcp, &sink));
     keep_firing(tcp, &hosts(&["web-1"], "app"), 2.0);
@@ -205,22 +193,13 @@ fn a_server_that_stops_answering_mid_session_is_timed_out_and_tried_again() {
 #[test]
 fn implicit_tls_on_another_port_than_465() {
     let certs = test_certs();
-    let smtp = Smtp::start(SmtpOptions {
-        tls: Some((certs.crt.clone(), certs.key.clone())),
-        auth: Some("alerts:correct-horse".into()),
-        transient: 0,
-        implicit_tls: true,
-    });
+    let smtp = tls_server(&certs, 0, true);
     let data = tempfile::tempdir().unwrap();
     let tcp = free_port();
     let s = Sluice::start(&config(
         data.path(),
         tcp,
-        &format!(
-            "smarthost = \"localhost:{}\"\nimplicit_tls = true\nauth_username = \"alerts\"\nauth_password = \"correct-horse\"\ntls.ca_file = \"{}\"",
-            smtp.port,
-            certs.ca.display()
-        ),
+        &tls_sink(smtp.port, &certs, "correct-horse", "implicit_tls = true"),
     ));
     keep_firing(tcp, &hosts(&["web-1"], "app"), 2.0);
     assert!(

@@ -30,3 +30,62 @@ pub fn keep_firing(tcp: u16, from: &[(&str, &str)], secs: f64) {
 pub fn hosts<'a>(hosts: &[&'a str], app: &'a str) -> Vec<(&'a str, &'a str)> {
     hosts.iter().map(|h| (*h, app)).collect()
 }
+
+/// The alert tests' pipeline: syslog over TCP on `tcp` → an `alert` transform `alerts`
+/// with one rule `HighErrorRate` (its other keys are `rule`), evaluated every 0.2 s,
+/// notifying with timings of fractions of a second (plus the keys in `notify`) → the
+/// sink tables in `sinks`; the API on a free port.
+pub fn pipeline(
+    data_dir: &std::path::Path,
+    tcp: u16,
+    rule: &str,
+    notify: &str,
+    sinks: &str,
+) -> String {
+    format!(
+        r#"
+data_dir = "{data}"
+
+[sources.syslog]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[transforms.alerts]
+type = "alert"
+inputs = ["syslog"]
+eval_interval_secs = 0.2
+
+[[transforms.alerts.rules]]
+name = "HighErrorRate"
+{rule}
+
+[transforms.alerts.notify]
+group_by = ["alertname", "team"]
+group_wait_secs = 0.5
+group_interval_secs = 1
+repeat_interval_secs = 3600
+{notify}
+
+{sinks}
+
+[api]
+address = "{{API}}"
+"#,
+        data = data_dir.display(),
+    )
+}
+
+/// A count rule: more than 5 errors (severity `err`) from one host within 2 s, with the
+/// `team = "payments"` label the notification groups by, and `labels` besides.
+pub fn error_rule(labels: &str) -> String {
+    format!(
+        r#"condition = '.severity == "err"'
+group_by = ["host"]
+window_secs = 2
+op = ">"
+threshold = 5
+labels = {{ team = "payments"{labels} }}
+annotations = {{ summary = "{{{{ host }}}}: {{{{ value }}}} errors" }}"#
+    )
+}

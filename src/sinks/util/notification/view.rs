@@ -96,7 +96,13 @@ fn text(v: &Value) -> String {
 }
 
 fn alert(v: &Value) -> Option<AlertView> {
-    let Value::Object(m) = v else { return None };
+    match v {
+        Value::Object(m) => alert_of(m),
+        _ => None,
+    }
+}
+
+fn alert_of(m: &crate::event::ObjectMap) -> Option<AlertView> {
     let labels = string_map(m.get("labels"));
     if labels.is_empty() {
         return None;
@@ -145,7 +151,7 @@ impl Notification {
                 };
             }
         }
-        if let Some(a) = alert(&Value::Object(log.fields().clone())) {
+        if let Some(a) = alert_of(log.fields()) {
             return Notification {
                 key: Some(a.fingerprint.clone()),
                 group_labels: a.labels.clone(),
