@@ -23,8 +23,26 @@ pub fn delivered(path: &Path) -> BTreeMap<usize, usize> {
 /// Like `delivered`, counting lines that are not whole JSON (torn by a kill) instead.
 pub fn delivered_after_kill(path: &Path) -> (BTreeMap<usize, usize>, usize) {
     let mut seen = BTreeMap::new();
-    let mut torn = 0;
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    let torn = count_json_lines(&text, &mut seen);
+    (seen, torn)
+}
+
+/// Sequence numbers in the NDJSON bodies an HTTP sink delivered, with how often each
+/// arrived.
+pub fn delivered_ndjson(bodies: &[Vec<u8>]) -> BTreeMap<usize, usize> {
+    let mut seen = BTreeMap::new();
+    for body in bodies {
+        let torn = count_json_lines(&String::from_utf8_lossy(body), &mut seen);
+        assert_eq!(torn, 0, "a body that is not NDJSON");
+    }
+    seen
+}
+
+/// Counts the numbered `message` of each whole JSON line in `text` into `seen`; how many
+/// lines were not JSON.
+fn count_json_lines(text: &str, seen: &mut BTreeMap<usize, usize>) -> usize {
+    let mut torn = 0;
     // A line still being written (no newline yet) is not delivered yet.
     for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -36,7 +54,7 @@ pub fn delivered_after_kill(path: &Path) -> (BTreeMap<usize, usize>, usize) {
             *seen.entry(n).or_insert(0) += 1;
         }
     }
-    (seen, torn)
+    torn
 }
 
 /// Every sequence number below `total` arrived exactly once; the failure lists the first

@@ -175,6 +175,10 @@ impl Follower {
         if let Some(at) = self.parked.remove(id) {
             return at;
         }
+        if let Some(at) = self.released.remove(id) {
+            // Released with lines in flight: they are not read twice.
+            return at;
+        }
         if let Some(e) = self.delivery.checkpoints.entries.get(id) {
             return e.offset;
         }

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// watch queue overflow forces a rescan); Fluent Bit's refresh interval is the same.
 const SAFETY_PASS: Duration = Duration::from_secs(60);
 
+/// How many released files' read offsets are kept while their delivery is open.
+const MAX_RELEASED: usize = 4096;
+
 /// Where reading stopped in a file that was then truncated (copytruncate): the copy
 /// logrotate made has its identity and continues from exactly there.
 #[derive(Clone, Debug)]
@@ -53,6 +56,12 @@ pub(super) struct Follower {
     /// Files without enough complete lines to identify, with their size then.
     pub(super) unidentified: HashMap<PathBuf, u64>,
     pub(super) retired: HashMap<FileId, Retired>,
+    /// Rotated files released while lines read from them were still in flight, with
+    /// where reading stopped. Found again (a rotated `.gz` with the original's identity,
+    /// a rename by the next rotation), such a file goes on from there, not from its
+    /// lagging checkpoint: those lines are already in the pipeline. Forgotten once the
+    /// checkpoint reaches the offset; at most `MAX_RELEASED` are kept.
+    pub(super) released: HashMap<FileId, u64>,
     /// A file was truncated on the last pass: find its copy before anything else.
     pub(super) truncated_now: bool,
     pub(super) started: bool,
@@ -117,6 +126,7 @@ impl Follower {
                 .as_ref()
                 .and_then(|m| multiline::Aggregator::new(m, config.max_line_bytes).ok()),
             retired: HashMap::new(),
+            released: HashMap::new(),
             truncated_now: false,
             busy: Default::default(),
             parked: HashMap::new(),
@@ -652,17 +662,44 @@ impl Follower {
         }
     }
 
-    /// Closes rotated or deleted files that were read to their end long enough ago.
+    /// Closes rotated or deleted files that were read to their end long enough ago,
+    /// remembering where reading stopped in those whose lines are not all delivered.
     fn release_detached(&mut self) {
         let wait = Duration::from_secs(self.config.rotate_wait_secs);
-        let before = self.files.len();
-        self.files.retain(|_, t| match t.detached_since {
-            Some(since) => since.elapsed() < wait || t.last_data.elapsed() < wait,
-            // A compressed file read to its end is done.
-            None => !(t.finished && t.last_data.elapsed() >= wait),
-        });
-        if self.files.len() != before {
+        let done: Vec<FileId> = self
+            .files
+            .iter()
+            .filter(|(_, t)| match t.detached_since {
+                Some(since) => since.elapsed() >= wait && t.last_data.elapsed() >= wait,
+                // A compressed file read to its end is done.
+                None => t.finished && t.last_data.elapsed() >= wait,
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &done {
+            let Some(t) = self.files.remove(id) else {
+                continue;
+            };
+            self.busy.remove(id);
+            let delivered = self.delivery.checkpoints.entries.get(id).map(|e| e.offset);
+            if !id.starts_with(PROVISIONAL) && delivered.is_none_or(|d| d < t.offset) {
+                if self.released.len() >= MAX_RELEASED {
+                    // Only with a sink stalled for hundreds of rotations: the oldest
+                    // entry's file, if found again, resumes from its checkpoint.
+                    if let Some(k) = self.released.keys().next().cloned() {
+                        self.released.remove(&k);
+                    }
+                }
+                self.released.insert(id.clone(), t.offset);
+            }
+        }
+        if !done.is_empty() {
             self.files_changed();
+        }
+        if !self.released.is_empty() {
+            let checkpoints = &self.delivery.checkpoints.entries;
+            self.released
+                .retain(|id, at| checkpoints.get(id).is_none_or(|e| e.offset < *at));
         }
     }
 }
