@@ -20,8 +20,19 @@ use tokio::net::TcpListener;
 #[derive(Debug, Default)]
 pub struct Health {
     running: AtomicBool,
-    components: Mutex<BTreeMap<(ComponentKind, String), bool>>,
+    /// Each component's instance number and whether it runs.
+    components: Mutex<BTreeMap<(ComponentKind, String), (u64, bool)>>,
+    /// The outcome of the last reload, and when.
+    last_reload: Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
+    /// Where `POST /-/reload` asks for a reload.
+    reloads: std::sync::OnceLock<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
+
+/// A reload asked for through the API, with where its outcome goes.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<ReloadAnswer>;
+
+/// The outcome of a reload as the API answers it: its status and a JSON body.
+pub type ReloadAnswer = (u16, String);
 
 impl Health {
     /// Marks the whole pipeline as serving (or not).
@@ -29,28 +40,63 @@ impl Health {
         self.running.store(running, Ordering::Release);
     }
 
-    /// Records whether one component's task is alive. Called at start and stop only.
-    pub fn set(&self, id: &str, kind: ComponentKind, up: bool) {
+    /// Records whether instance `generation` of a component runs. The end of an instance
+    /// a reload replaced (an older generation) leaves its successor's state alone, and
+    /// the end of a removed one does not bring it back.
+    pub fn set(&self, id: &str, kind: ComponentKind, generation: u64, up: bool) {
         if let Ok(mut m) = self.components.lock() {
-            m.insert((kind, id.to_string()), up);
+            let key = (kind, id.to_string());
+            match m.get_mut(&key) {
+                Some(e) if e.0 <= generation => *e = (generation, up),
+                Some(_) => {}
+                None if up => {
+                    m.insert(key, (generation, up));
+                }
+                None => {}
+            }
         }
+    }
+
+    /// Forgets a component a reload removed.
+    pub fn remove(&self, id: &str, kind: ComponentKind) {
+        if let Ok(mut m) = self.components.lock() {
+            m.remove(&(kind, id.to_string()));
+        }
+    }
+
+    /// Records the outcome of a reload (`applied`, `rejected`, `failed`).
+    pub fn record_reload(&self, result: &str) {
+        if let Ok(mut r) = self.last_reload.lock() {
+            *r = Some((result.to_string(), chrono::Utc::now()));
+        }
+    }
+
+    /// Lets `POST /-/reload` reach the process's reload loop.
+    pub fn accept_reloads(&self, tx: tokio::sync::mpsc::Sender<ReloadRequest>) {
+        let _ = self.reloads.set(tx);
     }
 
     fn render(&self) -> (StatusCode, String) {
         let running = self.running.load(Ordering::Acquire);
         let mut components = serde_json::Map::new();
         if let Ok(m) = self.components.lock() {
-            for ((kind, id), up) in m.iter() {
+            for ((kind, id), (_, up)) in m.iter() {
                 components.insert(
                     format!("{}s.{id}", kind.as_str()),
                     serde_json::Value::from(if *up { "running" } else { "stopped" }),
                 );
             }
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "status": if running { "ok" } else { "unavailable" },
             "components": components,
         });
+        if let Ok(Some((result, at))) = self.last_reload.lock().as_deref() {
+            body["last_reload"] = serde_json::json!({
+                "result": result,
+                "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            });
+        }
         let code = if running {
             StatusCode::OK
         } else {
@@ -113,8 +159,16 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, health: Arc<
         let health = health.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let res = respond(&req, &handle, &health, started);
-                async move { Ok::<_, std::convert::Infallible>(res) }
+                let handle = handle.clone();
+                let health = health.clone();
+                async move {
+                    let res = if req.uri().path() == "/-/reload" {
+                        reload(&req, &health).await
+                    } else {
+                        respond(&req, &handle, &health, started)
+                    };
+                    Ok::<_, std::convert::Infallible>(res)
+                }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
@@ -124,21 +178,62 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, health: Arc<
     }
 }
 
+fn reply(code: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    r
+}
+
+/// `POST /-/reload` (Prometheus' and Alertmanager's path): reloads the config files as
+/// SIGHUP does and answers once the reload is done: 200 applied (or nothing changed),
+/// 400 rejected (the body lists the problems), 500 failed (the old pipeline runs on).
+async fn reload(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use POST\n".into(),
+        );
+    }
+    let Some(tx) = health.reloads.get() else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "reloading is not available: the config was not read from files\n".into(),
+        );
+    };
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    if tx.send(answer_tx).await.is_err() {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "shutting down\n".into(),
+        );
+    }
+    match answer_rx.await {
+        Ok((code, body)) => reply(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "application/json",
+            body,
+        ),
+        Err(_) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "shutting down\n".into(),
+        ),
+    }
+}
+
 fn respond(
     req: &Request<Incoming>,
     handle: &PrometheusHandle,
     health: &Health,
     started: Instant,
 ) -> Response<Full<Bytes>> {
-    let reply = |code: StatusCode, ctype: &'static str, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = code;
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static(ctype),
-        );
-        r
-    };
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -167,7 +262,7 @@ fn respond(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /metrics, /health or /api/alerts\n".into(),
+            "not found: try /metrics, /health, /api/alerts or POST /-/reload\n".into(),
         ),
     }
 }

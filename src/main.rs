@@ -46,9 +46,16 @@ struct RunArgs {
     /// flag; the config's `healthchecks.require_healthy` does the same).
     #[arg(long, env = "SLUICE_REQUIRE_HEALTHY")]
     require_healthy: bool,
+    /// Apply config file changes as they are saved (the default; SIGHUP and
+    /// `POST /-/reload` work either way).
+    #[arg(short = 'w', long, overrides_with = "no_watch_config")]
+    watch_config: bool,
+    /// Do not watch the config files; reload on SIGHUP or `POST /-/reload` only.
+    #[arg(long, env = "SLUICE_NO_WATCH_CONFIG")]
+    no_watch_config: bool,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct ConfigArgs {
     /// Config file or directory of *.toml files; repeat to combine. Without it the
     /// embedded default config is used.
@@ -77,6 +84,20 @@ enum Command {
     Validate(ConfigArgs),
     /// Print the pipeline as a Graphviz DOT graph.
     Graph(ConfigArgs),
+}
+
+impl ConfigArgs {
+    /// Every file and directory the config was read from (none for the embedded one).
+    fn watched(&self) -> Vec<PathBuf> {
+        self.config
+            .iter()
+            .chain(&self.config_toml)
+            .chain(&self.config_yaml)
+            .chain(&self.config_json)
+            .chain(&self.config_dir)
+            .cloned()
+            .collect()
+    }
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
@@ -111,14 +132,7 @@ fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
 }
 
 fn report_invalid(errors: &ConfigErrors) -> ExitCode {
-    let n = errors.0.len();
-    eprintln!(
-        "Config invalid: {n} problem{}:",
-        if n == 1 { "" } else { "s" }
-    );
-    for e in &errors.0 {
-        eprintln!("  - {e}");
-    }
+    eprintln!("{}", errors.report());
     ExitCode::from(EXIT_CONFIG)
 }
 
@@ -175,11 +189,27 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => {
             init_logging(cli.log_format, &cli.log_level);
-            let mut config = match load(&args.config) {
+            let require_healthy = args.require_healthy;
+            let sources = args.config.clone();
+            let read = move || {
+                load(&sources).map(|mut c| {
+                    c.require_healthy |= require_healthy;
+                    c
+                })
+            };
+            let config = match read() {
                 Ok(c) => c,
                 Err(e) => return report_invalid(&e),
             };
-            config.require_healthy |= args.require_healthy;
+            let watch = if args.no_watch_config {
+                Vec::new()
+            } else {
+                args.config.watched()
+            };
+            let reloader = sluice::topology::lifecycle::Reloader {
+                load: std::sync::Arc::new(read),
+                watch,
+            };
             for w in &config.warnings {
                 tracing::warn!("{w}");
             }
@@ -194,7 +224,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(sluice::topology::lifecycle::run(config)) {
+            match rt.block_on(sluice::topology::lifecycle::run(config, Some(reloader))) {
                 Stopped::Drained => ExitCode::SUCCESS,
                 Stopped::TimedOut { .. } | Stopped::NotStarted => ExitCode::FAILURE,
             }

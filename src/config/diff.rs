@@ -1,7 +1,10 @@
 //! Which components two configs share unchanged, which changed, which are new and which
 //! are gone: what a reload needs to rebuild only what changed. Components are compared
 //! by their tables as written (after `${VAR}` interpolation, so a changed secret in the
-//! environment counts as a change), including `inputs` and `buffer`.
+//! environment counts as a change), `buffer` included, and by what the top level gives
+//! them (a sink's `proxy` and `healthcheck`, whether a source's sinks acknowledge).
+//! `inputs` is left out: a component whose inputs alone changed keeps running and is
+//! only rewired, so a transform inserted before a sink does not cost it its buffer.
 
 use super::Config;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +23,7 @@ pub struct Difference {
 }
 
 impl Difference {
-    fn of(old: BTreeMap<&str, &toml::Value>, new: BTreeMap<&str, &toml::Value>) -> Self {
+    fn of(old: BTreeMap<&str, toml::Value>, new: BTreeMap<&str, toml::Value>) -> Self {
         let mut d = Difference::default();
         for (id, raw) in &new {
             match old.get(id) {
@@ -57,22 +60,48 @@ pub struct ConfigDiff {
 impl ConfigDiff {
     /// Compares `old` (running) with `new`.
     pub fn new(old: &Config, new: &Config) -> Self {
-        fn raws<'a, T>(
-            m: &'a BTreeMap<String, T>,
-            raw: impl Fn(&'a T) -> &'a toml::Value,
-        ) -> BTreeMap<&'a str, &'a toml::Value> {
-            m.iter().map(|(k, v)| (k.as_str(), raw(v))).collect()
+        /// A component's table without `inputs`, plus `extra` (what the top level gives it).
+        fn table(raw: &toml::Value, extra: Option<(&str, toml::Value)>) -> toml::Value {
+            let mut t = raw.clone();
+            if let toml::Value::Table(m) = &mut t {
+                m.remove("inputs");
+                if let Some((k, v)) = extra {
+                    m.insert(format!("@{k}"), v);
+                }
+            }
+            t
+        }
+        let sources = |c: &'_ Config| -> BTreeMap<String, toml::Value> {
+            c.sources
+                .iter()
+                .map(|(id, s)| {
+                    let acks = toml::Value::Boolean(c.source_acknowledges(id));
+                    (id.clone(), table(&s.raw, Some(("acknowledged", acks))))
+                })
+                .collect()
+        };
+        let sinks = |c: &'_ Config| -> BTreeMap<String, toml::Value> {
+            c.sinks
+                .iter()
+                .map(|(id, s)| {
+                    let given = toml::Value::String(format!("{:?} {:?}", s.proxy, s.healthcheck));
+                    (id.clone(), table(&s.raw, Some(("given", given))))
+                })
+                .collect()
+        };
+        let transforms = |c: &'_ Config| -> BTreeMap<String, toml::Value> {
+            c.transforms
+                .iter()
+                .map(|(id, t)| (id.clone(), table(&t.raw, None)))
+                .collect()
+        };
+        fn by_ref(m: &BTreeMap<String, toml::Value>) -> BTreeMap<&str, toml::Value> {
+            m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
         }
         Self {
-            sources: Difference::of(
-                raws(&old.sources, |c| &c.raw),
-                raws(&new.sources, |c| &c.raw),
-            ),
-            transforms: Difference::of(
-                raws(&old.transforms, |c| &c.raw),
-                raws(&new.transforms, |c| &c.raw),
-            ),
-            sinks: Difference::of(raws(&old.sinks, |c| &c.raw), raws(&new.sinks, |c| &c.raw)),
+            sources: Difference::of(by_ref(&sources(old)), by_ref(&sources(new))),
+            transforms: Difference::of(by_ref(&transforms(old)), by_ref(&transforms(new))),
+            sinks: Difference::of(by_ref(&sinks(old)), by_ref(&sinks(new))),
         }
     }
 
@@ -130,8 +159,12 @@ inputs = ["s", "b"]
         assert_eq!(d.sources.removed, set(&["a"]));
         assert_eq!(d.sources.changed, set(&["b"]));
         assert_eq!(d.transforms.added, set(&["s2"]));
-        assert_eq!(d.transforms.changed, set(&["s"]), "its inputs changed");
-        assert_eq!(d.sinks.changed, set(&["out"]), "its inputs changed");
-        assert!(d.sinks.unchanged.is_empty());
+        assert!(d.transforms.changed.is_empty(), "only its inputs changed");
+        assert_eq!(d.transforms.unchanged, set(&["s"]));
+        assert_eq!(
+            d.sinks.unchanged,
+            set(&["out"]),
+            "only its inputs changed: it is rewired, not rebuilt"
+        );
     }
 }

@@ -73,6 +73,23 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+impl ConfigErrors {
+    /// The report `sluice validate` prints, and `run` logs for a config it rejects on
+    /// reload, so both read the same.
+    pub fn report(&self) -> String {
+        let n = self.0.len();
+        let mut out = format!(
+            "Config invalid: {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        );
+        for e in &self.0 {
+            out.push_str("\n  - ");
+            out.push_str(&e.to_string());
+        }
+        out
+    }
+}
+
 /// The valid word closest to a misspelt one, if any is close enough to be a likely typo.
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.len() / 3).max(2);

@@ -11,6 +11,7 @@ mod interpolate;
 pub mod secret;
 pub mod timezone;
 mod vector_compat;
+pub mod watcher;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use graph::to_dot;

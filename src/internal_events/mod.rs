@@ -259,6 +259,10 @@ pub fn describe_all() {
         "Capacity of the buffer in front of a sink."
     );
     describe_gauge!(names::UPTIME, "Seconds since sluice started.");
+    describe_counter!(
+        names::CONFIG_RELOADS,
+        "Config reloads, by result: applied, rejected (invalid config), failed (could not be applied; the old pipeline runs on)."
+    );
     describe_gauge!(
         names::BUILD_INFO,
         "Always 1; the version label says which sluice runs."

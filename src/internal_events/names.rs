@@ -32,6 +32,10 @@ pub const UPTIME: &str = "sluice_uptime_seconds";
 /// Always 1, labelled with the version.
 pub const BUILD_INFO: &str = "sluice_build_info";
 
+/// Config reloads by `result`: `applied`, `rejected` (invalid config), `failed` (could
+/// not be applied).
+pub const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
+
 /// Answers of an `http_server` source, by status.
 pub const HTTP_SERVER_REQUESTS: &str = "sluice_http_server_requests_total";
 
@@ -139,6 +143,7 @@ pub const ALL: &[&str] = &[
     BUFFER_MAX_EVENTS,
     UPTIME,
     BUILD_INFO,
+    CONFIG_RELOADS,
     HTTP_SERVER_REQUESTS,
     HTTP_CLIENT_REQUESTS,
     HTTP_CLIENT_REQUEST_DURATION,

@@ -1,21 +1,44 @@
 //! One component's output feeding every component that lists it in `inputs`. Each
 //! downstream buffer is offered the batch at once; only the full ones are waited on, so
 //! a slow sink never delays a sibling that has room, and `drop_newest` sinks never wait.
+//!
+//! The set of downstream buffers sits behind an [`Edges`] cell shared by every clone of
+//! the output (each TCP connection holds one) and by the topology, which swaps it on a
+//! reload: a send takes the current set once per batch, lock-free, so rewiring never
+//! pauses the sender and a send already under way finishes into the set it started with.
 
 use super::buffer::{BufferSender, Closed, TrySend};
 use crate::event::Batch;
 use crate::internal_events::ComponentMetrics;
+use arc_swap::ArcSwap;
 use metrics::Counter;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The downstream buffers of one output (`ID` or `ID.name`), swapped whole on a reload.
+#[derive(Debug, Default)]
+pub struct Edges(ArcSwap<Vec<BufferSender>>);
+
+impl Edges {
+    /// A cell feeding `outputs`.
+    pub fn new(outputs: Vec<BufferSender>) -> Arc<Self> {
+        Arc::new(Self(ArcSwap::from_pointee(outputs)))
+    }
+
+    /// Points the output at `outputs` from its next batch on.
+    pub fn replace(&self, outputs: Vec<BufferSender>) {
+        self.0.store(Arc::new(outputs));
+    }
+}
 
 /// The sending side of a component's output. Cheap to clone: each TCP connection of a
 /// source holds its own copy and sends straight into the downstream buffers.
 #[derive(Clone, Debug)]
 pub struct Fanout {
-    outputs: Vec<BufferSender>,
+    edges: Arc<Edges>,
     sent_events: Counter,
     /// For an output nothing consumes: what it is given is dropped here, counted.
-    unconsumed: Option<Counter>,
+    unconsumed: Counter,
 }
 
 impl Fanout {
@@ -24,13 +47,15 @@ impl Fanout {
     /// nobody reads) drops what it is given and counts it as discarded on purpose
     /// (`intentional="true"`): the operator chose not to consume it.
     pub fn new(outputs: Vec<BufferSender>, metrics: &ComponentMetrics) -> Self {
-        let unconsumed = outputs
-            .is_empty()
-            .then(|| metrics.discarded_intentional.clone());
+        Self::on(Edges::new(outputs), metrics)
+    }
+
+    /// An output over a cell the topology keeps, to rewire it on a reload.
+    pub fn on(edges: Arc<Edges>, metrics: &ComponentMetrics) -> Self {
         Self {
-            outputs,
+            edges,
             sent_events: metrics.sent_events.clone(),
-            unconsumed,
+            unconsumed: metrics.discarded_intentional.clone(),
         }
     }
 
@@ -41,15 +66,16 @@ impl Fanout {
             return Ok(());
         }
         let n = batch.len() as u64;
-        if let Some(discarded) = &self.unconsumed {
-            discarded.increment(n);
+        let outputs = self.edges.0.load_full();
+        if outputs.is_empty() {
+            self.unconsumed.increment(n);
             return Ok(());
         }
         let mut waiting: Vec<(usize, Batch)> = Vec::new();
         let mut open = 0usize;
-        let last = self.outputs.len().saturating_sub(1);
+        let last = outputs.len().saturating_sub(1);
         let mut batch = Some(batch);
-        for (i, out) in self.outputs.iter().enumerate() {
+        for (i, out) in outputs.iter().enumerate() {
             let copy = if i == last {
                 match batch.take() {
                     Some(b) => b,
@@ -68,7 +94,7 @@ impl Fanout {
             }
         }
         for (i, b) in waiting {
-            if self.outputs[i].send(b).await.is_ok() {
+            if outputs[i].send(b).await.is_ok() {
                 open += 1;
             }
         }
@@ -88,13 +114,14 @@ impl Fanout {
             return Ok(());
         }
         let n = batch.len();
-        if let Some(discarded) = &self.unconsumed {
-            discarded.increment(n as u64);
+        let outputs = self.edges.0.load_full();
+        if outputs.is_empty() {
+            self.unconsumed.increment(n as u64);
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + wait;
-        let mut reserved = Vec::with_capacity(self.outputs.len());
-        for out in &self.outputs {
+        let mut reserved = Vec::with_capacity(outputs.len());
+        for out in outputs.iter() {
             if !out.blocks() {
                 reserved.push(None);
                 continue;
@@ -107,9 +134,9 @@ impl Fanout {
             }
         }
         let mut open = 0usize;
-        let last = self.outputs.len().saturating_sub(1);
+        let last = outputs.len().saturating_sub(1);
         let mut batch = Some(batch);
-        for (i, (out, r)) in self.outputs.iter().zip(reserved).enumerate() {
+        for (i, (out, r)) in outputs.iter().zip(reserved).enumerate() {
             let copy = match (i == last, &batch) {
                 (true, _) => batch.take(),
                 (false, Some(b)) => Some(b.clone()),

@@ -6,6 +6,7 @@ pub mod buffer;
 pub mod component;
 pub mod fanout;
 pub mod lifecycle;
+pub mod reload;
 pub mod transform;
 
 use crate::api::Health;
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::internal_events::{ComponentKind, ComponentLabels, ComponentMetrics};
 use buffer::{BufferConfig, BufferReceiver, BufferSender};
 use component::{Healthchecks, SinkContext, SourceContext, Task, TransformContext};
-use fanout::Fanout;
+use fanout::{Edges, Fanout};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,17 +82,47 @@ pub enum Stopped {
     NotStarted,
 }
 
-/// A graph whose tasks are running.
+/// Which component: its kind and ID.
+pub type ComponentKey = (ComponentKind, String);
+
+/// One running instance of a component.
+struct Instance {
+    kind: ComponentKind,
+    id: Arc<str>,
+    /// A source's shutdown, or a transform's or sink's input stop.
+    token: CancellationToken,
+    /// Cancelled when the task has ended, however it ended.
+    finished: CancellationToken,
+    abort: tokio::task::AbortHandle,
+    /// A sink's buffer, for the report of what a timed-out shutdown left behind.
+    probe: Option<buffer::BufferProbe>,
+}
+
+/// A component built (its sockets bound, its files open) but not started yet.
+pub(crate) struct Built {
+    kind: ComponentKind,
+    id: Arc<str>,
+    task: Task,
+    token: CancellationToken,
+    probe: Option<buffer::BufferProbe>,
+}
+
+/// A graph whose tasks are running, with what a reload needs to change it in place: the
+/// sender into every consumer's buffer, and the swappable [`Edges`] of every output.
 pub struct RunningTopology {
-    sources: JoinSet<()>,
-    others: JoinSet<(ComponentKind, Arc<str>)>,
     shutdown: CancellationToken,
-    buffers: Vec<(Arc<str>, buffer::BufferProbe)>,
     health: Arc<Health>,
-    /// One shutdown token per component: a source's stops it accepting, a transform's
-    /// or sink's ends its input once what is queued is taken. What a reload uses to stop
-    /// the components it removes or rebuilds without touching the others.
-    tokens: BTreeMap<(ComponentKind, String), CancellationToken>,
+    /// The current instance of each component.
+    running: BTreeMap<ComponentKey, Instance>,
+    /// Instances a reload replaced or removed, still draining.
+    retiring: Vec<Instance>,
+    /// Each transform's and sink's input, by ID.
+    inputs: BTreeMap<String, BufferSender>,
+    /// Each output (`ID` or `ID.name`) and the buffers it feeds.
+    edges: BTreeMap<String, Arc<Edges>>,
+    /// Numbers the instances, so the end of a replaced one never marks its successor
+    /// stopped in `/health`.
+    generation: u64,
 }
 
 fn component_metrics(kind: ComponentKind, id: &str, type_name: &'static str) -> ComponentMetrics {
@@ -102,173 +133,289 @@ fn component_metrics(kind: ComponentKind, id: &str, type_name: &'static str) -> 
     })
 }
 
+/// Which consumers read each output of `config`: output name → consumer IDs.
+fn wiring(config: &Config) -> BTreeMap<String, Vec<String>> {
+    let mut w: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for id in config.sources.keys() {
+        w.entry(id.clone()).or_default();
+    }
+    for (id, t) in &config.transforms {
+        w.entry(id.clone()).or_default();
+        for name in t.inner.outputs() {
+            w.entry(format!("{id}.{name}")).or_default();
+        }
+    }
+    let consumers = config
+        .transforms
+        .iter()
+        .map(|(id, t)| (id, &t.resolved_inputs))
+        .chain(config.sinks.iter().map(|(id, s)| (id, &s.resolved_inputs)));
+    for (id, inputs) in consumers {
+        for input in inputs {
+            w.entry(input.clone()).or_default().push(id.clone());
+        }
+    }
+    w
+}
+
 impl RunningTopology {
     /// Builds every component and starts them.
     /// With `require_healthy`, every sink's healthcheck must pass first.
     pub async fn start(config: &Config, health: Arc<Health>) -> Result<Self, StartError> {
-        let shutdown = CancellationToken::new();
+        let mut topology = Self {
+            shutdown: CancellationToken::new(),
+            health,
+            running: BTreeMap::new(),
+            retiring: Vec::new(),
+            inputs: BTreeMap::new(),
+            edges: BTreeMap::new(),
+            generation: 0,
+        };
         let healthchecks = Healthchecks::default();
         let mut errors = Vec::new();
-        // Inputs of every consumer, with the sender feeding its buffer.
-        let mut senders: BTreeMap<String, Vec<BufferSender>> = BTreeMap::new();
-        let mut sink_inputs: BTreeMap<String, (BufferReceiver, ComponentMetrics)> = BTreeMap::new();
-        let mut transform_inputs: BTreeMap<String, (BufferReceiver, ComponentMetrics)> =
-            BTreeMap::new();
-        let mut buffers = Vec::new();
-        let mut tokens = BTreeMap::new();
-
-        for (id, sink) in &config.sinks {
-            let m = component_metrics(ComponentKind::Sink, id, sink.type_name);
-            let (tx, rx) = buffer::buffer(&sink.buffer, m.clone());
-            for input in &sink.resolved_inputs {
-                senders.entry(input.clone()).or_default().push(tx.clone());
-            }
-            buffers.push((Arc::from(id.as_str()), rx.probe()));
-            tokens.insert((ComponentKind::Sink, id.clone()), rx.stop_token());
-            sink_inputs.insert(id.clone(), (rx, m));
-        }
-        for (id, t) in &config.transforms {
-            let m = component_metrics(ComponentKind::Transform, id, t.type_name);
-            let (tx, rx) = buffer::buffer(&BufferConfig::default(), m.clone());
-            for input in &t.resolved_inputs {
-                senders.entry(input.clone()).or_default().push(tx.clone());
-            }
-            tokens.insert((ComponentKind::Transform, id.clone()), rx.stop_token());
-            transform_inputs.insert(id.clone(), (rx, m));
-        }
-
-        let mut others = JoinSet::new();
-        let mut sources = JoinSet::new();
-        let mut pending_tasks: Vec<(ComponentKind, Arc<str>, Task)> = Vec::new();
-
-        for (id, t) in &config.transforms {
-            let Some((rx, m)) = transform_inputs.remove(id) else {
-                continue;
-            };
-            let outputs = transform::TransformOutputs {
-                default: Fanout::new(senders.remove(id).unwrap_or_default(), &m),
-                named: t
-                    .inner
-                    .outputs()
-                    .iter()
-                    .map(|name| {
-                        Fanout::new(
-                            senders.remove(&format!("{id}.{name}")).unwrap_or_default(),
-                            &m,
-                        )
-                    })
-                    .collect(),
-            };
-            let copies = if t.inner.concurrent() {
-                transform_workers()
+        let mut built = Vec::new();
+        let mut inputs = BTreeMap::new();
+        for id in config.sinks.keys().chain(config.transforms.keys()) {
+            let kind = if config.sinks.contains_key(id) {
+                ComponentKind::Sink
             } else {
-                1
+                ComponentKind::Transform
             };
-            let built: Result<Vec<_>, _> = (0..copies)
-                .map(|_| {
-                    t.inner.build(TransformContext {
-                        id: Arc::from(id.as_str()),
-                        metrics: m.clone(),
-                        timezone: config.timezone,
-                        data_dir: config.data_dir.clone(),
-                    })
-                })
-                .collect();
-            match built {
-                Ok(mut tfs) => {
-                    let task = match tfs.pop() {
-                        Some(tf) if tfs.is_empty() => transform::run(tf, rx, outputs),
-                        Some(tf) => {
-                            tfs.push(tf);
-                            transform::run_concurrent(tfs, rx, outputs)
-                        }
-                        None => continue,
-                    };
-                    pending_tasks.push((ComponentKind::Transform, Arc::from(id.as_str()), task));
-                }
-                Err(e) => errors.push(format!("[transforms.{id}] failed to start: {e}")),
+            let (tx, rx) = topology.new_input(config, kind, id);
+            inputs.insert(id.clone(), (tx, rx));
+        }
+        topology.inputs = inputs
+            .iter()
+            .map(|(id, (tx, _))| (id.clone(), tx.clone()))
+            .collect();
+        topology.rewire(config);
+        for (id, (_, rx)) in inputs {
+            let r = if config.sinks.contains_key(&id) {
+                topology.build_sink(config, &id, rx, &healthchecks)
+            } else {
+                topology.build_transform(config, &id, rx)
+            };
+            match r {
+                Ok(b) => built.push(b),
+                Err(e) => errors.push(e),
             }
         }
-        for (id, s) in &config.sinks {
-            let Some((rx, m)) = sink_inputs.remove(id) else {
-                continue;
-            };
-            let cx = SinkContext {
-                id: Arc::from(id.as_str()),
-                input: rx,
-                metrics: m,
-                data_dir: config.data_dir.clone(),
-                healthcheck: s.healthcheck.clone(),
-                proxy: s.proxy.clone(),
-                timezone: config.timezone,
-                healthchecks: healthchecks.clone(),
-            };
-            match s.inner.build(cx) {
-                Ok(task) => pending_tasks.push((ComponentKind::Sink, Arc::from(id.as_str()), task)),
-                Err(e) => errors.push(format!("[sinks.{id}] failed to start: {e}")),
+        for id in config.sources.keys() {
+            match topology.build_source(config, id) {
+                Ok(b) => built.push(b),
+                Err(e) => errors.push(e),
             }
         }
-        let mut source_tasks = Vec::new();
-        for (id, s) in &config.sources {
-            let m = component_metrics(ComponentKind::Source, id, s.type_name);
-            let outputs = senders.remove(id).unwrap_or_default();
-            if outputs.is_empty() {
-                tracing::warn!(component_id = %id, "Source feeds no transform or sink; its events go nowhere.");
-            }
-            let token = shutdown.child_token();
-            tokens.insert((ComponentKind::Source, id.clone()), token.clone());
-            let cx = SourceContext {
-                id: Arc::from(id.as_str()),
-                out: Fanout::new(outputs, &m),
-                shutdown: token,
-                metrics: m,
-                data_dir: config.data_dir.clone(),
-                shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
-                acknowledgements: config.source_acknowledges(id),
-            };
-            match s.inner.build(cx) {
-                Ok(task) => source_tasks.push((Arc::<str>::from(id.as_str()), task)),
-                Err(e) => errors.push(format!("[sources.{id}] failed to start: {e}")),
-            }
-        }
-        drop(senders);
         if !errors.is_empty() {
             return Err(StartError(errors));
         }
         run_healthchecks(healthchecks.take(), config.require_healthy).await?;
-        for (kind, id, task) in pending_tasks {
-            health.set(&id, kind, true);
-            others.spawn(async move {
-                task.await;
-                (kind, id)
-            });
+        // Consumers first, so nothing a source sends waits on a task not yet spawned.
+        built.sort_by_key(|b| b.kind == ComponentKind::Source);
+        for b in built {
+            topology.spawn(b);
         }
-        for (id, task) in source_tasks {
-            health.set(&id, ComponentKind::Source, true);
-            let h = health.clone();
-            sources.spawn(async move {
-                task.await;
-                h.set(&id, ComponentKind::Source, false);
-            });
+        topology.health.set_running(true);
+        Ok(topology)
+    }
+
+    /// A fresh input buffer for the consumer `id`: a sink's as its `buffer` says, a
+    /// transform's the default.
+    fn new_input(
+        &self,
+        config: &Config,
+        kind: ComponentKind,
+        id: &str,
+    ) -> (BufferSender, BufferReceiver) {
+        match kind {
+            ComponentKind::Sink => {
+                let s = &config.sinks[id];
+                buffer::buffer(&s.buffer, component_metrics(kind, id, s.type_name))
+            }
+            _ => {
+                let t = &config.transforms[id];
+                buffer::buffer(
+                    &BufferConfig::default(),
+                    component_metrics(kind, id, t.type_name),
+                )
+            }
         }
-        health.set_running(true);
-        Ok(Self {
-            sources,
-            others,
-            shutdown,
-            buffers,
-            health,
-            tokens,
+    }
+
+    /// The edges of output `name`, made empty if new.
+    fn edge(&mut self, name: &str) -> Arc<Edges> {
+        self.edges
+            .entry(name.to_string())
+            .or_insert_with(|| Edges::new(Vec::new()))
+            .clone()
+    }
+
+    /// Points every output of `config` at the buffers of the consumers that list it.
+    /// Outputs of components no longer in `config` are left as they are, so what those
+    /// components drain still reaches their old consumers; the topology lets go of them.
+    fn rewire(&mut self, config: &Config) {
+        let w = wiring(config);
+        for (output, consumers) in &w {
+            let senders: Vec<BufferSender> = consumers
+                .iter()
+                .filter_map(|c| self.inputs.get(c).cloned())
+                .collect();
+            if senders.is_empty() && !output.contains('.') && config.sources.contains_key(output) {
+                tracing::warn!(component_id = %output, "Source feeds no transform or sink; its events go nowhere.");
+            }
+            self.edge(output).replace(senders);
+        }
+        self.edges.retain(|name, _| w.contains_key(name));
+    }
+
+    fn build_source(&mut self, config: &Config, id: &str) -> Result<Built, String> {
+        let s = &config.sources[id];
+        let m = component_metrics(ComponentKind::Source, id, s.type_name);
+        let token = self.shutdown.child_token();
+        let cx = SourceContext {
+            id: Arc::from(id),
+            out: Fanout::on(self.edge(id), &m),
+            shutdown: token.clone(),
+            metrics: m,
+            data_dir: config.data_dir.clone(),
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+            acknowledgements: config.source_acknowledges(id),
+        };
+        let task = s
+            .inner
+            .build(cx)
+            .map_err(|e| format!("[sources.{id}] failed to start: {e}"))?;
+        Ok(Built {
+            kind: ComponentKind::Source,
+            id: Arc::from(id),
+            task,
+            token,
+            probe: None,
         })
+    }
+
+    fn build_transform(
+        &mut self,
+        config: &Config,
+        id: &str,
+        rx: BufferReceiver,
+    ) -> Result<Built, String> {
+        let t = &config.transforms[id];
+        let m = component_metrics(ComponentKind::Transform, id, t.type_name);
+        let outputs = transform::TransformOutputs {
+            default: Fanout::on(self.edge(id), &m),
+            named: t
+                .inner
+                .outputs()
+                .iter()
+                .map(|name| Fanout::on(self.edge(&format!("{id}.{name}")), &m))
+                .collect(),
+        };
+        let copies = if t.inner.concurrent() {
+            transform_workers()
+        } else {
+            1
+        };
+        let mut tfs = (0..copies)
+            .map(|_| {
+                t.inner.build(TransformContext {
+                    id: Arc::from(id),
+                    metrics: m.clone(),
+                    timezone: config.timezone,
+                    data_dir: config.data_dir.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("[transforms.{id}] failed to start: {e}"))?;
+        let token = rx.stop_token();
+        let task = match tfs.pop() {
+            Some(tf) if tfs.is_empty() => transform::run(tf, rx, outputs),
+            Some(tf) => {
+                tfs.push(tf);
+                transform::run_concurrent(tfs, rx, outputs)
+            }
+            None => return Err(format!("[transforms.{id}] failed to start: no copy built")),
+        };
+        Ok(Built {
+            kind: ComponentKind::Transform,
+            id: Arc::from(id),
+            task,
+            token,
+            probe: None,
+        })
+    }
+
+    fn build_sink(
+        &mut self,
+        config: &Config,
+        id: &str,
+        rx: BufferReceiver,
+        healthchecks: &Healthchecks,
+    ) -> Result<Built, String> {
+        let s = &config.sinks[id];
+        let m = component_metrics(ComponentKind::Sink, id, s.type_name);
+        let token = rx.stop_token();
+        let probe = rx.probe();
+        let cx = SinkContext {
+            id: Arc::from(id),
+            input: rx,
+            metrics: m,
+            data_dir: config.data_dir.clone(),
+            healthcheck: s.healthcheck.clone(),
+            proxy: s.proxy.clone(),
+            timezone: config.timezone,
+            healthchecks: healthchecks.clone(),
+        };
+        let task = s
+            .inner
+            .build(cx)
+            .map_err(|e| format!("[sinks.{id}] failed to start: {e}"))?;
+        Ok(Built {
+            kind: ComponentKind::Sink,
+            id: Arc::from(id),
+            task,
+            token,
+            probe: Some(probe),
+        })
+    }
+
+    /// Starts a built component as the current instance of its ID; a previous instance
+    /// moves to the retiring ones.
+    fn spawn(&mut self, b: Built) {
+        self.generation += 1;
+        let generation = self.generation;
+        let finished = CancellationToken::new();
+        let done = finished.clone();
+        let health = self.health.clone();
+        let (kind, id) = (b.kind, b.id.clone());
+        health.set(&id, kind, generation, true);
+        let task = b.task;
+        let handle = tokio::spawn(async move {
+            // Cancelled even if the task is aborted or panics.
+            let _done = done.drop_guard();
+            task.await;
+            health.set(&id, kind, generation, false);
+        });
+        let instance = Instance {
+            kind: b.kind,
+            id: b.id.clone(),
+            token: b.token,
+            finished,
+            abort: handle.abort_handle(),
+            probe: b.probe,
+        };
+        if let Some(old) = self.running.insert((b.kind, b.id.to_string()), instance) {
+            self.retiring.push(old);
+        }
     }
 
     /// Stops one component alone: a source stops accepting and drains; a transform or
     /// sink takes what its buffer holds, passes it on or delivers it, and ends. Its
     /// upstream then sees it gone. `false` when there is no such component.
     pub fn stop_component(&self, kind: ComponentKind, id: &str) -> bool {
-        match self.tokens.get(&(kind, id.to_string())) {
-            Some(t) => {
-                t.cancel();
+        match self.running.get(&(kind, id.to_string())) {
+            Some(i) => {
+                i.token.cancel();
                 true
             }
             None => false,
@@ -276,39 +423,54 @@ impl RunningTopology {
     }
 
     /// Waits until every source has finished on its own (stdin closed, demo count reached).
-    pub async fn sources_finished(&mut self) {
-        while self.sources.join_next().await.is_some() {}
+    pub async fn sources_finished(&self) {
+        for i in self.running.values() {
+            if i.kind == ComponentKind::Source {
+                i.finished.cancelled().await;
+            }
+        }
     }
 
     /// Stops the sources and waits, up to `timeout`, for everything in flight to drain.
     pub async fn stop(mut self, timeout: Duration) -> Stopped {
         self.health.set_running(false);
         self.shutdown.cancel();
-        let health = self.health.clone();
+        // Each buffer closes once the last output feeding it has finished.
+        self.inputs.clear();
+        self.edges.clear();
+        let instances: Vec<Instance> = std::mem::take(&mut self.running)
+            .into_values()
+            .chain(std::mem::take(&mut self.retiring))
+            .collect();
+        for i in &instances {
+            if i.kind == ComponentKind::Source {
+                // Sources of a reload's old instances were stopped already; the rest now.
+                i.token.cancel();
+            }
+        }
         let drain = async {
-            while self.sources.join_next().await.is_some() {}
-            while let Some(r) = self.others.join_next().await {
-                if let Ok((kind, id)) = r {
-                    health.set(&id, kind, false);
-                }
+            for i in &instances {
+                i.finished.cancelled().await;
             }
         };
         match tokio::time::timeout(timeout, drain).await {
             Ok(()) => Stopped::Drained,
             Err(_) => {
                 let mut undelivered = 0;
-                for (id, probe) in &self.buffers {
+                for i in &instances {
+                    let Some(probe) = &i.probe else { continue };
                     let queued = probe.queued();
                     undelivered += queued;
                     if queued > 0 {
-                        tracing::error!(component_id = %id, undelivered = queued, "Sink did not drain before shutdown_timeout_secs; these events are lost.");
+                        tracing::error!(component_id = %i.id, undelivered = queued, "Sink did not drain before shutdown_timeout_secs; these events are lost.");
                     }
                 }
                 // What the aborted tasks drop was not delivered: its sources must not
                 // checkpoint or commit past it.
                 crate::event::finalizer_abandon_unanswered();
-                self.sources.abort_all();
-                self.others.abort_all();
+                for i in &instances {
+                    i.abort.abort();
+                }
                 Stopped::TimedOut { undelivered }
             }
         }

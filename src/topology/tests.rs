@@ -234,7 +234,7 @@ async fn each_output_reaches_only_its_consumers_and_the_accounting_adds_up() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     // The components register their metrics while they are built, on this thread.
     let guard = metrics::set_default_local_recorder(&recorder);
-    let mut running = RunningTopology::start(&config, Arc::new(Health::default()))
+    let running = RunningTopology::start(&config, Arc::new(Health::default()))
         .await
         .unwrap();
     drop(guard);
@@ -352,7 +352,7 @@ async fn metric_events_pass_through_transforms_into_the_file_sink() {
         path = path.display()
     ))
     .unwrap();
-    let mut running = start(&config).await;
+    let running = start(&config).await;
     running.sources_finished().await;
     assert_eq!(
         running.stop(Duration::from_secs(10)).await,

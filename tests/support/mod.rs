@@ -120,6 +120,22 @@ pub fn run_logrotate(conf: &Path, state: &Path) {
     );
 }
 
+/// A config text with `{DIR}` and `{API}` filled in, and `data_dir` and `[api]` added
+/// when it has no `[api]` table.
+pub fn render_config(config: &str, dir: &Path, api: SocketAddr) -> String {
+    let mut text = config
+        .replace("{DIR}", &dir.display().to_string())
+        .replace("{API}", &api.to_string());
+    if !text.contains("[api]") {
+        // `[api]` goes last, so top-level keys of the config stay top-level.
+        text = format!(
+            "data_dir = \"{}\"\n{text}\n[api]\naddress = \"{api}\"\n",
+            dir.display()
+        );
+    }
+    text
+}
+
 /// A running sluice process.
 pub struct Sluice {
     child: Option<Child>,
@@ -142,19 +158,17 @@ impl Sluice {
     pub fn start_with(config: &str, adjust: impl FnOnce(&mut Command)) -> Sluice {
         let dir = tempfile::tempdir().expect("tempdir");
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let mut text = config
-            .replace("{DIR}", &dir.path().display().to_string())
-            .replace("{API}", &api.to_string());
-        if !text.contains("[api]") {
-            // `[api]` goes last, so top-level keys of the config stay top-level.
-            text = format!(
-                "data_dir = \"{}\"\n{text}\n[api]\naddress = \"{api}\"\n",
-                dir.path().display()
-            );
-        }
         let cfg = dir.path().join("sluice.toml");
-        std::fs::write(&cfg, text).expect("write config");
+        std::fs::write(&cfg, render_config(config, dir.path(), api)).expect("write config");
         Self::spawn(dir, api, &[OsString::from("--config"), cfg.into()], adjust)
+    }
+
+    /// Saves a new config over the one [`Sluice::start`] wrote, as an editor does: the
+    /// new text goes to a temporary file renamed over the old one. Same placeholders.
+    pub fn save_config(&self, config: &str) {
+        let tmp = self.path(".sluice.toml.tmp");
+        std::fs::write(&tmp, render_config(config, self.dir.path(), self.api)).expect("write");
+        std::fs::rename(&tmp, self.path("sluice.toml")).expect("rename over the config");
     }
 
     /// Like [`Sluice::start`] with stdin piped, `lines` written to it (each with a

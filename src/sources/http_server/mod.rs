@@ -32,7 +32,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 /// How long a request waits for room in full sinks before it is answered 503.
 const FULL_WAIT: Duration = Duration::from_millis(500);
@@ -362,7 +361,7 @@ struct Handler {
 
 type Reply = Response<Full<Bytes>>;
 
-async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, h: Arc<Handler>) {
+async fn serve(listener: tcp::Listener, tls: Option<tokio_rustls::TlsAcceptor>, h: Arc<Handler>) {
     // Requests in flight finish (their events drain through the sinks); idle keep-alive
     // connections are closed by the graceful shutdown in `connection`.
     let cx = ListenerContext::from(&h.cx);

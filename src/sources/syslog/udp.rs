@@ -25,11 +25,15 @@ pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, Bui
         .address
         .ok_or_else(|| BuildError::Other("address: missing required key".into()))?;
     let s = socket(address, socket2::Type::DGRAM, config.receive_buffer_bytes)?;
-    let sock = UdpSocket::from_std(s.into()).map_err(|source| BuildError::Io {
+    let sock = UdpSocket::from_std(s.socket.into()).map_err(|source| BuildError::Io {
         what: format!("registering {address}/udp"),
         source,
     })?;
-    Ok(Box::pin(serve(sock, address, config, cx)))
+    let holder = s.holder;
+    Ok(Box::pin(async move {
+        serve(sock, address, config, cx).await;
+        drop(holder);
+    }))
 }
 
 /// The kernel's count of datagrams it dropped for the socket with this inode (its

@@ -29,13 +29,18 @@ const BACKLOG: i32 = 1024;
 /// How long to wait after a failed accept before the next one.
 pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// A socket bound to `addr` with address reuse, non-blocking, and (if given) its receive
-/// buffer set: what TCP and UDP sources bind with.
+/// A socket bound to `addr` (and listening, for TCP) with address reuse, non-blocking,
+/// with its receive buffer set if given: what TCP and UDP sources bind with.
+///
+/// Bound once per address: while any instance of a source holds the socket, another
+/// (the same source rebuilt by a reload, or a renamed one on the same address) gets a
+/// duplicate of it instead of binding again. The port never closes during a reload, so
+/// clients are never refused, and the new instance cannot fail on "address in use".
 pub fn bind_socket(
     addr: SocketAddr,
     ty: socket2::Type,
     receive_buffer_bytes: Option<usize>,
-) -> Result<socket2::Socket, BuildError> {
+) -> Result<SharedSocket, BuildError> {
     let proto = if ty == socket2::Type::STREAM {
         "tcp"
     } else {
@@ -45,34 +50,95 @@ pub fn bind_socket(
         what: format!("{what} {addr}/{proto}"),
         source,
     };
-    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)
-        .map_err(|e| io("creating a socket for", e))?;
-    s.set_reuse_address(true)
-        .map_err(|e| io("configuring", e))?;
+    // Port 0 asks for a fresh port each time: nothing to share.
+    let key = (addr.port() != 0).then_some((addr, ty == socket2::Type::STREAM));
+    let mut pool = BOUND.lock().unwrap_or_else(|p| p.into_inner());
+    pool.retain(|_, w| w.strong_count() > 0);
+    let held = key
+        .and_then(|k| pool.get(&k))
+        .and_then(std::sync::Weak::upgrade);
+    let original = match held {
+        Some(s) => s,
+        None => {
+            let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)
+                .map_err(|e| io("creating a socket for", e))?;
+            s.set_reuse_address(true)
+                .map_err(|e| io("configuring", e))?;
+            s.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+            s.bind(&addr.into()).map_err(|e| io("binding", e))?;
+            if ty == socket2::Type::STREAM {
+                s.listen(BACKLOG).map_err(|e| io("listening on", e))?;
+            }
+            let s = Arc::new(s);
+            if let Some(k) = key {
+                pool.insert(k, Arc::downgrade(&s));
+            }
+            s
+        }
+    };
+    drop(pool);
     if let Some(n) = receive_buffer_bytes {
-        s.set_recv_buffer_size(n)
+        original
+            .set_recv_buffer_size(n)
             .map_err(|e| io("setting receive_buffer_bytes on", e))?;
     }
-    s.set_nonblocking(true).map_err(|e| io("configuring", e))?;
-    s.bind(&addr.into()).map_err(|e| io("binding", e))?;
-    Ok(s)
+    let socket = original
+        .try_clone()
+        .map_err(|e| io("duplicating the socket of", e))?;
+    Ok(SharedSocket {
+        socket,
+        holder: SocketHolder(original),
+    })
 }
+
+/// Sockets bound by [`bind_socket`], by address and whether TCP; an entry lives while
+/// an instance holds its [`SocketHolder`].
+type BoundSockets = std::collections::HashMap<(SocketAddr, bool), std::sync::Weak<socket2::Socket>>;
+static BOUND: std::sync::LazyLock<std::sync::Mutex<BoundSockets>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A bound socket: a descriptor of its own for this instance, and the holder that keeps
+/// the address bound for the next instance while this one lives.
+#[derive(Debug)]
+pub struct SharedSocket {
+    /// This instance's descriptor (a duplicate), to register with the runtime.
+    pub socket: socket2::Socket,
+    /// Keep it as long as the instance runs.
+    pub holder: SocketHolder,
+}
+
+/// Keeps an address bound for [`bind_socket`] to share; the port closes when the last
+/// holder (and descriptor) is dropped.
+#[derive(Debug)]
+pub struct SocketHolder(#[allow(dead_code)] Arc<socket2::Socket>);
 
 /// A listening TCP socket on `addr`, ready for [`serve`]. Binding happens at build time
 /// so an address in use fails start-up, not later.
-pub fn bind(
-    addr: SocketAddr,
-    receive_buffer_bytes: Option<usize>,
-) -> Result<TcpListener, BuildError> {
-    let s = bind_socket(addr, socket2::Type::STREAM, receive_buffer_bytes)?;
-    s.listen(BACKLOG).map_err(|source| BuildError::Io {
-        what: format!("listening on {addr}/tcp"),
-        source,
-    })?;
-    TcpListener::from_std(s.into()).map_err(|source| BuildError::Io {
+pub fn bind(addr: SocketAddr, receive_buffer_bytes: Option<usize>) -> Result<Listener, BuildError> {
+    let shared = bind_socket(addr, socket2::Type::STREAM, receive_buffer_bytes)?;
+    let std: std::net::TcpListener = shared.socket.into();
+    let tcp = TcpListener::from_std(std).map_err(|source| BuildError::Io {
         what: format!("registering {addr}/tcp"),
         source,
+    })?;
+    Ok(Listener {
+        tcp,
+        _holder: shared.holder,
     })
+}
+
+/// A listening socket for [`serve`], holding its address for the next instance.
+#[derive(Debug)]
+pub struct Listener {
+    tcp: TcpListener,
+    _holder: SocketHolder,
+}
+
+impl Listener {
+    /// The address it listens on (the port chosen, for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
 }
 
 /// How a listener treats its connections.
@@ -242,7 +308,7 @@ impl AsyncWrite for Conn {
 /// then drains the backlog and waits for every connection task. `protocol` names the
 /// listener in its log lines ("syslog over TCP", "HTTP").
 pub async fn serve<H, F>(
-    listener: TcpListener,
+    listener: Listener,
     options: ListenerOptions,
     cx: ListenerContext,
     protocol: &'static str,
@@ -260,6 +326,10 @@ pub async fn serve<H, F>(
     let accept_errors = cx.metrics.reporter::<AcceptFailed>();
     let tls_errors = cx.metrics.reporter::<TlsHandshakeFailed>();
     let refused = cx.metrics.reporter::<OriginRefused>();
+    let Listener {
+        tcp: listener,
+        _holder: holder,
+    } = listener;
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -348,6 +418,7 @@ pub async fn serve<H, F>(
         }
     }
     drop(listener);
+    drop(holder);
     while conns.join_next().await.is_some() {}
     tracing::info!(component_id = %cx.id, "Stopped listening for {protocol}; every connection drained.");
 }

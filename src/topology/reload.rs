@@ -1,0 +1,321 @@
+//! Applying a new config to the running pipeline without stopping it.
+//!
+//! Only what changed is touched (see `config::diff`): unchanged components keep running
+//! with their buffers, sockets, open files and in-flight requests, and a component whose
+//! `inputs` alone changed is only rewired. The steps:
+//!
+//! 1. **Build** everything new before anything running is touched: added components,
+//!    sources with listeners that changed (they take over the bound socket, see
+//!    `sources::util::tcp::bind_socket`), and a trial build of every other changed
+//!    component. Any failure (a port taken, a certificate missing) discards what was
+//!    built and leaves the old pipeline exactly as it was.
+//! 2. **Commit**: fresh buffers for added and changed consumers, then every output is
+//!    pointed at its new consumers at once (`fanout::Edges`); a send under way finishes
+//!    into the buffers it started with. Removed and replaced sources are told to stop;
+//!    removed and replaced transforms and sinks see their input close once the last
+//!    send into it is done, drain what they hold and end. The new instances start.
+//! 3. **Hand over**: a changed component without a listener (a file source's
+//!    checkpoints, a sink writing the same file, an alert transform's state) starts once
+//!    its old instance has ended, or after `shutdown_timeout_secs` if it is still
+//!    draining, so two instances never work on the same state at once. Until then its
+//!    new buffer fills and then pushes back, as a slow sink would.
+
+use super::buffer::{BufferReceiver, BufferSender};
+use super::component::Healthchecks;
+use super::{run_healthchecks, wiring, Built, RunningTopology};
+use crate::config::diff::ConfigDiff;
+use crate::config::Config;
+use crate::internal_events::ComponentKind;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What a reload changed, for the log and the API's answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Changes {
+    /// `sources.ID`, `transforms.ID`, `sinks.ID` started.
+    pub added: Vec<String>,
+    /// Rebuilt with their new options.
+    pub changed: Vec<String>,
+    /// Stopped, after draining.
+    pub removed: Vec<String>,
+    /// Kept running, with different inputs or consumers.
+    pub rewired: Vec<String>,
+}
+
+impl Changes {
+    /// Whether the reload changed nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.changed.is_empty()
+            && self.removed.is_empty()
+            && self.rewired.is_empty()
+    }
+}
+
+/// Why a valid config could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .reasons.join("; "))]
+pub struct ReloadFailed {
+    /// One line per component that failed.
+    pub reasons: Vec<String>,
+    /// `false`: nothing was changed, the old pipeline runs on. `true`: the new config
+    /// runs, except that the components named kept their previous options.
+    pub applied: bool,
+}
+
+fn name(kind: ComponentKind, id: &str) -> String {
+    format!("{}s.{id}", kind.as_str())
+}
+
+/// A source that listens keeps its socket across a rebuild, so its old and new instances
+/// may run side by side; any other component waits for its old instance.
+fn listens(config: &Config, id: &str) -> bool {
+    config
+        .sources
+        .get(id)
+        .is_some_and(|s| !s.inner.resources().is_empty())
+}
+
+impl RunningTopology {
+    /// Applies `new` over `old`, the config the pipeline runs now. `new` must be valid.
+    pub async fn reload(&mut self, old: &Config, new: &Config) -> Result<Changes, ReloadFailed> {
+        let diff = ConfigDiff::new(old, new);
+        let (old_wiring, new_wiring) = (wiring(old), wiring(new));
+        let mut changes = Changes::default();
+        let kinds = [
+            (ComponentKind::Source, &diff.sources),
+            (ComponentKind::Transform, &diff.transforms),
+            (ComponentKind::Sink, &diff.sinks),
+        ];
+        for (kind, d) in kinds {
+            changes
+                .added
+                .extend(d.added.iter().map(|id| name(kind, id)));
+            changes
+                .changed
+                .extend(d.changed.iter().map(|id| name(kind, id)));
+            changes
+                .removed
+                .extend(d.removed.iter().map(|id| name(kind, id)));
+        }
+        // Unchanged components whose inputs or consumers differ.
+        for (kind, d) in kinds {
+            for id in &d.unchanged {
+                let consumers = |w: &BTreeMap<String, Vec<String>>| {
+                    w.iter()
+                        .filter(|(out, _)| out.as_str() == id || out.starts_with(&format!("{id}.")))
+                        .map(|(o, c)| (o.clone(), c.clone()))
+                        .collect::<Vec<_>>()
+                };
+                let inputs = |c: &Config| match kind {
+                    ComponentKind::Transform => {
+                        c.transforms.get(id).map(|t| t.resolved_inputs.clone())
+                    }
+                    ComponentKind::Sink => c.sinks.get(id).map(|s| s.resolved_inputs.clone()),
+                    ComponentKind::Source => None,
+                };
+                if consumers(&old_wiring) != consumers(&new_wiring) || inputs(old) != inputs(new) {
+                    changes.rewired.push(name(kind, id));
+                }
+            }
+        }
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+
+        // 1. Build, touching nothing that runs.
+        let healthchecks = Healthchecks::default();
+        let mut staged: BTreeMap<(ComponentKind, String), (BufferSender, Option<BufferReceiver>)> =
+            BTreeMap::new();
+        for (kind, d) in [
+            (ComponentKind::Transform, &diff.transforms),
+            (ComponentKind::Sink, &diff.sinks),
+        ] {
+            for id in d.added.iter().chain(&d.changed) {
+                let (tx, rx) = self.new_input(new, kind, id);
+                staged.insert((kind, id.clone()), (tx, Some(rx)));
+            }
+        }
+        let edges_before: Vec<String> = self.edges.keys().cloned().collect();
+        let mut built: Vec<Built> = Vec::new();
+        let mut errors = Vec::new();
+        // Consumers built now start now: the added ones. The changed ones get a trial
+        // build (dropped unstarted), so a broken option fails the reload here.
+        for ((kind, id), (_, rx)) in staged.iter_mut() {
+            let added = match kind {
+                ComponentKind::Sink => diff.sinks.added.contains(id),
+                _ => diff.transforms.added.contains(id),
+            };
+            let rx = if added {
+                rx.take()
+            } else {
+                Some(self.new_input(new, *kind, id).1)
+            };
+            let Some(rx) = rx else { continue };
+            let r = match kind {
+                ComponentKind::Sink => self.build_sink(new, id, rx, &healthchecks),
+                _ => self.build_transform(new, id, rx),
+            };
+            match r {
+                Ok(b) if added => built.push(b),
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        for id in diff
+            .sources
+            .added
+            .iter()
+            .chain(diff.sources.changed.iter().filter(|id| listens(new, id)))
+        {
+            match self.build_source(new, id) {
+                Ok(b) => built.push(b),
+                Err(e) => errors.push(e),
+            }
+        }
+        let checks = healthchecks.take();
+        if errors.is_empty() {
+            if let Err(e) = run_healthchecks(checks, new.require_healthy).await {
+                errors.extend(e.0);
+            }
+        }
+        if !errors.is_empty() {
+            drop(built);
+            // Outputs made for components that never started.
+            self.edges.retain(|n, _| edges_before.contains(n));
+            return Err(ReloadFailed {
+                reasons: errors,
+                applied: false,
+            });
+        }
+
+        // 2. Commit.
+        for id in diff.transforms.removed.iter().chain(&diff.sinks.removed) {
+            self.inputs.remove(id);
+        }
+        for ((_, id), (tx, _)) in &staged {
+            self.inputs.insert(id.clone(), tx.clone());
+        }
+        self.rewire(new);
+        let mut waiting = Vec::new();
+        for (kind, d) in kinds {
+            for id in &d.removed {
+                if let Some(i) = self.running.remove(&(kind, id.clone())) {
+                    if kind == ComponentKind::Source {
+                        i.token.cancel();
+                    }
+                    self.health.remove(id, kind);
+                    self.retiring.push(i);
+                }
+            }
+            for id in &d.changed {
+                let overlap = kind == ComponentKind::Source && listens(new, id);
+                if overlap {
+                    // Replaced by `spawn` below, once its successor runs.
+                    if let Some(i) = self.running.get(&(kind, id.clone())) {
+                        i.token.cancel();
+                    }
+                    continue;
+                }
+                if let Some(i) = self.running.remove(&(kind, id.clone())) {
+                    if kind == ComponentKind::Source {
+                        i.token.cancel();
+                    }
+                    waiting.push(i.finished.clone());
+                    self.retiring.push(i);
+                }
+            }
+        }
+        built.sort_by_key(|b| b.kind == ComponentKind::Source);
+        for b in built {
+            self.spawn(b);
+        }
+
+        // 3. Hand over what waits for its old instance.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(new.shutdown_timeout_secs);
+        let all_ended = async {
+            for w in &waiting {
+                w.cancelled().await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, all_ended).await.is_err() {
+            tracing::warn!(
+                timeout_secs = new.shutdown_timeout_secs,
+                "A replaced component is still draining after shutdown_timeout_secs; its successor starts beside it."
+            );
+        }
+        let mut failed = Vec::new();
+        let hc = Healthchecks::default();
+        for (kind, d) in kinds {
+            for id in &d.changed {
+                if kind == ComponentKind::Source && listens(new, id) {
+                    continue;
+                }
+                let rx = staged
+                    .get_mut(&(kind, id.clone()))
+                    .and_then(|(_, rx)| rx.take());
+                let r = match (kind, rx) {
+                    (ComponentKind::Source, _) => self.build_source(new, id),
+                    (ComponentKind::Sink, Some(rx)) => self.build_sink(new, id, rx, &hc),
+                    (ComponentKind::Transform, Some(rx)) => self.build_transform(new, id, rx),
+                    (_, None) => continue,
+                };
+                match r {
+                    Ok(b) => self.spawn(b),
+                    Err(e) => {
+                        tracing::error!("{e}; it goes on with its previous options.");
+                        failed.push(e);
+                        self.restore(old, new, kind, id, &hc);
+                    }
+                }
+            }
+        }
+        for (id, check) in hc.take() {
+            tokio::spawn(async move {
+                if let Err(e) = check.await {
+                    tracing::warn!(component_id = %id, error = %e, "Healthcheck failed; events will be sent and retried anyway.");
+                }
+            });
+        }
+        self.retiring.retain(|i| !i.finished.is_cancelled());
+        if failed.is_empty() {
+            Ok(changes)
+        } else {
+            Err(ReloadFailed {
+                reasons: failed,
+                applied: true,
+            })
+        }
+    }
+
+    /// Starts `id` again with its options from `old`, after its new ones failed to build
+    /// in the last step of a reload, on a fresh input wired as `new` says.
+    fn restore(
+        &mut self,
+        old: &Config,
+        new: &Config,
+        kind: ComponentKind,
+        id: &str,
+        hc: &Healthchecks,
+    ) {
+        let r = match kind {
+            ComponentKind::Source => self.build_source(old, id),
+            _ => {
+                let (tx, rx) = self.new_input(old, kind, id);
+                self.inputs.insert(id.to_string(), tx);
+                self.rewire(new);
+                if kind == ComponentKind::Sink {
+                    self.build_sink(old, id, rx, hc)
+                } else {
+                    self.build_transform(old, id, rx)
+                }
+            }
+        };
+        match r {
+            Ok(b) => self.spawn(b),
+            Err(e) => {
+                tracing::error!("{e}; restoring its previous options failed too, so it is stopped.")
+            }
+        }
+    }
+}
