@@ -823,7 +823,12 @@ impl Loader {
             }
             if let Some(b) = table.remove("buffer") {
                 match field::from_toml_all::<BufferConfig>(b) {
-                    Ok(b) => buffer = b,
+                    Ok(b) => {
+                        for (key, message) in b.issues() {
+                            self.errors.push(err(Some(key), message));
+                        }
+                        buffer = b;
+                    }
                     Err(issues) => {
                         for issue in issues {
                             self.errors.push(err(

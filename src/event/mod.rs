@@ -2,6 +2,7 @@
 //! transform can run VRL on them as they are) and metric events, each with metadata
 //! that travels beside the fields.
 
+pub mod codec;
 mod finalizer;
 mod metric;
 pub mod schema;

@@ -126,6 +126,9 @@ failures! {
     NotificationDropped: "queue_full", Lossy;
     /// Reading or writing checkpoints failed.
     CheckpointFailed: "checkpoint", Lossless;
+    /// A disk buffer could not write, sync or read (its events are accounted where
+    /// they went: sources told, corrupted events counted).
+    BufferFailed: "buffer", Lossless;
     /// A name or tag value the line protocol cannot carry was changed (trailing
     /// backslashes dropped, control characters made spaces); the point was written.
     LineProtocolAltered: "line_protocol", Lossless;

@@ -259,6 +259,18 @@ pub fn describe_all() {
         "Capacity of the buffer in front of a sink."
     );
     describe_gauge!(names::UPTIME, "Seconds since sluice started.");
+    describe_gauge!(
+        names::BUFFER_BYTE_SIZE,
+        "Bytes a disk buffer holds on disk."
+    );
+    describe_gauge!(
+        names::BUFFER_MAX_BYTE_SIZE,
+        "The most bytes a disk buffer may hold (buffer.max_size)."
+    );
+    describe_counter!(
+        names::BUFFER_CORRUPTED_EVENTS,
+        "Events a disk buffer lost to corruption: a torn or truncated file, a record failing its checksum, a missing file."
+    );
     describe_counter!(
         names::CONFIG_RELOADS,
         "Config reloads, by result: applied, rejected (invalid config), failed (could not be applied; the old pipeline runs on)."

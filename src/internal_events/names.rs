@@ -32,6 +32,15 @@ pub const UPTIME: &str = "sluice_uptime_seconds";
 /// Always 1, labelled with the version.
 pub const BUILD_INFO: &str = "sluice_build_info";
 
+/// Bytes a disk buffer holds on disk.
+pub const BUFFER_BYTE_SIZE: &str = "sluice_buffer_byte_size";
+
+/// The most bytes a disk buffer may hold (`buffer.max_size`).
+pub const BUFFER_MAX_BYTE_SIZE: &str = "sluice_buffer_max_byte_size";
+
+/// Events a disk buffer lost to corruption (a torn or truncated file, a bad checksum).
+pub const BUFFER_CORRUPTED_EVENTS: &str = "sluice_buffer_corrupted_events_total";
+
 /// Config reloads by `result`: `applied`, `rejected` (invalid config), `failed` (could
 /// not be applied).
 pub const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
@@ -144,6 +153,9 @@ pub const ALL: &[&str] = &[
     UPTIME,
     BUILD_INFO,
     CONFIG_RELOADS,
+    BUFFER_BYTE_SIZE,
+    BUFFER_MAX_BYTE_SIZE,
+    BUFFER_CORRUPTED_EVENTS,
     HTTP_SERVER_REQUESTS,
     HTTP_CLIENT_REQUESTS,
     HTTP_CLIENT_REQUEST_DURATION,

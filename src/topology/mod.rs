@@ -181,8 +181,15 @@ impl RunningTopology {
             } else {
                 ComponentKind::Transform
             };
-            let (tx, rx) = topology.new_input(config, kind, id);
-            inputs.insert(id.clone(), (tx, rx));
+            match topology.new_input(config, kind, id) {
+                Ok((tx, rx)) => {
+                    inputs.insert(id.clone(), (tx, rx));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(StartError(errors));
         }
         topology.inputs = inputs
             .iter()
@@ -219,27 +226,31 @@ impl RunningTopology {
         Ok(topology)
     }
 
-    /// A fresh input buffer for the consumer `id`: a sink's as its `buffer` says, a
-    /// transform's the default.
+    /// A fresh input buffer for the consumer `id`: a sink's as its `buffer` says (a disk
+    /// buffer already open is joined), a transform's the default.
     fn new_input(
         &self,
         config: &Config,
         kind: ComponentKind,
         id: &str,
-    ) -> (BufferSender, BufferReceiver) {
-        match kind {
+    ) -> Result<(BufferSender, BufferReceiver), String> {
+        let (buffer_config, type_name, table) = match kind {
             ComponentKind::Sink => {
                 let s = &config.sinks[id];
-                buffer::buffer(&s.buffer, component_metrics(kind, id, s.type_name))
+                (s.buffer.clone(), s.type_name, "sinks")
             }
-            _ => {
-                let t = &config.transforms[id];
-                buffer::buffer(
-                    &BufferConfig::default(),
-                    component_metrics(kind, id, t.type_name),
-                )
-            }
-        }
+            _ => (
+                BufferConfig::default(),
+                config.transforms[id].type_name,
+                "transforms",
+            ),
+        };
+        buffer::buffer(
+            &buffer_config,
+            component_metrics(kind, id, type_name),
+            &config.data_dir,
+        )
+        .map_err(|e| format!("[{table}.{id}] failed to start: buffer: {e}"))
     }
 
     /// The edges of output `name`, made empty if new.
@@ -460,8 +471,13 @@ impl RunningTopology {
                 for i in &instances {
                     let Some(probe) = &i.probe else { continue };
                     let queued = probe.queued();
-                    undelivered += queued;
-                    if queued > 0 {
+                    if queued == 0 {
+                        continue;
+                    }
+                    if probe.durable() {
+                        tracing::warn!(component_id = %i.id, waiting = queued, "Sink did not drain before shutdown_timeout_secs; its disk buffer keeps these events and delivers them after the next start.");
+                    } else {
+                        undelivered += queued;
                         tracing::error!(component_id = %i.id, undelivered = queued, "Sink did not drain before shutdown_timeout_secs; these events are lost.");
                     }
                 }

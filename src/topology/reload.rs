@@ -20,7 +20,7 @@
 //!    draining, so two instances never work on the same state at once. Until then its
 //!    new buffer fills and then pushes back, as a slow sink would.
 
-use super::buffer::{BufferReceiver, BufferSender};
+use super::buffer::{BufferReceiver, BufferSender, BufferType};
 use super::component::Healthchecks;
 use super::{run_healthchecks, wiring, Built, RunningTopology};
 use crate::config::diff::ConfigDiff;
@@ -62,6 +62,10 @@ pub struct ReloadFailed {
     /// runs, except that the components named kept their previous options.
     pub applied: bool,
 }
+
+/// How long a replaced sink with a disk buffer may take to finish what it holds before it
+/// is stopped (its events are safe on disk).
+const DISK_HANDOVER_GRACE: Duration = Duration::from_secs(5);
 
 fn name(kind: ComponentKind, id: &str) -> String {
     format!("{}s.{id}", kind.as_str())
@@ -125,6 +129,7 @@ impl RunningTopology {
 
         // 1. Build, touching nothing that runs.
         let healthchecks = Healthchecks::default();
+        let mut errors = Vec::new();
         let mut staged: BTreeMap<(ComponentKind, String), (BufferSender, Option<BufferReceiver>)> =
             BTreeMap::new();
         for (kind, d) in [
@@ -132,13 +137,16 @@ impl RunningTopology {
             (ComponentKind::Sink, &diff.sinks),
         ] {
             for id in d.added.iter().chain(&d.changed) {
-                let (tx, rx) = self.new_input(new, kind, id);
-                staged.insert((kind, id.clone()), (tx, Some(rx)));
+                match self.new_input(new, kind, id) {
+                    Ok((tx, rx)) => {
+                        staged.insert((kind, id.clone()), (tx, Some(rx)));
+                    }
+                    Err(e) => errors.push(e),
+                }
             }
         }
         let edges_before: Vec<String> = self.edges.keys().cloned().collect();
         let mut built: Vec<Built> = Vec::new();
-        let mut errors = Vec::new();
         // Consumers built now start now: the added ones. The changed ones get a trial
         // build (dropped unstarted), so a broken option fails the reload here.
         for ((kind, id), (_, rx)) in staged.iter_mut() {
@@ -149,7 +157,13 @@ impl RunningTopology {
             let rx = if added {
                 rx.take()
             } else {
-                Some(self.new_input(new, *kind, id).1)
+                match self.new_input(new, *kind, id) {
+                    Ok((_, rx)) => Some(rx),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                }
             };
             let Some(rx) = rx else { continue };
             let r = match kind {
@@ -218,10 +232,22 @@ impl RunningTopology {
                     continue;
                 }
                 if let Some(i) = self.running.remove(&(kind, id.clone())) {
-                    if kind == ComponentKind::Source {
+                    // A disk buffer stays open for the successor, so the old instance's
+                    // input never closes: it is told to stop taking from it instead, and
+                    // what it did not take stays on disk for the new one.
+                    let on_disk = kind == ComponentKind::Sink
+                        && old
+                            .sinks
+                            .get(id)
+                            .is_some_and(|s| s.buffer.kind == BufferType::Disk);
+                    if kind == ComponentKind::Source || on_disk {
                         i.token.cancel();
                     }
-                    waiting.push(i.finished.clone());
+                    waiting.push((
+                        i.finished.clone(),
+                        on_disk.then(|| i.abort.clone()),
+                        i.id.clone(),
+                    ));
                     self.retiring.push(i);
                 }
             }
@@ -231,18 +257,41 @@ impl RunningTopology {
             self.spawn(b);
         }
 
-        // 3. Hand over what waits for its old instance.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(new.shutdown_timeout_secs);
-        let all_ended = async {
-            for w in &waiting {
-                w.cancelled().await;
+        // 3. Hand over what waits for its old instance. One with a disk buffer that is
+        // still busy after a short grace (retrying against a destination that is down)
+        // is stopped: what it had taken and not delivered is on disk, and its successor
+        // reads it again. Others get `shutdown_timeout_secs`, then their successor
+        // starts beside them.
+        let start = tokio::time::Instant::now();
+        let deadline = start + Duration::from_secs(new.shutdown_timeout_secs);
+        let grace = start + DISK_HANDOVER_GRACE.min(Duration::from_secs(new.shutdown_timeout_secs));
+        for (finished, abort, id) in &waiting {
+            let until = if abort.is_some() { grace } else { deadline };
+            if tokio::time::timeout_at(until, finished.cancelled())
+                .await
+                .is_ok()
+            {
+                continue;
             }
-        };
-        if tokio::time::timeout_at(deadline, all_ended).await.is_err() {
-            tracing::warn!(
-                timeout_secs = new.shutdown_timeout_secs,
-                "A replaced component is still draining after shutdown_timeout_secs; its successor starts beside it."
-            );
+            match abort {
+                Some(a) => {
+                    // Its successor claims the buffer first: the batches the old one
+                    // held are then read again, whatever its end answers for them.
+                    if let Some((_, Some(rx))) = staged.get(&(ComponentKind::Sink, id.to_string()))
+                    {
+                        rx.claim();
+                    }
+                    a.abort();
+                    tracing::info!(component_id = %id, "The replaced sink was still busy; stopped. Its successor delivers again from its disk buffer what it had not delivered.");
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), finished.cancelled()).await;
+                }
+                None => tracing::warn!(
+                    component_id = %id,
+                    timeout_secs = new.shutdown_timeout_secs,
+                    "The replaced component is still draining after shutdown_timeout_secs; its successor starts beside it."
+                ),
+            }
         }
         let mut failed = Vec::new();
         let hc = Healthchecks::default();
@@ -301,7 +350,15 @@ impl RunningTopology {
         let r = match kind {
             ComponentKind::Source => self.build_source(old, id),
             _ => {
-                let (tx, rx) = self.new_input(old, kind, id);
+                let (tx, rx) = match self.new_input(old, kind, id) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(
+                            "{e}; restoring its previous options failed too, so it is stopped."
+                        );
+                        return;
+                    }
+                };
                 self.inputs.insert(id.to_string(), tx);
                 self.rewire(new);
                 if kind == ComponentKind::Sink {

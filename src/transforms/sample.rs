@@ -134,7 +134,7 @@ impl Mode {
     /// Whether the `n`th event (from 0) of a count is kept.
     fn keeps_nth(self, n: u64) -> bool {
         match self {
-            Mode::Rate(rate) => n % rate == 0,
+            Mode::Rate(rate) => n.is_multiple_of(rate),
             // Evenly spread: keep when the running share crosses a whole number.
             Mode::Ratio(r) => ((n + 1) as f64 * r).floor() > (n as f64 * r).floor(),
         }
@@ -143,7 +143,7 @@ impl Mode {
     /// Whether an event whose key hashes to `h` is kept.
     fn keeps_hash(self, h: u64) -> bool {
         match self {
-            Mode::Rate(rate) => h % rate == 0,
+            Mode::Rate(rate) => h.is_multiple_of(rate),
             Mode::Ratio(r) => (h as f64 / u64::MAX as f64) < r,
         }
     }

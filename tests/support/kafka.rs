@@ -76,8 +76,10 @@ impl Kafka {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
         };
         let out = java(&libs, dir.path())
-            .args(["kafka.tools.StorageTool", "format", "-t"])
-            .arg(&cluster)
+            .args(["kafka.tools.StorageTool", "format"])
+            // One argument: an ID may begin with `-`, which as a separate argument the
+            // tool's parser takes for an option.
+            .arg(format!("--cluster-id={cluster}"))
             .arg("-c")
             .arg(&props)
             .arg("--standalone")

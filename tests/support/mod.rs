@@ -229,7 +229,14 @@ impl Sluice {
             .args(args)
             .env("SLUICE_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
+            .stderr(
+                // Appended: a restarted sluice (`restart`) keeps the earlier log.
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log file"),
+            );
         adjust(&mut cmd);
         let child = cmd.spawn().expect("spawn sluice");
         let mut s = Sluice {
@@ -303,6 +310,27 @@ impl Sluice {
                 panic!("sluice did not exit within {timeout:?}; its log:\n{log}");
             }
         }
+    }
+
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts sluice again on the same directory, config and API address, after it
+    /// exited or was killed: what a restart by systemd does.
+    pub fn restart(self) -> Sluice {
+        let mut this = self;
+        this.kill();
+        this.child = None;
+        let cfg = this.path("sluice.toml");
+        // Move the directory out; `this` is dropped without a process.
+        let dir = std::mem::replace(&mut this.dir, tempfile::tempdir().expect("tempdir"));
+        let api = this.api;
+        Self::spawn(dir, api, &[OsString::from("--config"), cfg.into()], |_| {})
     }
 
     /// The process ID, to signal it.

@@ -353,9 +353,9 @@ fn write_rfc3339(t: DateTime<Utc>, out: &mut Vec<u8>) {
     );
     let nanos = t.nanosecond() % 1_000_000_000;
     if nanos != 0 {
-        let _ = if nanos % 1_000_000 == 0 {
+        let _ = if nanos.is_multiple_of(1_000_000) {
             std::io::Write::write_fmt(out, format_args!(".{:03}", nanos / 1_000_000))
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             std::io::Write::write_fmt(out, format_args!(".{:06}", nanos / 1_000))
         } else {
             std::io::Write::write_fmt(out, format_args!(".{nanos:09}"))

@@ -1,6 +1,9 @@
 //! The input buffer in front of every sink (and transform): a queue bounded in *events*,
 //! not batches, so `buffer.max_events` means what it says whatever the batch sizes are.
-//! A semaphore holds the room; the queue itself never grows past it.
+//! A semaphore holds the room; the queue itself never grows past it. A sink's buffer may
+//! instead live on disk (`disk.rs`), behind the same sender and receiver types.
+
+mod disk;
 
 use crate::event::Batch;
 use crate::internal_events::names;
@@ -20,15 +23,71 @@ pub const DEFAULT_MAX_EVENTS: usize = 2000;
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BufferConfig {
-    /// Where the buffer lives. Only `memory` exists so far.
+    /// Where the buffer lives: `memory` (default) or `disk`.
     #[serde(default, rename = "type")]
     pub kind: BufferType,
-    /// Events that may wait before the buffer counts as full.
+    /// Events that may wait before a memory buffer counts as full.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+    /// Bytes a disk buffer may hold on disk before it counts as full: at least 256 MiB
+    /// (268435488, Vector's minimum), default 1 GiB.
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// A disk buffer `fsync`s after every write unless this is set: then at most every
+    /// this many milliseconds, and a source hears its events are kept only after the
+    /// sync that covers them. Faster; a power loss can take back up to this much.
+    #[serde(default)]
+    pub sync_interval_ms: Option<u64>,
     /// `block` pushes back on the sources; `drop_newest` drops what does not fit and counts it.
     #[serde(default)]
     pub when_full: WhenFull,
+}
+
+impl BufferConfig {
+    /// Problems `validate` reports, as (key, message).
+    pub fn issues(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match self.kind {
+            BufferType::Memory => {
+                if self.max_size.is_some() {
+                    out.push((
+                        "buffer.max_size",
+                        "applies to `type = \"disk\"` only; a memory buffer is sized by max_events"
+                            .to_string(),
+                    ));
+                }
+                if self.sync_interval_ms.is_some() {
+                    out.push((
+                        "buffer.sync_interval_ms",
+                        "applies to `type = \"disk\"` only".to_string(),
+                    ));
+                }
+            }
+            BufferType::Disk => {
+                if let Some(n) = self.max_size {
+                    if n < disk::MIN_MAX_SIZE {
+                        out.push((
+                            "buffer.max_size",
+                            format!(
+                                "{n} is below the minimum of {} bytes (256 MiB) for a disk buffer",
+                                disk::MIN_MAX_SIZE
+                            ),
+                        ));
+                    }
+                }
+                if self.max_events != DEFAULT_MAX_EVENTS {
+                    out.push(("buffer.max_events", "applies to `type = \"memory\"` only; a disk buffer is sized by max_size (bytes)".to_string()));
+                }
+                if self.sync_interval_ms == Some(0) {
+                    out.push((
+                        "buffer.sync_interval_ms",
+                        "must be at least 1; leave it out to fsync after every write".to_string(),
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 fn default_max_events() -> usize {
@@ -40,6 +99,8 @@ impl Default for BufferConfig {
         Self {
             kind: BufferType::Memory,
             max_events: DEFAULT_MAX_EVENTS,
+            max_size: None,
+            sync_interval_ms: None,
             when_full: WhenFull::Block,
         }
     }
@@ -52,6 +113,8 @@ pub enum BufferType {
     /// In memory: fast, lost on a crash.
     #[default]
     Memory,
+    /// On disk under `data_dir/buffer/<sink id>/`: survives crashes and restarts.
+    Disk,
 }
 
 /// What a full buffer does with new events.
@@ -76,10 +139,39 @@ pub struct BufferSender {
     metrics: ComponentMetrics,
 }
 
+/// A sender that does not keep its buffer open: what a disk buffer keeps so a sink
+/// rebuilt by a reload can join it, while the buffer still closes once every real
+/// sender is gone.
+#[derive(Clone, Debug)]
+struct WeakBufferSender {
+    tx: mpsc::WeakUnboundedSender<(Batch, u32)>,
+    room: Arc<Semaphore>,
+    max_events: u32,
+    when_full: WhenFull,
+    depth: Gauge,
+    metrics: ComponentMetrics,
+}
+
+impl WeakBufferSender {
+    fn upgrade(&self) -> Option<BufferSender> {
+        Some(BufferSender {
+            tx: self.tx.upgrade()?,
+            room: self.room.clone(),
+            max_events: self.max_events,
+            when_full: self.when_full,
+            depth: self.depth.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
 /// The reading end, owned by the sink's task.
 #[derive(Debug)]
 pub struct BufferReceiver {
     rx: mpsc::UnboundedReceiver<(Batch, u32)>,
+    /// For a disk buffer: the buffer, and the reader's output once this receiver holds
+    /// it (`rx` is then an empty, closed channel).
+    disk: Option<DiskInput>,
     room: Arc<Semaphore>,
     max: u32,
     depth: Gauge,
@@ -126,12 +218,31 @@ pub enum TrySend {
 
 /// Makes a buffer for the component whose `metrics` are given: the one constructor,
 /// whatever `buffer.type` says. Senders and the receiver are the same types for every
-/// kind of buffer, so fanout, sinks and the shutdown report never see which one it is;
-/// a disk buffer is another arm here that keeps the same accounting (room in events,
-/// depth gauge, held events, received counted on the way out).
-pub fn buffer(config: &BufferConfig, metrics: ComponentMetrics) -> (BufferSender, BufferReceiver) {
+/// kind of buffer, so fanout, sinks and the shutdown report never see which one it is.
+/// A disk buffer lives under `data_dir`; opening it can fail (permissions, another
+/// process using it).
+pub fn buffer(
+    config: &BufferConfig,
+    metrics: ComponentMetrics,
+    data_dir: &std::path::Path,
+) -> Result<(BufferSender, BufferReceiver), crate::topology::component::BuildError> {
     match config.kind {
-        BufferType::Memory => memory_buffer(config, metrics),
+        BufferType::Memory => Ok(memory_buffer(config, metrics)),
+        BufferType::Disk => {
+            let id = metrics.labels.id.clone();
+            disk::open(
+                data_dir,
+                &id,
+                &disk::DiskOptions {
+                    max_size: config.max_size.unwrap_or(disk::DEFAULT_MAX_SIZE),
+                    sync_interval: config
+                        .sync_interval_ms
+                        .map(std::time::Duration::from_millis),
+                    when_full: config.when_full,
+                },
+                metrics,
+            )
+        }
     }
 }
 
@@ -139,25 +250,45 @@ fn memory_buffer(
     config: &BufferConfig,
     metrics: ComponentMetrics,
 ) -> (BufferSender, BufferReceiver) {
-    let max = config
-        .max_events
-        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
+    metrics
+        .gauge(names::BUFFER_MAX_EVENTS)
+        .set(config.max_events.max(1) as f64);
+    let received = metrics.received_events.clone();
+    memory_channel(config.max_events, config.when_full, metrics, received)
+}
+
+/// The memory queue in front of a disk buffer's writer: events are counted as received
+/// by the sink when it reads them from disk, not here.
+fn memory_queue(
+    max_events: usize,
+    when_full: WhenFull,
+    metrics: ComponentMetrics,
+) -> (BufferSender, BufferReceiver) {
+    memory_channel(max_events, when_full, metrics, metrics::Counter::noop())
+}
+
+fn memory_channel(
+    max_events: usize,
+    when_full: WhenFull,
+    metrics: ComponentMetrics,
+    received: metrics::Counter,
+) -> (BufferSender, BufferReceiver) {
+    let max = max_events.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
     let (tx, rx) = mpsc::unbounded_channel();
     let room = Arc::new(Semaphore::new(max as usize));
     let depth = metrics.gauge(names::BUFFER_EVENTS);
-    let received = metrics.received_events.clone();
-    metrics.gauge(names::BUFFER_MAX_EVENTS).set(max as f64);
     (
         BufferSender {
             tx,
             room: room.clone(),
             max_events: max,
-            when_full: config.when_full,
+            when_full,
             depth: depth.clone(),
             metrics,
         },
         BufferReceiver {
             rx,
+            disk: None,
             room,
             max,
             depth,
@@ -168,7 +299,108 @@ fn memory_buffer(
     )
 }
 
+/// A receiver's hold on a disk buffer.
+struct DiskInput {
+    buffer: Arc<disk::DiskBuffer>,
+    /// The takeover number of the batches meant for this receiver, once it claimed the
+    /// reader's output (at its first `recv`, or earlier through `claim`).
+    mine: std::sync::OnceLock<u64>,
+    /// The reader's output while this receiver holds it.
+    output: Option<HeldOutput>,
+}
+
+/// The reader's output, held exclusively.
+type HeldOutput = tokio::sync::OwnedMutexGuard<mpsc::Receiver<(u64, Batch)>>;
+
+impl std::fmt::Debug for DiskInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskInput")
+            .field("sink", &self.buffer.id())
+            .finish()
+    }
+}
+
+impl BufferReceiver {
+    fn disk(buffer: Arc<disk::DiskBuffer>, metrics: ComponentMetrics) -> Self {
+        let (_, mut rx) = mpsc::unbounded_channel();
+        rx.close();
+        Self {
+            rx,
+            disk: Some(DiskInput {
+                buffer,
+                mine: std::sync::OnceLock::new(),
+                output: None,
+            }),
+            room: Arc::new(Semaphore::new(0)),
+            max: 0,
+            depth: metrics.gauge(names::BUFFER_EVENTS),
+            held: HeldEvents::default(),
+            received: metrics.received_events.clone(),
+            stop: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// The next batch from the disk: waits for this receiver's turn (a sink rebuilt by a
+    /// reload waits for its old instance to let go), then for the reader. Stopping ends
+    /// it at once: what is on disk stays there for the next reader.
+    async fn recv_disk(&mut self) -> Option<Batch> {
+        let stop = self.stop.clone();
+        let input = self.disk.as_mut()?;
+        if stop.is_cancelled() {
+            // Let go at once, so a successor can take over.
+            input.output = None;
+            return None;
+        }
+        let mine = *input.mine.get_or_init(|| input.buffer.take_over());
+        if input.output.is_none() {
+            let out = input.buffer.output();
+            tokio::select! {
+                g = out.lock_owned() => input.output = Some(g),
+                _ = stop.cancelled() => return None,
+            }
+        }
+        let out = input.output.as_mut()?;
+        let batch = loop {
+            tokio::select! {
+                b = out.recv() => match b {
+                    Some((t, b)) if t == mine => break b,
+                    // Read for an earlier holder; read again for this one.
+                    Some(_) => continue,
+                    None => return None,
+                },
+                _ = stop.cancelled() => {
+                    input.output = None;
+                    return None;
+                }
+            }
+        };
+        self.received.increment(batch.len() as u64);
+        Some(batch)
+    }
+
+    /// For a disk buffer: makes this receiver the one the reader works for from now
+    /// on, before the instance it replaces is stopped, so whatever that instance held
+    /// and did not deliver is read again for this one (and its answers for it no
+    /// longer count). Nothing for a memory buffer.
+    pub fn claim(&self) {
+        if let Some(d) = &self.disk {
+            d.mine.get_or_init(|| d.buffer.take_over());
+        }
+    }
+}
+
 impl BufferSender {
+    fn downgrade(&self) -> WeakBufferSender {
+        WeakBufferSender {
+            tx: self.tx.downgrade(),
+            room: self.room.clone(),
+            max_events: self.max_events,
+            when_full: self.when_full,
+            depth: self.depth.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Permits a batch takes: its length, but never more than the whole buffer, so a
     /// batch larger than `max_events` still fits into an empty buffer.
     fn cost(&self, batch: &Batch) -> u32 {
@@ -285,12 +517,22 @@ pub struct BufferProbe {
     room: Arc<Semaphore>,
     max: u32,
     held: HeldEvents,
+    disk: Option<std::sync::Weak<disk::DiskBuffer>>,
 }
 
 impl BufferProbe {
-    /// Events queued (as counted against `max_events`) plus those the sink holds.
+    /// Events queued (as counted against `max_events`) plus those the sink holds; for a
+    /// disk buffer, those on disk not yet answered for.
     pub fn queued(&self) -> u64 {
+        if let Some(d) = &self.disk {
+            return d.upgrade().map_or(0, |d| d.waiting());
+        }
         (self.max as u64).saturating_sub(self.room.available_permits() as u64) + self.held.get()
+    }
+
+    /// Whether what waits is on disk, kept for the next start rather than lost.
+    pub fn durable(&self) -> bool {
+        self.disk.is_some()
     }
 }
 
@@ -301,6 +543,7 @@ impl BufferReceiver {
             room: self.room.clone(),
             max: self.max,
             held: self.held.clone(),
+            disk: self.disk.as_ref().map(|d| Arc::downgrade(&d.buffer)),
         }
     }
 
@@ -313,6 +556,9 @@ impl BufferReceiver {
     /// stopped) and the queue is empty. Taking a batch out is what counts it as received
     /// by the consuming component.
     pub async fn recv(&mut self) -> Option<Batch> {
+        if self.disk.is_some() {
+            return self.recv_disk().await;
+        }
         let (batch, cost) = if self.stop.is_cancelled() {
             self.close_input();
             self.rx.recv().await?
@@ -345,6 +591,21 @@ impl BufferReceiver {
 
     /// The next batch if one is queued, without waiting: lets a sink gather what piled up.
     pub fn try_recv_now(&mut self) -> Option<Batch> {
+        if let Some(d) = self.disk.as_mut() {
+            let mine = *d.mine.get()?;
+            let out = d.output.as_mut()?;
+            if self.stop.is_cancelled() {
+                return None;
+            }
+            let batch = loop {
+                match out.try_recv().ok()? {
+                    (t, b) if t == mine => break b,
+                    _ => continue,
+                }
+            };
+            self.received.increment(batch.len() as u64);
+            return Some(batch);
+        }
         let (batch, cost) = self.rx.try_recv().ok()?;
         self.release(&batch, cost);
         Some(batch)
@@ -389,11 +650,12 @@ pub(crate) mod test_util {
             kind: ComponentKind::Sink,
             type_name: "test",
         });
-        buffer(
+        memory_buffer(
             &BufferConfig {
                 kind: BufferType::Memory,
                 max_events: max,
                 when_full,
+                ..Default::default()
             },
             m,
         )

@@ -1,0 +1,1075 @@
+//! The disk buffer (`buffer.type = "disk"`): what waits in front of a sink survives a
+//! crash, a SIGKILL and a power loss, and memory does not grow with what waits.
+//!
+//! **Layout** under `data_dir/buffer/<sink id>/`: data files `data-<n>.dat` of at most
+//! [`SEGMENT_BYTES`], a `ledger` (the id the next event gets), `reader.state` (where
+//! delivery got to) and `buffer.lock`, held while a process uses the directory.
+//!
+//! **Records**: each batch that reaches the buffer is one record: a 24-byte header
+//! (body length, event count, the id of its first event, a CRC32C of those three, a
+//! CRC32C of the body) and the events in `event::codec` form. Every event has an id,
+//! one more than the one before, so any gap (a record that fails its checksum, a torn
+//! or truncated file, a file gone) is counted exactly: the ids the reader expected and
+//! did not find are the events lost (`sluice_buffer_corrupted_events_total`).
+//!
+//! **Writing** runs on a thread of its own: it takes the batches the upstream
+//! components put into a small memory queue in front of it, appends them with one
+//! `write` per gathering, and `fsync`s, by default after every write, or at most every
+//! `sync_interval_ms`. Only then are the batches acknowledged to their sources (a file
+//! source's checkpoint, an HTTP client's answer): nothing is acknowledged that a power
+//! loss could take back. When `max_size` bytes wait, the writer stops taking batches
+//! (`when_full = "block"`, pressure reaches the sources) or drops them, counted
+//! (`drop_newest`).
+//!
+//! **Reading** runs on a second thread: it reads a record, checks it, and hands the
+//! events to the sink with a notifier; a read-ahead of two batches is all it holds. The
+//! position moves past a record only once the sink has answered for it (delivered, or
+//! given up and counted it), and is saved (atomically) at most once a second and at the
+//! end, so after a crash everything not yet answered for is delivered again: at least
+//! once. A data file is deleted once every record in it is answered for.
+//!
+//! **Reload**: a directory is opened once. A sink rebuilt by a reload joins the buffer
+//! its old instance used (the writer and reader go on); the old instance stops taking
+//! from it and its successor takes over from where delivery got to.
+
+use super::{memory_queue, BufferReceiver, BufferSender, WhenFull};
+use crate::event::{codec, Batch, BatchNotifier, BatchStatus};
+use crate::internal_events::{names, ComponentMetrics};
+use crate::topology::component::BuildError;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// The largest data file: small enough that delivered space is given back soon, large
+/// enough that rolling over is rare.
+pub const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The smallest `max_size` (Vector's figure): room for several data files.
+pub const MIN_MAX_SIZE: u64 = 256 * 1024 * 1024;
+
+/// `max_size` when the config does not say.
+pub const DEFAULT_MAX_SIZE: u64 = 1024 * 1024 * 1024;
+
+const HEADER: usize = 24;
+
+/// A record larger than this is corrupt: a batch never comes near it.
+const MAX_RECORD: u32 = 256 * 1024 * 1024;
+
+/// What the writer gathers into one write at most.
+const GATHER_BYTES: usize = 4 * 1024 * 1024;
+
+/// How often the reader saves where delivery got to.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The options of one disk buffer.
+#[derive(Clone, Debug)]
+pub struct DiskOptions {
+    /// Bytes on disk before the buffer counts as full.
+    pub max_size: u64,
+    /// `fsync` at most this often instead of after every write.
+    pub sync_interval: Option<Duration>,
+    /// What a full buffer does.
+    pub when_full: WhenFull,
+}
+
+/// State shared by the writer, the reader and the receivers.
+struct Shared {
+    dir: PathBuf,
+    id: Arc<str>,
+    max_size: AtomicU64,
+    /// Bytes of data files not wholly delivered.
+    bytes: AtomicU64,
+    /// Where the writer is: (file, offset, next event id), published after each write.
+    written: Mutex<WritePos>,
+    /// The writer has written something, or finished.
+    wrote: Notify,
+    /// The reader freed space.
+    freed: Notify,
+    /// No more batches will come (every sender gone and the queue written).
+    writer_done: AtomicBool,
+    /// Events written and not yet answered for.
+    waiting: AtomicU64,
+    /// Bumped each time a receiver takes the reader's output over: the reader then goes
+    /// back to where delivery got to, so what the previous holder took and did not
+    /// answer for (an instance a reload stopped mid-retry) is read again for the new one.
+    takeovers: AtomicU64,
+    metrics: DiskMetrics,
+}
+
+/// What the reader hands out: batches tagged with the takeover they were read under; a
+/// receiver drops those of an earlier one (they are read again).
+pub(super) type Output = Arc<tokio::sync::Mutex<mpsc::Receiver<(u64, Batch)>>>;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct WritePos {
+    file: u64,
+    offset: u64,
+    next_id: u64,
+}
+
+struct DiskMetrics {
+    bytes: metrics::Gauge,
+    events: metrics::Gauge,
+    corrupted: metrics::Counter,
+    errors: crate::internal_events::Reporter<crate::internal_events::failures::BufferFailed>,
+}
+
+/// One open disk buffer, joined by every receiver made for its directory.
+pub(super) struct DiskBuffer {
+    shared: Arc<Shared>,
+    /// The upstream side: the memory queue in front of the writer.
+    sender: super::WeakBufferSender,
+    /// The reader's output; a receiver holds it while its sink runs.
+    output: Output,
+}
+
+/// Directories open in this process.
+static OPEN: std::sync::LazyLock<Mutex<HashMap<PathBuf, Weak<DiskBuffer>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> BuildError {
+    move |source| BuildError::Io { what, source }
+}
+
+fn data_file(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("data-{n:010}.dat"))
+}
+
+fn data_files(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_prefix("data-")?
+                .strip_suffix(".dat")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The header of a record whose header checks out.
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    len: u32,
+    count: u32,
+    first_id: u64,
+    body_crc: u32,
+}
+
+fn encode_header(len: u32, count: u32, first_id: u64, body_crc: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..4].copy_from_slice(&len.to_le_bytes());
+    h[4..8].copy_from_slice(&count.to_le_bytes());
+    h[8..16].copy_from_slice(&first_id.to_le_bytes());
+    let crc = crc32c::crc32c(&h[0..16]);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+    h[20..24].copy_from_slice(&body_crc.to_le_bytes());
+    h
+}
+
+fn decode_header(h: &[u8; HEADER]) -> Option<Header> {
+    let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    if crc32c::crc32c(&h[0..16]) != u32_at(16) {
+        return None;
+    }
+    let len = u32_at(0);
+    let count = u32_at(4);
+    if len > MAX_RECORD || count == 0 || count > len {
+        return None;
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&h[8..16]);
+    Some(Header {
+        len,
+        count,
+        first_id: u64::from_le_bytes(id),
+        body_crc: u32_at(20),
+    })
+}
+
+/// Reads the record at `offset` of `file` (of `file_len` bytes): `Ok(Some)` a sound
+/// record and its body, `Ok(None)` nothing sound there (torn, corrupt, or the end).
+fn read_record(
+    file: &File,
+    offset: u64,
+    file_len: u64,
+) -> std::io::Result<Option<(Header, Vec<u8>)>> {
+    if offset + HEADER as u64 > file_len {
+        return Ok(None);
+    }
+    let mut h = [0u8; HEADER];
+    file.read_exact_at(&mut h, offset)?;
+    let Some(header) = decode_header(&h) else {
+        return Ok(None);
+    };
+    let end = offset + HEADER as u64 + u64::from(header.len);
+    if end > file_len {
+        return Ok(None);
+    }
+    let mut body = vec![0u8; header.len as usize];
+    file.read_exact_at(&mut body, offset + HEADER as u64)?;
+    if crc32c::crc32c(&body) != header.body_crc {
+        return Ok(None);
+    }
+    Ok(Some((header, body)))
+}
+
+/// The ledger: the id the next event gets, with a checksum; rewritten in place after
+/// every write (no fsync of its own: the data files carry the truth, the ledger only
+/// tells how many events a truncated last file held).
+fn write_ledger(file: &File, next_id: u64) -> std::io::Result<()> {
+    let mut b = [0u8; 12];
+    b[0..8].copy_from_slice(&next_id.to_le_bytes());
+    let crc = crc32c::crc32c(&b[0..8]);
+    b[8..12].copy_from_slice(&crc.to_le_bytes());
+    file.write_all_at(&b, 0)
+}
+
+fn read_ledger(path: &Path) -> Option<u64> {
+    let b = std::fs::read(path).ok()?;
+    let b: [u8; 12] = b.get(0..12)?.try_into().ok()?;
+    let crc = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+    (crc32c::crc32c(&b[0..8]) == crc).then(|| {
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&b[0..8]);
+        u64::from_le_bytes(id)
+    })
+}
+
+/// Where delivery got to: the next record to deliver and the id of its first event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ReadPos {
+    file: u64,
+    offset: u64,
+    id: u64,
+}
+
+fn read_state(path: &Path) -> Option<ReadPos> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut it = text.split_whitespace().map(|s| s.parse::<u64>());
+    let (Some(Ok(file)), Some(Ok(offset)), Some(Ok(id))) = (it.next(), it.next(), it.next()) else {
+        return None;
+    };
+    Some(ReadPos { file, offset, id })
+}
+
+/// Saves the read position atomically: a temp file, fsync, rename.
+fn write_state(dir: &Path, pos: ReadPos) -> std::io::Result<()> {
+    let tmp = dir.join("reader.state.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(format!("{} {} {}\n", pos.file, pos.offset, pos.id).as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join("reader.state"))
+}
+
+/// Opens the disk buffer of sink `id` under `data_dir`, or joins it if this process
+/// has it open already (a sink rebuilt by a reload).
+pub(super) fn open(
+    data_dir: &Path,
+    id: &str,
+    options: &DiskOptions,
+    metrics: ComponentMetrics,
+) -> Result<(BufferSender, BufferReceiver), BuildError> {
+    let dir = data_dir.join("buffer").join(id);
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    open.retain(|_, w| w.strong_count() > 0);
+    if let Some(existing) = open.get(&dir).and_then(Weak::upgrade) {
+        if let Some(sender) = existing.sender.upgrade() {
+            existing
+                .shared
+                .max_size
+                .store(options.max_size, Ordering::Relaxed);
+            let rx = BufferReceiver::disk(existing.clone(), metrics);
+            return Ok((sender, rx));
+        }
+    }
+    let (shared, sender, output) = start(&dir, id, options, metrics.clone())?;
+    let shared = Arc::new(DiskBuffer {
+        shared,
+        sender: sender.downgrade(),
+        output,
+    });
+    open.insert(dir, Arc::downgrade(&shared));
+    let rx = BufferReceiver::disk(shared, metrics);
+    Ok((sender, rx))
+}
+
+type Started = (Arc<Shared>, BufferSender, Output);
+
+fn start(
+    dir: &Path,
+    id: &str,
+    options: &DiskOptions,
+    metrics: ComponentMetrics,
+) -> Result<Started, BuildError> {
+    std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("buffer.lock"))
+        .map_err(io_err(format!(
+            "opening {}",
+            dir.join("buffer.lock").display()
+        )))?;
+    if lock.try_lock().is_err() {
+        return Err(BuildError::Other(format!(
+            "the disk buffer {} is in use by another sluice process (two processes with one data_dir?)",
+            dir.display()
+        )));
+    }
+    let errors = metrics.reporter::<crate::internal_events::failures::BufferFailed>();
+    let dm = DiskMetrics {
+        bytes: metrics.gauge(names::BUFFER_BYTE_SIZE),
+        events: metrics.gauge(names::BUFFER_EVENTS),
+        corrupted: metrics.counter(names::BUFFER_CORRUPTED_EVENTS),
+        errors,
+    };
+    metrics
+        .gauge(names::BUFFER_MAX_BYTE_SIZE)
+        .set(options.max_size as f64);
+    let recovered = recover(dir, &dm)?;
+    let ledger = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join("ledger"))
+        .map_err(io_err(format!("opening {}", dir.join("ledger").display())))?;
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        id: Arc::from(id),
+        max_size: AtomicU64::new(options.max_size),
+        bytes: AtomicU64::new(recovered.bytes),
+        written: Mutex::new(recovered.write),
+        wrote: Notify::new(),
+        freed: Notify::new(),
+        writer_done: AtomicBool::new(false),
+        waiting: AtomicU64::new(recovered.write.next_id.saturating_sub(recovered.read.id)),
+        takeovers: AtomicU64::new(0),
+        metrics: dm,
+    });
+    shared.publish_gauges();
+    shared
+        .metrics
+        .events
+        .increment(shared.waiting.load(Ordering::Relaxed) as f64);
+    // The queue in front of the writer: a few batches, so memory stays small.
+    let (tx, queue) = memory_queue(
+        4 * crate::event::MAX_BATCH_EVENTS,
+        options.when_full,
+        metrics.clone(),
+    );
+    let (out_tx, out_rx) = mpsc::channel(2);
+    let writer = Writer {
+        shared: shared.clone(),
+        queue,
+        file: None,
+        ledger,
+        sync_interval: options.sync_interval,
+        when_full: options.when_full,
+        dropped: metrics.discarded_unintentional.clone(),
+        _lock: lock,
+    };
+    let reader_lock = writer
+        ._lock
+        .try_clone()
+        .map_err(io_err(format!("sharing the lock of {}", dir.display())))?;
+    spawn_thread(format!("buffer-w-{id}"), writer.run())?;
+    let reader = Reader {
+        shared: shared.clone(),
+        out: Some(out_tx),
+        takeover: 0,
+        pos: recovered.read,
+        expected: recovered.read.id,
+        file: None,
+        answers: VecDeque::new(),
+        delivered: recovered.read,
+        pinned: false,
+        saved: recovered.read,
+        last_save: Instant::now(),
+        _lock: reader_lock,
+    };
+    spawn_thread(format!("buffer-r-{id}"), reader.run())?;
+    // The queue closes once every upstream sender is gone: the buffer itself keeps only
+    // a weak one, to hand out to a sink rebuilt by a reload.
+    Ok((shared, tx, Arc::new(tokio::sync::Mutex::new(out_rx))))
+}
+
+fn spawn_thread(
+    name: String,
+    fut: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), BuildError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(io_err(format!("starting the runtime of {name}")))?;
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || rt.block_on(fut))
+        .map_err(io_err(format!("starting the thread {name}")))?;
+    Ok(())
+}
+
+struct Recovered {
+    write: WritePos,
+    read: ReadPos,
+    bytes: u64,
+}
+
+/// Finds where to write and where to read after a start: the end of the last sound
+/// record of the last data file (a torn tail is cut off, and the events the ledger says
+/// it held are counted as lost), and the saved read position (or the first record).
+fn recover(dir: &Path, m: &DiskMetrics) -> Result<Recovered, BuildError> {
+    let files = data_files(dir).map_err(io_err(format!("listing {}", dir.display())))?;
+    let mut bytes = 0;
+    for f in &files {
+        bytes += std::fs::metadata(data_file(dir, *f))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    }
+    let saved = read_state(&dir.join("reader.state"));
+    let ledger = read_ledger(&dir.join("ledger"));
+    let Some(&last) = files.last() else {
+        // Nothing on disk: start afresh, ids going on from the ledger.
+        let next = ledger.unwrap_or(0).max(saved.map_or(0, |s| s.id));
+        return Ok(Recovered {
+            write: WritePos {
+                file: saved.map_or(0, |s| s.file),
+                offset: 0,
+                next_id: next,
+            },
+            read: ReadPos {
+                file: saved.map_or(0, |s| s.file),
+                offset: 0,
+                id: next,
+            },
+            bytes: 0,
+        });
+    };
+    let path = data_file(dir, last);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    let len = file
+        .metadata()
+        .map_err(io_err(format!("reading {}", path.display())))?
+        .len();
+    // The end of the last sound record. A corrupt record in the middle is stepped over
+    // (the reader counts it when it gets there); only what follows the last sound
+    // record is a torn tail.
+    let mut offset = 0;
+    let mut end = 0;
+    let mut next_id = None;
+    while offset + HEADER as u64 <= len {
+        match read_record(&file, offset, len) {
+            Ok(Some((h, _))) => {
+                offset += HEADER as u64 + u64::from(h.len);
+                end = offset;
+                next_id = Some(h.first_id + u64::from(h.count));
+            }
+            _ => offset += 1,
+        }
+    }
+    let offset = end;
+    if offset < len {
+        // A torn or corrupt tail: what the ledger counted beyond the last sound record
+        // is lost; the file is cut there so new records follow sound ones.
+        let expected = next_id.unwrap_or(0);
+        let lost = ledger.map_or(0, |l| l.saturating_sub(expected));
+        m.corrupted.increment(lost);
+        m.errors.emit(|| {
+            format!(
+                "Disk buffer {}: {} bytes at the end of {} are torn or corrupt (offset {offset}); {lost} events lost, the rest is delivered.",
+                dir.display(),
+                len - offset,
+                path.display()
+            )
+        });
+        file.set_len(offset)
+            .map_err(io_err(format!("truncating {}", path.display())))?;
+        bytes -= len - offset;
+    }
+    let next_id = match next_id {
+        Some(n) => n.max(ledger.unwrap_or(0)),
+        // Only a torn record in the last file: ids go on past what the ledger counted.
+        None => ledger.unwrap_or(0).max(saved.map_or(0, |s| s.id)),
+    };
+    let first = files[0];
+    let read = match saved {
+        Some(s) if s.file >= first => s,
+        // No saved position, or it points before every file: from the first record.
+        _ => ReadPos {
+            file: first,
+            offset: 0,
+            id: saved.map_or(0, |s| s.id),
+        },
+    };
+    Ok(Recovered {
+        write: WritePos {
+            file: last,
+            offset,
+            next_id,
+        },
+        read,
+        bytes,
+    })
+}
+
+impl Shared {
+    fn publish_gauges(&self) {
+        self.metrics
+            .bytes
+            .set(self.bytes.load(Ordering::Relaxed) as f64);
+    }
+
+    fn write_pos(&self) -> WritePos {
+        *self.written.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The writing thread.
+struct Writer {
+    shared: Arc<Shared>,
+    queue: BufferReceiver,
+    /// The data file written to, and its number.
+    file: Option<(u64, File)>,
+    ledger: File,
+    sync_interval: Option<Duration>,
+    when_full: WhenFull,
+    dropped: metrics::Counter,
+    _lock: File,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut buf: Vec<u8> = Vec::with_capacity(GATHER_BYTES);
+        let mut scratch: Vec<u8> = Vec::new();
+        // Batches written but not yet synced, whose sources wait for the sync.
+        let mut unsynced: Vec<crate::event::EventFinalizers> = Vec::new();
+        let mut last_sync = Instant::now();
+        loop {
+            let next = match (self.sync_interval, unsynced.is_empty()) {
+                (Some(every), false) => {
+                    let due = (last_sync + every).saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(due, self.queue.recv()).await {
+                        Ok(b) => b.map(Some),
+                        Err(_) => Some(None),
+                    }
+                }
+                _ => self.queue.recv().await.map(Some),
+            };
+            let Some(first) = next else { break };
+            let mut batches: Vec<Batch> = first.into_iter().collect();
+            let mut size = 0;
+            while size < GATHER_BYTES {
+                match self.queue.try_recv_now() {
+                    Some(b) => {
+                        size += b.len() * 64;
+                        batches.push(b);
+                    }
+                    None => break,
+                }
+            }
+            buf.clear();
+            let mut pos = self.shared.write_pos();
+            let mut finalizers = Vec::with_capacity(batches.len());
+            let mut events = 0u64;
+            for mut batch in batches {
+                if !self.room_for(&batch).await {
+                    // drop_newest: counted; their sources learn they were not kept.
+                    self.dropped.increment(batch.len() as u64);
+                    continue;
+                }
+                let mut fin = crate::event::EventFinalizers::default();
+                scratch.clear();
+                for e in &mut batch {
+                    fin.merge(e.take_finalizers());
+                    codec::encode(e, &mut scratch);
+                }
+                let count = batch.len() as u32;
+                let len = scratch.len() as u32;
+                let header = encode_header(len, count, pos.next_id, crc32c::crc32c(&scratch));
+                // Roll over before a file grows past its size.
+                let record = (HEADER + scratch.len()) as u64;
+                if pos.offset > 0 && pos.offset + (buf.len() as u64) + record > SEGMENT_BYTES {
+                    if let Err(e) = self
+                        .append(&mut pos, &buf)
+                        .and_then(|_| self.roll(&mut pos))
+                    {
+                        self.failed(e, &mut finalizers);
+                    }
+                    buf.clear();
+                }
+                buf.extend_from_slice(&header);
+                buf.extend_from_slice(&scratch);
+                pos.next_id += u64::from(count);
+                events += u64::from(count);
+                finalizers.push(fin);
+            }
+            if !buf.is_empty() {
+                if let Err(e) = self.append(&mut pos, &buf) {
+                    self.failed(e, &mut finalizers);
+                    continue;
+                }
+            }
+            unsynced.extend(finalizers);
+            let sync_now = match self.sync_interval {
+                None => true,
+                Some(every) => last_sync.elapsed() >= every,
+            };
+            if sync_now && !unsynced.is_empty() {
+                self.sync(&mut unsynced);
+                last_sync = Instant::now();
+            }
+            self.shared.waiting.fetch_add(events, Ordering::Relaxed);
+            self.shared.metrics.events.increment(events as f64);
+            self.shared.publish_gauges();
+            self.shared.wrote.notify_one();
+        }
+        self.sync(&mut unsynced);
+        self.shared.writer_done.store(true, Ordering::Release);
+        self.shared.wrote.notify_one();
+    }
+
+    /// Waits while the buffer is full (`block`); `false` to drop (`drop_newest`).
+    async fn room_for(&self, batch: &Batch) -> bool {
+        loop {
+            let used = self.shared.bytes.load(Ordering::Relaxed);
+            let max = self.shared.max_size.load(Ordering::Relaxed);
+            if used < max {
+                return true;
+            }
+            if self.when_full == WhenFull::DropNewest {
+                let _ = batch;
+                return false;
+            }
+            // The reader frees space as delivery moves on; look again now and then in
+            // case a wake-up was missed.
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.shared.freed.notified())
+                .await;
+        }
+    }
+
+    /// Appends `buf` to the current data file and publishes the new end.
+    fn append(&mut self, pos: &mut WritePos, buf: &[u8]) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let (n, file) = match &mut self.file {
+            Some((n, f)) if *n == pos.file => (*n, f),
+            _ => {
+                let path = data_file(&self.shared.dir, pos.file);
+                let f = OpenOptions::new().create(true).append(true).open(&path)?;
+                self.file = Some((pos.file, f));
+                match &mut self.file {
+                    Some((n, f)) => (*n, f),
+                    None => return Ok(()),
+                }
+            }
+        };
+        let _ = n;
+        file.write_all(buf)?;
+        pos.offset += buf.len() as u64;
+        self.shared
+            .bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        *self
+            .shared
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = *pos;
+        let _ = write_ledger(&self.ledger, pos.next_id);
+        Ok(())
+    }
+
+    /// Closes the current data file (synced) and starts the next.
+    fn roll(&mut self, pos: &mut WritePos) -> std::io::Result<()> {
+        if let Some((_, f)) = self.file.take() {
+            f.sync_data()?;
+        }
+        pos.file += 1;
+        pos.offset = 0;
+        *self
+            .shared
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = *pos;
+        // The new file's entry in the directory must survive a power loss too.
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_file(&self.shared.dir, pos.file))?;
+        File::open(&self.shared.dir).and_then(|d| d.sync_all())?;
+        self.file = Some((pos.file, f));
+        Ok(())
+    }
+
+    /// Makes what was written durable and tells the sources.
+    fn sync(&mut self, unsynced: &mut Vec<crate::event::EventFinalizers>) {
+        if unsynced.is_empty() {
+            return;
+        }
+        let status = match self.file.as_ref().map(|(_, f)| f.sync_data()) {
+            Some(Err(e)) => {
+                self.shared.metrics.errors.emit(|| {
+                    format!(
+                        "Disk buffer {}: fsync failed: {e}; the sources of these events are told they were not kept.",
+                        self.shared.dir.display()
+                    )
+                });
+                BatchStatus::Errored
+            }
+            _ => BatchStatus::Delivered,
+        };
+        for f in unsynced.drain(..) {
+            f.update_status(status);
+        }
+    }
+
+    fn failed(&mut self, e: std::io::Error, finalizers: &mut Vec<crate::event::EventFinalizers>) {
+        self.shared.metrics.errors.emit(|| {
+            format!(
+                "Disk buffer {}: writing failed: {e}; the sources of these events are told they were not kept.",
+                self.shared.dir.display()
+            )
+        });
+        for f in finalizers.drain(..) {
+            f.update_status(BatchStatus::Errored);
+        }
+    }
+}
+
+/// A batch handed to the sink, waiting for its answer.
+struct Answer {
+    /// Where the next record starts once this one is answered for.
+    next: ReadPos,
+    events: u64,
+    rx: tokio::sync::oneshot::Receiver<BatchStatus>,
+}
+
+/// The reading thread.
+struct Reader {
+    shared: Arc<Shared>,
+    out: Option<mpsc::Sender<(u64, Batch)>>,
+    /// The takeover the batches handed out belong to.
+    takeover: u64,
+    /// The next record to read.
+    pos: ReadPos,
+    /// The id the next sound record should start with; a larger one means events lost.
+    expected: u64,
+    file: Option<(u64, File)>,
+    answers: VecDeque<Answer>,
+    /// Where delivery got to.
+    delivered: ReadPos,
+    /// A batch failed (the sink gave up on it, or shutdown abandoned it): delivery stops
+    /// moving there until restart, which delivers it again, as a file source's
+    /// checkpoint does.
+    pinned: bool,
+    /// Where delivery got to, as last saved.
+    saved: ReadPos,
+    last_save: Instant,
+    /// The directory stays locked until the reader, too, is done with it.
+    _lock: File,
+}
+
+impl Reader {
+    async fn run(mut self) {
+        loop {
+            self.collect();
+            self.follow_takeover();
+            let written = self.shared.write_pos();
+            let caught_up = self.pos.file == written.file && self.pos.offset >= written.offset;
+            if caught_up {
+                if self.shared.writer_done.load(Ordering::Acquire) {
+                    if self.expected < written.next_id {
+                        self.lost(written.next_id, "the end of the buffer");
+                    }
+                    break;
+                }
+                self.wait().await;
+                continue;
+            }
+            let Some((next, mut batch)) = self.next_record() else {
+                // Nothing sound here: the writer's end is in a later file.
+                if !self.advance_file(written) {
+                    self.wait().await;
+                }
+                continue;
+            };
+            let Some(out) = self.out.clone() else { break };
+            let read_for = self.takeover;
+            let events = batch.len() as u64;
+            let rx = BatchNotifier::attach(&mut batch);
+            // While the sink is busy, answers still move delivery on.
+            let permit = loop {
+                tokio::select! {
+                    p = out.reserve() => break p,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => self.collect(),
+                }
+            };
+            // No receiver: the sink is gone; what is unread stays on disk.
+            let Ok(permit) = permit else { break };
+            if read_for != self.takeover
+                || self.takeover != self.shared.takeovers.load(Ordering::Acquire)
+            {
+                // Taken over while waiting: the position went back, so this batch is
+                // read again for the new holder.
+                continue;
+            }
+            permit.send((self.takeover, batch));
+            self.answers.push_back(Answer { next, events, rx });
+        }
+        // The sink sees the end; the last answers still count.
+        self.out = None;
+        while let Some(a) = self.answers.pop_front() {
+            let status = a.rx.await.unwrap_or(BatchStatus::Errored);
+            self.answered(a.next, a.events, status);
+        }
+        self.save();
+    }
+
+    /// A new receiver took the output: start again from where delivery got to.
+    fn follow_takeover(&mut self) {
+        let now = self.shared.takeovers.load(Ordering::Acquire);
+        if now == self.takeover {
+            return;
+        }
+        self.takeover = now;
+        self.answers.clear();
+        self.pinned = false;
+        self.pos = self.delivered;
+        self.expected = self.delivered.id;
+        self.file = None;
+    }
+
+    /// Takes the answers that arrived, in order.
+    fn collect(&mut self) {
+        self.follow_takeover();
+        while let Some(a) = self.answers.front_mut() {
+            let status = match a.rx.try_recv() {
+                Ok(s) => s,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => BatchStatus::Errored,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
+            };
+            // A receiver that took over drops the batches read for its predecessor,
+            // which answers "delivered"; it bumped the takeover count first, so that
+            // answer is seen here as stale and the batch is read again instead.
+            if self.shared.takeovers.load(Ordering::Acquire) != self.takeover {
+                self.follow_takeover();
+                return;
+            }
+            if let Some(a) = self.answers.pop_front() {
+                self.answered(a.next, a.events, status);
+            }
+        }
+        if self.delivered != self.saved && self.last_save.elapsed() >= SAVE_EVERY {
+            self.save();
+        }
+    }
+
+    async fn wait(&self) {
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), self.shared.wrote.notified()).await;
+    }
+
+    /// The sink answered for a batch: delivery moves past it, and data files wholly
+    /// behind delivery are deleted.
+    fn answered(&mut self, next: ReadPos, events: u64, status: BatchStatus) {
+        self.shared.waiting.fetch_sub(
+            events.min(self.shared.waiting.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        self.shared.metrics.events.decrement(events as f64);
+        if status == BatchStatus::Errored && !self.pinned {
+            self.pinned = true;
+            let (dir, at) = (self.shared.dir.clone(), self.delivered);
+            self.shared.metrics.errors.emit(|| {
+                format!(
+                    "Disk buffer {}: a batch was not delivered; the buffer keeps everything from data-{:010}.dat offset {} and delivers it again after a restart.",
+                    dir.display(),
+                    at.file,
+                    at.offset
+                )
+            });
+        }
+        if self.pinned {
+            return;
+        }
+        let from = self.delivered;
+        self.delivered = next;
+        if next.file > from.file {
+            for f in from.file..next.file {
+                let path = data_file(&self.shared.dir, f);
+                let Ok(md) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if std::fs::remove_file(&path).is_ok() {
+                    let used = self.shared.bytes.load(Ordering::Relaxed);
+                    self.shared
+                        .bytes
+                        .fetch_sub(md.len().min(used), Ordering::Relaxed);
+                }
+            }
+            self.shared.publish_gauges();
+            self.shared.freed.notify_one();
+        }
+    }
+
+    fn save(&mut self) {
+        let pos = self.delivered;
+        if let Err(e) = write_state(&self.shared.dir, pos) {
+            self.shared.metrics.errors.emit(|| {
+                format!(
+                    "Disk buffer {}: saving the read position failed: {e}",
+                    self.shared.dir.display()
+                )
+            });
+        }
+        self.saved = pos;
+        self.last_save = Instant::now();
+    }
+
+    fn lost(&mut self, up_to: u64, where_: &str) {
+        let n = up_to - self.expected;
+        self.shared.metrics.corrupted.increment(n);
+        self.shared.metrics.events.decrement(n as f64);
+        let waiting = self.shared.waiting.load(Ordering::Relaxed);
+        self.shared
+            .waiting
+            .fetch_sub(n.min(waiting), Ordering::Relaxed);
+        let (dir, file, offset) = (self.shared.dir.clone(), self.pos.file, self.pos.offset);
+        self.shared.metrics.errors.emit(|| {
+            format!(
+                "Disk buffer {}: {n} events lost to corruption before {where_} (data-{file:010}.dat, offset {offset}); delivery goes on after them.",
+                dir.display()
+            )
+        });
+        self.expected = up_to;
+    }
+
+    /// Reads the record at the read position: the position after it and its events.
+    /// A corrupt stretch is skipped to the next sound record (counted when found).
+    fn next_record(&mut self) -> Option<(ReadPos, Batch)> {
+        let (expected, mut offset) = (self.expected, self.pos.offset);
+        let file = self.open_current()?;
+        let len = file.metadata().ok()?.len();
+        let found = loop {
+            match read_record(file, offset, len) {
+                Ok(Some(r)) if r.0.first_id >= expected => break Some((offset, r)),
+                Ok(Some(r)) => {
+                    // A sound record of ids already passed (a resync landed inside
+                    // delivered data): step over it.
+                    offset += HEADER as u64 + u64::from(r.0.len);
+                }
+                Ok(None) | Err(_) => {
+                    // The writer may be mid-write at the very end: only look further
+                    // where the file holds more.
+                    if offset + HEADER as u64 >= len {
+                        break None;
+                    }
+                    offset += 1;
+                }
+            }
+        };
+        let Some((at, (h, body))) = found else {
+            if offset > self.pos.offset {
+                self.pos.offset = offset;
+            }
+            return None;
+        };
+        if h.first_id > self.expected {
+            self.pos.offset = at;
+            self.lost(h.first_id, "a sound record");
+        }
+        let mut d = codec::Decoder::new(&body);
+        let mut batch = Vec::with_capacity(h.count as usize);
+        for _ in 0..h.count {
+            match d.event() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let next = ReadPos {
+            file: self.pos.file,
+            offset: at + HEADER as u64 + u64::from(h.len),
+            id: h.first_id + u64::from(h.count),
+        };
+        if batch.len() < h.count as usize {
+            // A record that checks out but does not decode: written by another version.
+            let missing = u64::from(h.count) - batch.len() as u64;
+            self.shared.metrics.corrupted.increment(missing);
+            let dir = self.shared.dir.clone();
+            self.shared.metrics.errors.emit(|| {
+                format!("Disk buffer {}: {missing} events could not be decoded (another sluice version?).", dir.display())
+            });
+        }
+        self.pos = next;
+        self.expected = next.id;
+        Some((next, batch))
+    }
+
+    fn open_current(&mut self) -> Option<&File> {
+        let stale = !matches!(&self.file, Some((n, _)) if *n == self.pos.file);
+        if stale {
+            let f = File::open(data_file(&self.shared.dir, self.pos.file)).ok();
+            self.file = f.map(|f| (self.pos.file, f));
+        }
+        self.file.as_ref().map(|(_, f)| f)
+    }
+
+    /// At the end of a file that is not the one written to: on to the next file.
+    fn advance_file(&mut self, written: WritePos) -> bool {
+        if self.pos.file >= written.file {
+            return false;
+        }
+        let next = data_files(&self.shared.dir)
+            .ok()
+            .and_then(|fs| fs.into_iter().find(|f| *f > self.pos.file))
+            .unwrap_or(written.file);
+        self.pos = ReadPos {
+            file: next,
+            offset: 0,
+            id: self.pos.id,
+        };
+        self.file = None;
+        true
+    }
+}
+
+impl DiskBuffer {
+    /// The reader's output, held by one receiver at a time.
+    pub(super) fn output(&self) -> Output {
+        self.output.clone()
+    }
+
+    /// A receiver took the output over: the reader starts again from where delivery
+    /// got to; batches tagged with an earlier takeover are to be dropped.
+    pub(super) fn take_over(&self) -> u64 {
+        let n = self.shared.takeovers.fetch_add(1, Ordering::AcqRel) + 1;
+        self.shared.wrote.notify_one();
+        n
+    }
+
+    /// Events written and not yet answered for.
+    pub(super) fn waiting(&self) -> u64 {
+        self.shared.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The sink's ID, for logs.
+    pub(super) fn id(&self) -> &str {
+        &self.shared.id
+    }
+}
