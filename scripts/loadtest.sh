@@ -6,7 +6,9 @@
 # MESSAGES, so it measures delivery, not just acceptance.
 # Then (TRANSFORM_CASES=1) syslog TCP -> remap -> filter -> file and syslog TCP -> route
 # (4 routes) -> 4 blackholes; (ALERT_CASES=1) syslog TCP -> alert (three rules over
-# 1,000 and 10,000 groups) -> blackhole; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
+# 1,000 and 10,000 groups) -> blackhole; (BUFFER_CASES=1) the blackhole and file sinks
+# behind a disk buffer, fsync per write and per second; (RELOAD_CASE=1) the longest
+# pause in delivery when a reload changes the file sink under load; (HTTP_CASES=1) syslog TCP -> http sink into a second sluice, and HTTP NDJSON ingest
 # driven by wrk; (INFLUX_CASES=1) into a real influxd; (KAFKA_CASES=1) syslog TCP -> kafka
 # into a local broker and kafka -> blackhole; (SYSLOG_FORWARD_CASES=1) the syslog sink into
 # rsyslog beside rsyslog's own forwarding; (CLOUDWATCH_CASES=1) the CloudWatch Logs sink
@@ -231,6 +233,95 @@ if [ "${TRANSFORM_CASES:-1}" = "1" ]; then
   run_case "syslog_tcp->remap->filter->file" "$REMAP_CHAIN"
   rm -f "$work/out.jsonl"
   SINKS="web0 web1 web2 web3" run_case "syslog_tcp->route4->blackholes" "$ROUTE4"
+fi
+
+if [ "${BUFFER_CASES:-1}" = "1" ]; then
+  # The same two sinks behind a disk buffer: fsync after every write (the default), and
+  # at most once a second (sync_interval_ms = 1000). Compare with the memory-buffered
+  # cases above, measured in this same run.
+  run_case "syslog_tcp->disk->blackhole" 'type = "blackhole"
+print_interval_secs = 0
+buffer.type = "disk"'
+  rm -rf "$work/buffer"
+  run_case "syslog_tcp->disk1s->blackhole" 'type = "blackhole"
+print_interval_secs = 0
+buffer.type = "disk"
+buffer.sync_interval_ms = 1000'
+  rm -rf "$work/buffer"
+  run_case "syslog_tcp->disk->file" "type = \"file\"
+path = \"$work/out.jsonl\"
+buffer.type = \"disk\""
+  rm -rf "$work/buffer" "$work/out.jsonl"
+  run_case "syslog_tcp->disk1s->file" "type = \"file\"
+path = \"$work/out.jsonl\"
+buffer.type = \"disk\"
+buffer.sync_interval_ms = 1000"
+  rm -rf "$work/buffer" "$work/out.jsonl"
+fi
+
+if [ "${RELOAD_CASE:-1}" = "1" ]; then
+  # A reload under load: syslog TCP -> file while loadgen sends; halfway through, the
+  # sink's path changes and POST /-/reload applies it. A poller reads the sink's sent
+  # counter every 2 ms; the longest stretch without progress while events were still
+  # coming is the pause the reload caused (compare with the longest one of a run
+  # without a reload, printed beside it).
+  reload_run() { # reload_run yes|no
+    rm -f "$work"/out*.jsonl
+    cat > "$work/reload.toml" <<TOML
+data_dir = "$work"
+[api]
+address = "$API"
+[sources.in]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:$PORT"
+[sinks.out]
+inputs = ["in"]
+type = "file"
+path = "$work/out-a.jsonl"
+TOML
+    "$BIN" run --config "$work/reload.toml" --log-level warn --no-watch-config &
+    local pid=$!
+    for _ in $(seq 100); do curl -sf "http://$API/health" >/dev/null && break; sleep 0.05; done
+    python3 - "$API" "$MESSAGES" > "$work/gaps" <<'PY' &
+import sys, time, urllib.request
+api, total = sys.argv[1], int(sys.argv[2])
+def sent():
+    text = urllib.request.urlopen("http://%s/metrics" % api).read().decode()
+    for line in text.splitlines():
+        if line.startswith("sluice_component_sent_events_total{") and 'component_id="out"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+last, since, longest = sent(), None, 0.0
+while last < total * 0.99:
+    now = time.monotonic()
+    n = sent()
+    if n > last:
+        if since is not None and last > 0:
+            longest = max(longest, now - since)
+        last, since = n, now
+    elif since is None:
+        since = now
+    time.sleep(0.002)
+print("%.0f" % (longest * 1000))
+PY
+    local poller=$!
+    "$GEN" "127.0.0.1:$PORT" "$MESSAGES" "$CONNECTIONS" "$FRAMING" > "$work/gen.out" &
+    local gen=$!
+    if [ "$1" = yes ]; then
+      while [ "$(metric sluice_component_sent_events_total out)" -lt $(( MESSAGES / 2 )) ]; do sleep 0.01; done
+      sed -i 's/out-a.jsonl/out-b.jsonl/' "$work/reload.toml"
+      curl -s -X POST "http://$API/-/reload" > "$work/reload.out"
+    fi
+    wait $gen; wait $poller || true
+    local peak; peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+    kill -TERM $pid; wait $pid || true
+    local lines; lines=$(cat "$work"/out*.jsonl | wc -l)
+    echo "$(cat "$work/gaps") $lines $peak"
+  }
+  read -r g0 l0 p0 <<< "$(reload_run no)"
+  read -r g1 l1 p1 <<< "$(reload_run yes)"
+  echo "reload under load (syslog_tcp->file, path changed halfway): longest pause in delivery ${g1} ms (${g0} ms in the same run without a reload); $l1 lines written of $MESSAGES; peak RSS $((p1 / 1024)) MiB ($((p0 / 1024)) MiB without); $(cat "$work/reload.out")"
 fi
 
 if [ "${ALERT_CASES:-1}" = "1" ]; then

@@ -161,10 +161,16 @@ fn data_files(dir: &Path) -> Vec<PathBuf> {
 /// starts, every event is either delivered or counted as corrupted, never both, and
 /// the damage is reported in the log.
 fn survives(what: &str, damage: impl FnOnce(&Path, &mut Lcg)) {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7);
+    // SEED replays a failure.
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        });
     let mut rng = Lcg(seed);
     let r = down();
     let port = free_port();
@@ -192,7 +198,8 @@ fn survives(what: &str, damage: impl FnOnce(&Path, &mut Lcg)) {
     assert_eq!(
         got.len() as f64 + lost,
         total as f64,
-        "{what} (seed {seed}): delivered and lost must add up exactly"
+        "{what} (seed {seed}): delivered and lost must add up exactly; log:\n{}",
+        s.log_text()
     );
     assert!(got.keys().all(|k| *k < total));
     if lost > 0.0 {

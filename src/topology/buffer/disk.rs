@@ -398,6 +398,7 @@ fn start(
         pinned: false,
         saved: recovered.read,
         last_save: Instant::now(),
+        counted: vec![recovered.counted],
         _lock: reader_lock,
     };
     spawn_thread(format!("buffer-r-{id}"), reader.run())?;
@@ -425,6 +426,8 @@ struct Recovered {
     write: WritePos,
     read: ReadPos,
     bytes: u64,
+    /// Ids lost in a torn tail, already counted.
+    counted: (u64, u64),
 }
 
 /// Finds where to write and where to read after a start: the end of the last sound
@@ -455,6 +458,7 @@ fn recover(dir: &Path, m: &DiskMetrics) -> Result<Recovered, BuildError> {
                 id: next,
             },
             bytes: 0,
+            counted: (0, 0),
         });
     };
     let path = data_file(dir, last);
@@ -484,12 +488,14 @@ fn recover(dir: &Path, m: &DiskMetrics) -> Result<Recovered, BuildError> {
         }
     }
     let offset = end;
+    let mut counted = (0, 0);
     if offset < len {
         // A torn or corrupt tail: what the ledger counted beyond the last sound record
         // is lost; the file is cut there so new records follow sound ones.
         let expected = next_id.unwrap_or(0);
         let lost = ledger.map_or(0, |l| l.saturating_sub(expected));
         m.corrupted.increment(lost);
+        counted = (expected, expected + lost);
         m.errors.emit(|| {
             format!(
                 "Disk buffer {}: {} bytes at the end of {} are torn or corrupt (offset {offset}); {lost} events lost, the rest is delivered.",
@@ -525,6 +531,7 @@ fn recover(dir: &Path, m: &DiskMetrics) -> Result<Recovered, BuildError> {
         },
         read,
         bytes,
+        counted,
     })
 }
 
@@ -781,6 +788,8 @@ struct Reader {
     /// Where delivery got to, as last saved.
     saved: ReadPos,
     last_save: Instant,
+    /// Id ranges whose loss was counted, so no gap is counted twice.
+    counted: Vec<(u64, u64)>,
     /// The directory stays locked until the reader, too, is done with it.
     _lock: File,
 }
@@ -943,13 +952,27 @@ impl Reader {
     }
 
     fn lost(&mut self, up_to: u64, where_: &str) {
-        let n = up_to - self.expected;
-        self.shared.metrics.corrupted.increment(n);
-        self.shared.metrics.events.decrement(n as f64);
+        let gap = up_to - self.expected;
+        self.shared.metrics.events.decrement(gap as f64);
         let waiting = self.shared.waiting.load(Ordering::Relaxed);
         self.shared
             .waiting
-            .fetch_sub(n.min(waiting), Ordering::Relaxed);
+            .fetch_sub(gap.min(waiting), Ordering::Relaxed);
+        // Less what was counted already: a torn tail cut off when the buffer was
+        // opened, or this same gap met before a takeover sent the reader back.
+        let from = self.expected;
+        let seen: u64 = self
+            .counted
+            .iter()
+            .map(|(a, b)| up_to.min(*b).saturating_sub(from.max(*a)))
+            .sum();
+        let n = gap.saturating_sub(seen);
+        self.counted.push((from, up_to));
+        if n == 0 {
+            self.expected = up_to;
+            return;
+        }
+        self.shared.metrics.corrupted.increment(n);
         let (dir, file, offset) = (self.shared.dir.clone(), self.pos.file, self.pos.offset);
         self.shared.metrics.errors.emit(|| {
             format!(
