@@ -196,6 +196,8 @@ pub struct SinkOuter {
     pub healthcheck: HealthcheckOptions,
     /// `proxy`, merged over the top-level `proxy`.
     pub proxy: ProxyConfig,
+    /// `dead_letter`: where events the destination refused for good are written.
+    pub dead_letter: Option<crate::sinks::util::dead_letter::DeadLetterConfig>,
     /// Its table as written (after `${VAR}` interpolation), so two configs can be
     /// compared component by component on reload.
     pub raw: toml::Value,
@@ -777,7 +779,25 @@ impl Loader {
         let mut acknowledgements = None;
         let mut healthcheck = HealthcheckOptions::default();
         let mut proxy = ProxyConfig::default();
+        let mut dead_letter = None;
         if kind == ComponentKind::Sink {
+            if let Some(d) = table.remove("dead_letter") {
+                match field::from_toml_all::<crate::sinks::util::dead_letter::DeadLetterConfig>(d) {
+                    Ok(d) => {
+                        for (key, message) in d.issues() {
+                            self.errors.push(err(Some(key), message));
+                        }
+                        dead_letter = Some(d);
+                    }
+                    Err(issues) => {
+                        for issue in issues {
+                            let key = format!("dead_letter.{}", issue.key.unwrap_or_default());
+                            self.errors
+                                .push(err(Some(key.trim_end_matches('.')), issue.message));
+                        }
+                    }
+                }
+            }
             if let Some(p) = table.remove("proxy") {
                 match field::from_toml_all::<ProxyConfig>(p) {
                     Ok(p) => {
@@ -912,6 +932,7 @@ impl Loader {
                         acknowledgements,
                         healthcheck,
                         proxy,
+                        dead_letter,
                         raw,
                         inner,
                     },

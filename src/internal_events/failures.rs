@@ -129,6 +129,8 @@ failures! {
     /// A disk buffer could not write, sync or read (its events are accounted where
     /// they went: sources told, corrupted events counted).
     BufferFailed: "buffer", Lossless;
+    /// Writing dead letters failed (the events were counted as dropped already).
+    DeadLetterFailed: "dead_letter", Lossless;
     /// A name or tag value the line protocol cannot carry was changed (trailing
     /// backslashes dropped, control characters made spaces); the point was written.
     LineProtocolAltered: "line_protocol", Lossless;

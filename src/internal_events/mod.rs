@@ -259,6 +259,10 @@ pub fn describe_all() {
         "Capacity of the buffer in front of a sink."
     );
     describe_gauge!(names::UPTIME, "Seconds since sluice started.");
+    describe_counter!(
+        names::DEAD_LETTERS,
+        "Events a destination refused for good, by result: written to the dead-letter file, or dropped (file full, writer behind, write error)."
+    );
     describe_gauge!(
         names::BUFFER_BYTE_SIZE,
         "Bytes a disk buffer holds on disk."

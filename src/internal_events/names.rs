@@ -41,6 +41,10 @@ pub const BUFFER_MAX_BYTE_SIZE: &str = "sluice_buffer_max_byte_size";
 /// Events a disk buffer lost to corruption (a torn or truncated file, a bad checksum).
 pub const BUFFER_CORRUPTED_EVENTS: &str = "sluice_buffer_corrupted_events_total";
 
+/// Events a sink's destination refused for good, by `result`: `written` to the
+/// dead-letter file, or `dropped` (the file at its cap, the writer behind, an error).
+pub const DEAD_LETTERS: &str = "sluice_dead_letters_total";
+
 /// Config reloads by `result`: `applied`, `rejected` (invalid config), `failed` (could
 /// not be applied).
 pub const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
@@ -156,6 +160,7 @@ pub const ALL: &[&str] = &[
     BUFFER_BYTE_SIZE,
     BUFFER_MAX_BYTE_SIZE,
     BUFFER_CORRUPTED_EVENTS,
+    DEAD_LETTERS,
     HTTP_SERVER_REQUESTS,
     HTTP_CLIENT_REQUESTS,
     HTTP_CLIENT_REQUEST_DURATION,

@@ -73,6 +73,7 @@ impl SinkConfig for FileSinkConfig {
             io_errors: cx.metrics.reporter(),
             file_trouble: cx.metrics.reporter(),
             template_errors: cx.metrics.reporter(),
+            dead_letter: cx.dead_letter.clone(),
             open_gauge: cx.metrics.gauge(names::FILES_OPEN),
             metrics: cx.metrics.clone(),
             path_buf: String::new(),
@@ -176,6 +177,8 @@ struct FileSink {
     /// Frees encoded batches beside this thread.
     dropper: Dropper,
     spent: Vec<Batch>,
+    /// Where events whose path cannot be rendered go, with `dead_letter`.
+    dead_letter: Option<super::util::dead_letter::DeadLetters>,
 }
 
 /// Stop gathering queued batches once this much waits to be written: big enough for few
@@ -236,6 +239,13 @@ impl FileSink {
                     Err(e) => {
                         // Permanent for this event: its source must not wait for it.
                         f.update_status(BatchStatus::Rejected);
+                        if let Some(d) = &self.dead_letter {
+                            d.write(
+                                std::slice::from_ref(event),
+                                &format!("cannot render path `{}`: {e}", self.template.as_str()),
+                                None,
+                            );
+                        }
                         self.template_errors.emit_dropped(1, || {
                             format!(
                                 "Event dropped: cannot render path `{}`: {e}",

@@ -139,6 +139,8 @@ pub struct SinkContext {
     pub timezone: Option<crate::config::timezone::TimeZone>,
     /// Where the sink's healthcheck goes: see [`SinkContext::spawn_healthcheck`].
     pub healthchecks: Healthchecks,
+    /// `dead_letter`, started: where events the destination refused for good go.
+    pub dead_letter: Option<crate::sinks::util::dead_letter::DeadLetters>,
 }
 
 /// A sink's healthcheck: `Err` says what the destination answered instead.

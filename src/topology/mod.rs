@@ -367,6 +367,13 @@ impl RunningTopology {
         let m = component_metrics(ComponentKind::Sink, id, s.type_name);
         let token = rx.stop_token();
         let probe = rx.probe();
+        let dead_letter = match &s.dead_letter {
+            Some(d) => Some(
+                crate::sinks::util::dead_letter::DeadLetters::start(d, &m)
+                    .map_err(|e| format!("[sinks.{id}] failed to start: {e}"))?,
+            ),
+            None => None,
+        };
         let cx = SinkContext {
             id: Arc::from(id),
             input: rx,
@@ -376,6 +383,7 @@ impl RunningTopology {
             proxy: s.proxy.clone(),
             timezone: config.timezone,
             healthchecks: healthchecks.clone(),
+            dead_letter,
         };
         let task = s
             .inner

@@ -505,7 +505,10 @@ fn outcome(class: Class, reason: String, retry_after: Option<Duration>) -> Outco
             unwell: class.unwell,
         }
     } else {
-        Outcome::Reject { reason }
+        Outcome::Reject {
+            reason,
+            status: None,
+        }
     }
 }
 
@@ -541,6 +544,7 @@ impl Service for CloudwatchService {
         let Some(events) = input_events(&req.body) else {
             return Outcome::Reject {
                 reason: "internal error: a payload could not be read back".into(),
+                status: None,
             };
         };
         let mut answer = self.put(req, events).await;
@@ -551,6 +555,7 @@ impl Service for CloudwatchService {
             let Some(events) = input_events(&req.body) else {
                 return Outcome::Reject {
                     reason: "internal error: a payload could not be read back".into(),
+                    status: None,
                 };
             };
             answer = self.put(req, events).await;

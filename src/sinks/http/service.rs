@@ -83,9 +83,13 @@ pub fn classify(uri: &Uri, status: StatusCode, headers: &HeaderMap, body: &[u8])
             .unwrap_or("?");
         return Outcome::Reject {
             reason: format!("{reason} (redirect to {to}; set `uri` to the final address)"),
+            status: Some(status.as_u16()),
         };
     }
-    Outcome::Reject { reason }
+    Outcome::Reject {
+        reason,
+        status: Some(status.as_u16()),
+    }
 }
 
 #[cfg(test)]
@@ -132,7 +136,7 @@ mod tests {
         ));
         for s in [400, 401, 403, 404, 413, 501, 301] {
             match outcome(s, None) {
-                Outcome::Reject { reason } => {
+                Outcome::Reject { reason, .. } => {
                     assert!(reason.contains("nope"), "{reason}");
                     assert!(!reason.contains("u:p"), "{reason}");
                 }

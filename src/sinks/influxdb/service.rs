@@ -83,7 +83,10 @@ pub fn answer(
                 rejected: n,
                 reason,
             },
-            _ => Outcome::Reject { reason },
+            _ => Outcome::Reject {
+                reason,
+                status: Some(status.as_u16()),
+            },
         };
     }
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
@@ -93,6 +96,7 @@ pub fn answer(
                 redact_uri(uri),
                 body_excerpt(body, 300)
             ),
+            status: Some(status.as_u16()),
         };
     }
     classify(uri, status, headers, body)
@@ -133,7 +137,7 @@ mod tests {
         assert!(matches!(outcome(204, "", 5), Outcome::Delivered));
         assert!(matches!(outcome(503, "", 5), Outcome::Retry { .. }));
         match outcome(401, "{\"error\":\"authorization failed\"}", 5) {
-            Outcome::Reject { reason } => assert!(reason.contains("credentials"), "{reason}"),
+            Outcome::Reject { reason, .. } => assert!(reason.contains("credentials"), "{reason}"),
             other => panic!("{other:?}"),
         }
     }

@@ -3,7 +3,7 @@
 //! `batch.max_events` or `batch.max_bytes`, or `batch.timeout_secs` after its first
 //! event. Events are encoded straight into the payload buffer, once.
 
-use crate::event::EventFinalizers;
+use crate::event::{Event, EventFinalizers};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -122,6 +122,9 @@ pub struct Payload {
     pub events: usize,
     /// Who waits for their delivery.
     pub finalizers: EventFinalizers,
+    /// The events themselves, in payload order, when the sink keeps them for its dead
+    /// letters (empty otherwise).
+    pub kept: Vec<Event>,
 }
 
 struct Open {
@@ -134,6 +137,8 @@ struct Open {
     records: Vec<(i64, usize, usize)>,
     /// The smallest and largest order keys held, for `max_order_span`.
     span: Option<(i64, i64)>,
+    /// The events, when kept (see [`Payload::kept`]).
+    kept: Vec<Event>,
 }
 
 impl Open {
@@ -145,6 +150,7 @@ impl Open {
             started: Instant::now(),
             records: Vec::new(),
             span: None,
+            kept: Vec::new(),
         }
     }
 
@@ -166,17 +172,24 @@ impl Open {
 fn close(framing: &Framing, key: String, mut open: Open) -> Payload {
     if !open.records.is_sorted_by_key(|r| r.0) {
         // Rebuilt once per payload, in key order (stable: equal keys keep arrival order).
-        let mut records = std::mem::take(&mut open.records);
-        records.sort_by_key(|r| r.0);
+        let records = std::mem::take(&mut open.records);
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by_key(|i| records[*i].0);
         let mut body = Vec::with_capacity(open.body.len() + framing.suffix.len());
         body.extend_from_slice(&framing.prefix);
-        for (i, (_, start, end)) in records.iter().enumerate() {
-            if i > 0 {
+        for (n, i) in order.iter().enumerate() {
+            let (_, start, end) = records[*i];
+            if n > 0 {
                 body.extend_from_slice(&framing.separator);
             }
-            body.extend_from_slice(&open.body[*start..*end]);
+            body.extend_from_slice(&open.body[start..end]);
         }
         open.body = body;
+        if open.kept.len() == records.len() {
+            // The kept events follow the payload's order.
+            let mut slots: Vec<Option<Event>> = open.kept.drain(..).map(Some).collect();
+            open.kept = order.iter().filter_map(|i| slots[*i].take()).collect();
+        }
     }
     open.body.extend_from_slice(&framing.suffix);
     Payload {
@@ -184,6 +197,7 @@ fn close(framing: &Framing, key: String, mut open: Open) -> Payload {
         body: open.body,
         events: open.events,
         finalizers: open.finalizers,
+        kept: open.kept,
     }
 }
 
@@ -229,6 +243,42 @@ impl Batcher {
         finalizers: EventFinalizers,
         ready: &mut Vec<Payload>,
     ) -> Result<(), (E, EventFinalizers)> {
+        self.push_inner(key, order, |_, out| encode(out), finalizers, None, ready)
+            .map_err(|(e, f, _)| (e, f))
+    }
+
+    /// Like [`Batcher::push_ordered`], keeping `event` itself with its payload, for a
+    /// sink that writes refused events to its dead letters. On error the event comes
+    /// back too.
+    pub fn push_keeping<E>(
+        &mut self,
+        key: &str,
+        order: Option<i64>,
+        encode: impl FnOnce(&Event, &mut Vec<u8>) -> Result<(), E>,
+        finalizers: EventFinalizers,
+        event: Event,
+        ready: &mut Vec<Payload>,
+    ) -> Result<(), (E, EventFinalizers, Option<Event>)> {
+        self.push_inner(
+            key,
+            order,
+            |event, out| event.map_or(Ok(()), |event| encode(event, out)),
+            finalizers,
+            Some(event),
+            ready,
+        )
+    }
+
+    /// `encode` gets the kept event, if any.
+    fn push_inner<E>(
+        &mut self,
+        key: &str,
+        order: Option<i64>,
+        encode: impl FnOnce(Option<&Event>, &mut Vec<u8>) -> Result<(), E>,
+        finalizers: EventFinalizers,
+        keep: Option<Event>,
+        ready: &mut Vec<Payload>,
+    ) -> Result<(), (E, EventFinalizers, Option<Event>)> {
         let f = &self.framing;
         let limits = self.limits;
         // New payloads start at the size the last one reached, so the buffer does not
@@ -259,12 +309,12 @@ impl Batcher {
             &f.separator
         });
         let start = open.body.len();
-        if let Err(e) = encode(&mut open.body) {
+        if let Err(e) = encode(keep.as_ref(), &mut open.body) {
             open.body.truncate(mark);
             if open.events == 0 {
                 self.open.remove(key);
             }
-            return Err((e, finalizers));
+            return Err((e, finalizers, keep));
         }
         let size = |o: &Open| o.body.len() + f.suffix.len() + o.events * overhead;
         if size(open) + overhead > limits.max_bytes && open.events > 0 {
@@ -282,6 +332,9 @@ impl Batcher {
             ready.push(close(f, key.to_string(), full));
         } else if let Some(k) = order {
             open.records.push((k, start, open.body.len()));
+        }
+        if let Some(e) = keep {
+            open.kept.push(e);
         }
         if let Some(k) = order {
             open.widen(k);

@@ -47,6 +47,8 @@ pub enum Outcome {
     Reject {
         /// For the log: the status and the response body.
         reason: String,
+        /// The destination's status code, when it answered with one (for dead letters).
+        status: Option<u16>,
     },
 }
 
@@ -72,6 +74,8 @@ pub struct Work<R> {
     pub finalizers: EventFinalizers,
     /// The breaker of its destination.
     pub breaker: Arc<CircuitBreaker>,
+    /// The events, when the sink writes refused ones to its dead letters.
+    pub kept: Vec<crate::event::Event>,
 }
 
 /// Counters and reporters shared by a sink's requests.
@@ -83,6 +87,7 @@ struct Accounting {
     retried: Reporter<RequestRetried>,
     abandoned: Reporter<RequestAbandoned>,
     rejected: Reporter<Rejected>,
+    dead_letter: Option<super::dead_letter::DeadLetters>,
 }
 
 /// The request scheduler of one sink.
@@ -117,6 +122,7 @@ impl<S: Service> Driver<S> {
                 abandoned: metrics.reporter(),
                 rejected: metrics.reporter(),
                 metrics: metrics.clone(),
+                dead_letter: None,
             },
             policy: Arc::new(policy),
             queues: HashMap::new(),
@@ -125,6 +131,15 @@ impl<S: Service> Driver<S> {
             in_flight: JoinSet::new(),
             tasks: HashMap::new(),
         }
+    }
+
+    /// Writes the events of requests the destination refuses to `dead_letter`.
+    pub fn with_dead_letters(
+        mut self,
+        dead_letter: Option<super::dead_letter::DeadLetters>,
+    ) -> Self {
+        self.accounting.dead_letter = dead_letter;
+        self
     }
 
     /// Whether the sink may take more input. Requests waiting for their turn are
@@ -234,9 +249,12 @@ async fn run<S: Service>(
                 acc.metrics.sent_bytes.increment(work.bytes as u64);
                 break BatchStatus::Delivered;
             }
-            Outcome::Reject { reason } => {
+            Outcome::Reject { reason, status } => {
                 work.breaker.record_success();
                 let n = work.events;
+                if let Some(d) = &acc.dead_letter {
+                    d.write(&work.kept, &reason, status);
+                }
                 acc.rejected.emit_dropped(n as u64, || {
                     format!("The destination refused {n} events; they are not sent again: {reason}")
                 });
@@ -389,6 +407,7 @@ mod tests {
                 bytes: 100,
                 finalizers,
                 breaker: self.breaker.clone(),
+                kept: Vec::new(),
             });
             rx
         }
@@ -469,6 +488,7 @@ mod tests {
             1,
             vec![Outcome::Reject {
                 reason: "400".into(),
+                status: Some(400),
             }],
         );
         r.script(

@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod circuit;
+pub mod dead_letter;
 pub mod driver;
 pub mod encoding;
 pub mod http_client;

@@ -116,6 +116,8 @@ pub struct SinkRunner<B: RequestBuilder, S: Service<Request = B::Request>> {
     metrics: ComponentMetrics,
     held: HeldEvents,
     reporters: Vec<ErrorReporter>,
+    /// Where refused events go, when the sink has `dead_letter`.
+    dead_letter: Option<super::dead_letter::DeadLetters>,
 }
 
 impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
@@ -124,7 +126,8 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
         let held = cx.input.held();
         Self {
             builder,
-            driver: Driver::new(service, config.request, &cx.metrics, held.clone()),
+            driver: Driver::new(service, config.request, &cx.metrics, held.clone())
+                .with_dead_letters(cx.dead_letter.clone()),
             batcher: Batcher::new(config.batch, config.framing),
             compression: config.compression,
             breakers: HashMap::new(),
@@ -133,6 +136,7 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
             metrics: cx.metrics.clone(),
             held,
             reporters: Vec::new(),
+            dead_letter: cx.dead_letter.clone(),
         }
     }
 
@@ -182,38 +186,58 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
         &self.reporters[i]
     }
 
-    /// Counts, logs and rejects `n` events that can never be sent.
-    fn give_up(&mut self, n: usize, why: Unsendable) {
+    /// Counts, logs and rejects `n` events that can never be sent; writes `events` (the
+    /// ones at hand) to the dead letters.
+    fn give_up(&mut self, n: usize, why: Unsendable, events: &[Event]) {
         let Unsendable { error_type, reason } = why;
+        if let Some(d) = &self.dead_letter {
+            d.write(events, &reason, None);
+        }
         self.reporter(error_type)
             .report(1, || format!("Dropped {n} events: {reason}"));
         self.metrics.discarded_unintentional.increment(n as u64);
     }
 
-    fn add(&mut self, mut batch: Batch, key: &mut String, ready: &mut Vec<Payload>) {
+    fn add(&mut self, batch: Batch, key: &mut String, ready: &mut Vec<Payload>) {
         let mut taken = 0u64;
-        for e in batch.iter_mut() {
+        let keep = self.dead_letter.is_some();
+        for mut e in batch {
             key.clear();
-            if let Err(why) = self.builder.partition(e, key) {
+            if let Err(why) = self.builder.partition(&e, key) {
                 e.take_finalizers().update_status(BatchStatus::Rejected);
-                self.give_up(1, why);
+                self.give_up(1, why, std::slice::from_ref(&e));
                 continue;
             }
             let finalizers = e.take_finalizers();
-            let event: &Event = e;
-            let order = self.builder.order_key(event);
+            let order = self.builder.order_key(&e);
             let builder = &mut self.builder;
-            match self.batcher.push_ordered(
-                key,
-                order,
-                |out| builder.encode(event, out),
-                finalizers,
-                ready,
-            ) {
+            let pushed = if keep {
+                self.batcher.push_keeping(
+                    key,
+                    order,
+                    |event, out| builder.encode(event, out),
+                    finalizers,
+                    e,
+                    ready,
+                )
+            } else {
+                let event: &Event = &e;
+                self.batcher
+                    .push_ordered(
+                        key,
+                        order,
+                        |out| builder.encode(event, out),
+                        finalizers,
+                        ready,
+                    )
+                    .map_err(|(why, f)| (why, f, None))
+            };
+            match pushed {
                 Ok(()) => taken += 1,
-                Err((why, finalizers)) => {
+                Err((why, finalizers, e)) => {
                     finalizers.update_status(BatchStatus::Rejected);
-                    self.give_up(1, why);
+                    let events: Vec<Event> = e.into_iter().collect();
+                    self.give_up(1, why, &events);
                 }
             }
         }
@@ -240,7 +264,8 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
             Err(why) => {
                 self.held.sub(p.events as u64);
                 p.finalizers.update_status(BatchStatus::Rejected);
-                self.give_up(p.events, why);
+                let kept = std::mem::take(&mut p.kept);
+                self.give_up(p.events, why, &kept);
                 return;
             }
         };
@@ -264,6 +289,7 @@ impl<B: RequestBuilder, S: Service<Request = B::Request>> SinkRunner<B, S> {
             events: p.events,
             finalizers: p.finalizers,
             breaker,
+            kept: p.kept,
         });
     }
 }
