@@ -231,12 +231,32 @@ fn metric(m: &Metric, out: &mut Vec<u8>) {
 pub struct Decoder<'a> {
     buf: &'a [u8],
     at: usize,
+    /// When decoding from a shared buffer, byte values are slices of it, not copies.
+    shared: Option<&'a bytes::Bytes>,
+    /// The last source ID met: interning takes a lock, and a record's events nearly
+    /// always share their source.
+    source: Option<(&'a [u8], super::SourceId)>,
 }
 
 impl<'a> Decoder<'a> {
     /// A decoder over `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, at: 0 }
+        Self {
+            buf,
+            at: 0,
+            shared: None,
+            source: None,
+        }
+    }
+
+    /// A decoder whose byte values share `buf` instead of copying out of it.
+    pub fn shared(buf: &'a bytes::Bytes) -> Self {
+        Self {
+            buf,
+            at: 0,
+            shared: Some(buf),
+            source: None,
+        }
     }
 
     /// Whether every byte was read.
@@ -340,10 +360,19 @@ impl<'a> Decoder<'a> {
 
     fn metadata(&mut self) -> Result<EventMetadata, DecodeError> {
         let at = self.at;
-        let source = std::str::from_utf8(self.slice()?).map_err(|_| DecodeError::Invalid {
-            what: "source ID",
-            at,
-        })?;
+        let raw = self.slice()?;
+        let source = match self.source {
+            Some((last, id)) if last == raw => id,
+            _ => {
+                let name = std::str::from_utf8(raw).map_err(|_| DecodeError::Invalid {
+                    what: "source ID",
+                    at,
+                })?;
+                let id = super::intern(name);
+                self.source = Some((raw, id));
+                id
+            }
+        };
         let mut md = EventMetadata::new(source, self.time()?);
         md.value = match self.u8()? {
             0 => None,
@@ -373,7 +402,14 @@ impl<'a> Decoder<'a> {
 
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
         Ok(match self.u8()? {
-            0 => Value::Bytes(bytes::Bytes::copy_from_slice(self.slice()?)),
+            0 => {
+                let start = self.at;
+                let s = self.slice()?;
+                Value::Bytes(match self.shared {
+                    Some(b) => b.slice(start + (self.at - start - s.len())..self.at),
+                    None => bytes::Bytes::copy_from_slice(s),
+                })
+            }
             1 => Value::String(self.string()?.into()),
             2 => {
                 let at = self.at;
@@ -544,6 +580,12 @@ mod tests {
         let back = round_trip(&e);
         let log = back.as_log().unwrap();
         assert_eq!(log.fields(), &fields);
+        // The same from a shared buffer, whose byte values are slices of it.
+        let mut buf = Vec::new();
+        encode(&e, &mut buf);
+        let shared = bytes::Bytes::from(buf);
+        let again = Decoder::shared(&shared).event().expect("decode");
+        assert_eq!(again.as_log().unwrap().fields(), &fields);
         assert_eq!(back.metadata().source_id.as_str(), "src");
         assert_eq!(back.metadata().ingest_time, t);
         assert_eq!(back.metadata().value.as_deref(), Some(&Value::from("meta")));

@@ -1017,7 +1017,8 @@ impl Reader {
             self.pos.offset = at;
             self.lost(h.first_id, "a sound record");
         }
-        let mut d = codec::Decoder::new(&body);
+        let body = bytes::Bytes::from(body);
+        let mut d = codec::Decoder::shared(&body);
         let mut batch = Vec::with_capacity(h.count as usize);
         for _ in 0..h.count {
             match d.event() {
