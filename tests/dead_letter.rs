@@ -7,7 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,17 +26,8 @@ fn send(port: u16, n: usize) {
 
 /// The dead letters in `path` (gzip members or plain lines): each line parsed.
 fn letters(path: &std::path::Path) -> Vec<serde_json::Value> {
-    let raw = std::fs::read(path).unwrap_or_default();
-    let text = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_string(&mut s)
-            .expect("gunzip");
-        s
-    } else {
-        String::from_utf8_lossy(&raw).into_owned()
-    };
-    text.lines()
+    read_text(path)
+        .lines()
         .map(|l| serde_json::from_str(l).expect("a dead letter is one JSON line"))
         .collect()
 }

@@ -96,16 +96,7 @@ pub fn on_disk(dir: &Path) -> BTreeMap<usize, usize> {
                 stack.push(p);
                 continue;
             }
-            let raw = std::fs::read(&p).unwrap_or_default();
-            let text = if raw.starts_with(&[0x1f, 0x8b]) {
-                let mut s = String::new();
-                flate2::read::MultiGzDecoder::new(&raw[..])
-                    .read_to_string(&mut s)
-                    .expect("gunzip");
-                s
-            } else {
-                String::from_utf8_lossy(&raw).into_owned()
-            };
+            let text = read_text(&p);
             for line in text.lines() {
                 if let Some(n) = seq_of(line) {
                     *seen.entry(n).or_insert(0) += 1;
@@ -114,4 +105,18 @@ pub fn on_disk(dir: &Path) -> BTreeMap<usize, usize> {
         }
     }
     seen
+}
+
+/// A file's text, gunzipped when it is gzip (one member or several); empty if missing.
+pub fn read_text(path: &Path) -> String {
+    let raw = std::fs::read(path).unwrap_or_default();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_string(&mut s)
+            .expect("gunzip");
+        s
+    } else {
+        String::from_utf8_lossy(&raw).into_owned()
+    }
 }
