@@ -81,8 +81,8 @@ pub struct DeadLetters {
     id: std::sync::Arc<str>,
     template: std::sync::Arc<Template>,
     tx: SyncSender<Vec<Letter>>,
-    written: metrics::Counter,
     dropped: metrics::Counter,
+    behind: crate::internal_events::Reporter<crate::internal_events::failures::DeadLetterFailed>,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -104,7 +104,7 @@ impl DeadLetters {
             gzip: config.compression == DeadLetterCompression::Gzip,
             max_bytes: config.max_bytes,
             files: HashMap::new(),
-            written: written.clone(),
+            written,
             dropped: dropped.clone(),
             errors: metrics.reporter(),
             id: id.clone(),
@@ -117,8 +117,8 @@ impl DeadLetters {
             id,
             template: std::sync::Arc::new(template),
             tx,
-            written,
             dropped,
+            behind: metrics.reporter(),
         })
     }
 
@@ -167,13 +167,15 @@ impl DeadLetters {
             return;
         }
         let n = letters.len() as u64;
-        match self.tx.try_send(letters) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.increment(n);
-            }
+        if let Err(e) = self.tx.try_send(letters) {
+            self.dropped.increment(n);
+            let why = match e {
+                TrySendError::Full(_) => "the dead-letter writer is behind (a slow disk?)",
+                TrySendError::Disconnected(_) => "the dead-letter writer has stopped",
+            };
+            self.behind
+                .emit(|| format!("{n} dead letters not written: {why}; counted as dropped."));
         }
-        let _ = &self.written;
     }
 }
 

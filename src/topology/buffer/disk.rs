@@ -675,19 +675,14 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
-        let (n, file) = match &mut self.file {
-            Some((n, f)) if *n == pos.file => (*n, f),
-            _ => {
-                let path = data_file(&self.shared.dir, pos.file);
-                let f = OpenOptions::new().create(true).append(true).open(&path)?;
-                self.file = Some((pos.file, f));
-                match &mut self.file {
-                    Some((n, f)) => (*n, f),
-                    None => return Ok(()),
-                }
-            }
+        if self.file.as_ref().is_none_or(|(n, _)| *n != pos.file) {
+            let path = data_file(&self.shared.dir, pos.file);
+            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            self.file = Some((pos.file, f));
+        }
+        let Some((_, file)) = self.file.as_mut() else {
+            return Ok(());
         };
-        let _ = n;
         file.write_all(buf)?;
         pos.offset += buf.len() as u64;
         self.shared
@@ -698,7 +693,15 @@ impl Writer {
             .written
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = *pos;
-        let _ = write_ledger(&self.ledger, pos.next_id);
+        if let Err(e) = write_ledger(&self.ledger, pos.next_id) {
+            // Only the count of a torn tail after a crash depends on it; the data is safe.
+            self.shared.metrics.errors.emit(|| {
+                format!(
+                    "Disk buffer {}: updating the ledger failed: {e}; events lost to a crash right now would be counted short.",
+                    self.shared.dir.display()
+                )
+            });
+        }
         Ok(())
     }
 
