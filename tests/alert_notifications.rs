@@ -4,7 +4,7 @@
 //! 1 request/s rate with 429 + Retry-After (`support::chat`). Timings are fractions of
 //! a second so each scenario takes seconds.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};

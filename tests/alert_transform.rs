@@ -3,7 +3,7 @@
 //! while an alert fires, and a restart on the same data_dir, neither page again nor lose
 //! the resolve.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! as operators send them: RFC 5424 syslog over TCP, JSON over HTTP. Everything sent is
 //! read back with GetLogEvents.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::io::Write;

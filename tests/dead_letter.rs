@@ -4,25 +4,15 @@
 //! they are every event sent, once. A file sink whose path template needs a field an
 //! event lacks writes that event there too. Gzip and the size cap are honoured.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::receiver::{Answer, Receiver};
 use support::seq::*;
 use support::*;
-
-fn send(port: u16, n: usize) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let text: String = (0..n)
-        .map(|i| format!("<13>1 - web app - - - seq={i:08} x\n"))
-        .collect();
-    c.write_all(text.as_bytes()).expect("send");
-}
 
 /// The dead letters in `path` (gzip members or plain lines): each line parsed.
 fn letters(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -85,7 +75,7 @@ fn dead_file(s: &Sluice) -> std::path::PathBuf {
 fn refused_requests_go_to_the_dead_letter_file_and_the_rest_is_delivered() {
     let (s, r, port) = http_case("");
     let total = 1000;
-    send(port, total);
+    send_numbered(port, 0, total);
     let settled = wait_for(Duration::from_secs(30), || {
         let m = s.metrics();
         let written =
@@ -141,7 +131,7 @@ fn refused_requests_go_to_the_dead_letter_file_and_the_rest_is_delivered() {
 fn dead_letters_may_be_gzipped_and_are_capped() {
     let (s, r, port) =
         http_case("dead_letter.compression = \"gzip\"\ndead_letter.max_bytes = 2000");
-    send(port, 1000);
+    send_numbered(port, 0, 1000);
     assert!(wait_for(Duration::from_secs(30), || {
         let m = s.metrics();
         let written =
@@ -195,7 +185,7 @@ path = "{{DIR}}/out-{{{{ team }}}}.jsonl"
 dead_letter.path = "{{DIR}}/dead/out.jsonl"
 "#
     ));
-    send(port, 20);
+    send_numbered(port, 0, 20);
     let out = s.path("out-a.jsonl");
     assert!(wait_for(Duration::from_secs(10), || delivered(&out).len() >= 10));
     assert!(

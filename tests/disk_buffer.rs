@@ -5,7 +5,7 @@
 //! checkpoint moves once its lines are on disk, even with the destination down. A sink
 //! changed by a reload keeps its buffer.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

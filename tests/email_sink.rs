@@ -3,7 +3,7 @@
 //! HTML, over a plain local relay and over STARTTLS with AUTH; a 451 is retried, a
 //! refused login is counted and never logs the password.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! rename, small files, late writes to a renamed file, a directory replaced or created
 //! late, an inotify queue overflow — and checkpoints of earlier builds.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -4,7 +4,7 @@
 //! written against the lines delivered, by sequence number: none lost, none doubled.
 //! Rotation schemes under a live writer are in `file_rotation.rs`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -4,7 +4,7 @@
 //! one request at a time per URI, the circuit breaker, gzip and credentials, and one
 //! sluice feeding another a million events.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! client faster than a deliberately slow sink gets 503s, and every event answered 200
 //! is delivered.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::collections::HashSet;

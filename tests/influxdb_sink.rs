@@ -2,7 +2,7 @@
 //! `http_server` source are written through the v1 API and read back with `/query`,
 //! point by point, with every tag, every field and its type.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::influx::{Influxd, VictoriaMetrics};

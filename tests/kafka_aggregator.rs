@@ -4,7 +4,7 @@
 //! glob into a 3-partition topic; two aggregators in one group archive every event to
 //! files and write them to a real InfluxDB. Every event arrives once.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::collections::BTreeMap;

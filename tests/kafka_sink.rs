@@ -3,7 +3,7 @@
 //! the broker stopped for 15 s in the middle; meanwhile the sink pushes back on the
 //! syslog source, so the sender stalls instead of sluice growing or dropping.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -4,7 +4,7 @@
 //! messages the killed one had delivered and not yet committed. A sink that is down
 //! keeps offsets from being committed, so a later consumer reads everything again.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! file output, console output, sibling isolation under a stuck sink, and the drop and
 //! error counters an operator relies on.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! changed and every message arrives exactly once across the old and new sink paths; an
 //! invalid config is rejected and counted; a config that cannot start rolls back.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -33,15 +33,6 @@ fn await_reloads(s: &Sluice, result: &str, n: f64) {
         reloads(s, "failed"),
         s.log_text()
     );
-}
-
-/// Numbered syslog lines `from..from + n`, one write.
-fn send(port: u16, from: usize, n: usize) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let text: String = (from..from + n)
-        .map(|i| format!("<13>1 - web app - - - seq={i:08} x\n"))
-        .collect();
-    c.write_all(text.as_bytes()).expect("send");
 }
 
 /// Sequence numbers in every `out*.jsonl` of the test's directory.
@@ -139,9 +130,7 @@ fn clients(
                             }
                         };
                     }
-                    let text: String = (sent..sent + 250)
-                        .map(|i| format!("<13>1 - web app - - - seq={:08} x\n", c * per_client + i))
-                        .collect();
+                    let text = numbered_syslog(c * per_client + sent, 250);
                     if let Err(e) = conn
                         .as_mut()
                         .map(|s| s.write_all(text.as_bytes()))
@@ -294,7 +283,7 @@ fn simple(port: u16, path: &str) -> String {
 
 /// Sends 10 lines starting at `from` and waits until they are in `path`.
 fn lines_reach(s: &Sluice, port: u16, from: usize, path: &str) {
-    send(port, from, 10);
+    send_numbered(port, from, 10);
     let out = s.path(path);
     assert!(
         wait_for(Duration::from_secs(10), || (from..from + 10)
@@ -322,7 +311,7 @@ fn a_configmap_symlink_swap_is_applied() {
         .expect("symlink");
     let s = Sluice::start_files(&[&conf.path().join("sluice.toml")], |_, _| {});
     let lines = |from: usize, path: &str| {
-        send(port, from, 10);
+        send_numbered(port, from, 10);
         let p = out.path().join(path);
         assert!(
             wait_for(Duration::from_secs(10), || (from..from + 10)

@@ -2,7 +2,7 @@
 //! events in over stdin and out as JSON lines, compared exactly; runtime errors, aborts,
 //! one event becoming several, the `dropped` output; `validate` with VRL's diagnostics.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value as Json};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! buffers of clients that already closed and connections still waiting in the listen
 //! backlog, reaches the sink before sluice exits 0.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::io::Write;

@@ -4,7 +4,7 @@
 //! sent, structured data included, and rsyslog parses every field back. A receiver
 //! that goes away and comes back gets everything sent meanwhile, once.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::collections::BTreeMap;

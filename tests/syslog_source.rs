@@ -2,7 +2,7 @@
 //! framing it speaks, the whole corpus over one octet-counted connection, hostile clients
 //! beside well-behaved ones, and the metric contract checked with `promtool`.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::io::Write;

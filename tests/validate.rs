@@ -1,7 +1,7 @@
 //! `sluice validate` and `sluice graph` on good and broken configs: every kind of problem
 //! is reported at once, each line naming the file, the component and the key.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

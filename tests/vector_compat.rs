@@ -5,7 +5,7 @@
 //! without a last newline), field selection, timestamp formats, framing, and
 //! acknowledgements turned on at the top level.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use std::io::Write;

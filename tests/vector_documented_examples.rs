@@ -7,7 +7,7 @@
 //! into `.` (and, for metric inputs, read back into a metric by `log_to_metric` with
 //! `all_metrics`), so nothing stdin adds (`host`, `source_type`) is in the way.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value as Json};
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //! compares exactly, so an integer that became a float, a timestamp that became a
 //! string or bytes that lost their non-UTF-8 parts would show).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value as Json};
 use std::collections::BTreeSet;

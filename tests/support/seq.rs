@@ -2,8 +2,24 @@
 //! counted by sequence number, so a test can say exactly which lines were lost or doubled.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
+
+/// Numbered RFC 5424 lines `from..from + n`, newline-framed, as a syslog client sends
+/// them.
+pub fn numbered_syslog(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("<13>1 - web app - - - seq={i:08} x\n"))
+        .collect()
+}
+
+/// Sends numbered syslog lines `from..from + n` to a TCP source in one write.
+pub fn send_numbered(port: u16, from: usize, n: usize) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.write_all(numbered_syslog(from, n).as_bytes())
+        .expect("send");
+}
 
 /// The sequence number a line starts with, if it is one of ours.
 fn seq_of(msg: &str) -> Option<usize> {

@@ -22,7 +22,11 @@
 //! (`drop_newest`).
 //!
 //! **Reading** runs on a second thread: it reads a record, checks it, and hands the
-//! events to the sink with a notifier; a read-ahead of two batches is all it holds. The
+//! events to the sink with a notifier; a read-ahead of two batches is all it holds.
+//! While the sink keeps up, the reader does not read back what was just written: the
+//! writer hands it the last few records' events as they were ([`TAIL_RECORDS`]), and
+//! the reader takes them instead of decoding the record, so an event is built and
+//! freed once, as with a memory buffer. When it falls behind, it reads the disk. The
 //! position moves past a record only once the sink has answered for it (delivered, or
 //! given up and counted it), and is saved (atomically) at most once a second and at the
 //! end, so after a crash everything not yet answered for is delivered again: at least
@@ -63,6 +67,22 @@ const MAX_RECORD: u32 = 256 * 1024 * 1024;
 
 /// What the writer gathers into one write at most.
 const GATHER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Records the writer hands to the reader as events: enough to cover a gathering of
+/// batches, few enough that memory stays small when the reader is behind (the writer
+/// then drops them and the reader decodes from disk).
+const TAIL_RECORDS: usize = 8;
+
+/// A record just written, with its events, for a reader that is caught up.
+struct Tail {
+    /// Where the record starts.
+    file: u64,
+    offset: u64,
+    first_id: u64,
+    /// Where the next record starts.
+    next: ReadPos,
+    batch: Batch,
+}
 
 /// How often the reader saves where delivery got to.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -371,7 +391,9 @@ fn start(
         metrics.clone(),
     );
     let (out_tx, out_rx) = mpsc::channel(2);
+    let (tail_tx, tail_rx) = std::sync::mpsc::sync_channel(TAIL_RECORDS);
     let writer = Writer {
+        tail: tail_tx,
         shared: shared.clone(),
         queue,
         file: None,
@@ -392,6 +414,8 @@ fn start(
         takeover: 0,
         pos: recovered.read,
         expected: recovered.read.id,
+        tail: tail_rx,
+        peeked: None,
         file: None,
         answers: VecDeque::new(),
         delivered: recovered.read,
@@ -551,6 +575,8 @@ impl Shared {
 struct Writer {
     shared: Arc<Shared>,
     queue: BufferReceiver,
+    /// The records just written, as events, to the reader.
+    tail: std::sync::mpsc::SyncSender<Tail>,
     /// The data file written to, and its number.
     file: Option<(u64, File)>,
     ledger: File,
@@ -593,6 +619,8 @@ impl Writer {
             buf.clear();
             let mut pos = self.shared.write_pos();
             let mut finalizers = Vec::with_capacity(batches.len());
+            // The records in `buf`, handed to the reader once they are written.
+            let mut staged: Vec<Tail> = Vec::with_capacity(batches.len());
             let mut events = 0u64;
             for mut batch in batches {
                 if !self.room_for(&batch).await {
@@ -612,25 +640,41 @@ impl Writer {
                 // Roll over before a file grows past its size.
                 let record = (HEADER + scratch.len()) as u64;
                 if pos.offset > 0 && pos.offset + (buf.len() as u64) + record > SEGMENT_BYTES {
-                    if let Err(e) = self
-                        .append(&mut pos, &buf)
-                        .and_then(|_| self.roll(&mut pos))
-                    {
+                    let appended = self.append(&mut pos, &buf);
+                    if appended.is_ok() {
+                        self.hand_over(&mut staged);
+                    }
+                    if let Err(e) = appended.and_then(|_| self.roll(&mut pos)) {
+                        staged.clear();
                         self.failed(e, &mut finalizers);
                     }
                     buf.clear();
                 }
+                let offset = pos.offset + buf.len() as u64;
                 buf.extend_from_slice(&header);
                 buf.extend_from_slice(&scratch);
+                staged.push(Tail {
+                    file: pos.file,
+                    offset,
+                    first_id: pos.next_id,
+                    next: ReadPos {
+                        file: pos.file,
+                        offset: offset + record,
+                        id: pos.next_id + u64::from(count),
+                    },
+                    batch,
+                });
                 pos.next_id += u64::from(count);
                 events += u64::from(count);
                 finalizers.push(fin);
             }
             if !buf.is_empty() {
                 if let Err(e) = self.append(&mut pos, &buf) {
+                    staged.clear();
                     self.failed(e, &mut finalizers);
                     continue;
                 }
+                self.hand_over(&mut staged);
             }
             unsynced.extend(finalizers);
             let sync_now = match self.sync_interval {
@@ -649,6 +693,17 @@ impl Writer {
         self.sync(&mut unsynced);
         self.shared.writer_done.store(true, Ordering::Release);
         self.shared.wrote.notify_one();
+    }
+
+    /// Hands records written to the reader; those it has no room for are dropped here
+    /// (the reader is behind and reads them from disk).
+    fn hand_over(&mut self, staged: &mut Vec<Tail>) {
+        for t in staged.drain(..) {
+            if self.tail.try_send(t).is_err() {
+                break;
+            }
+        }
+        staged.clear();
     }
 
     /// Waits while the buffer is full (`block`); `false` to drop (`drop_newest`).
@@ -762,6 +817,11 @@ impl Writer {
     }
 }
 
+/// Waits until the writer wrote something (or a while, in case a wake-up was missed).
+async fn wait_for_writes(shared: &Shared) {
+    let _ = tokio::time::timeout(Duration::from_millis(200), shared.wrote.notified()).await;
+}
+
 /// A batch handed to the sink, waiting for its answer.
 struct Answer {
     /// Where the next record starts once this one is answered for.
@@ -780,6 +840,10 @@ struct Reader {
     pos: ReadPos,
     /// The id the next sound record should start with; a larger one means events lost.
     expected: u64,
+    /// Records just written, as events, from the writer.
+    tail: std::sync::mpsc::Receiver<Tail>,
+    /// A tail record ahead of the read position, kept until the reader gets there.
+    peeked: Option<Tail>,
     file: Option<(u64, File)>,
     answers: VecDeque<Answer>,
     /// Where delivery got to.
@@ -811,13 +875,13 @@ impl Reader {
                     }
                     break;
                 }
-                self.wait().await;
+                wait_for_writes(&self.shared).await;
                 continue;
             }
             let Some((next, mut batch)) = self.next_record() else {
                 // Nothing sound here: the writer's end is in a later file.
                 if !self.advance_file(written) {
-                    self.wait().await;
+                    wait_for_writes(&self.shared).await;
                 }
                 continue;
             };
@@ -890,11 +954,6 @@ impl Reader {
         if self.delivered != self.saved && self.last_save.elapsed() >= SAVE_EVERY {
             self.save();
         }
-    }
-
-    async fn wait(&self) {
-        let _ =
-            tokio::time::timeout(Duration::from_millis(200), self.shared.wrote.notified()).await;
     }
 
     /// The sink answered for a batch: delivery moves past it, and data files wholly
@@ -989,6 +1048,11 @@ impl Reader {
     /// Reads the record at the read position: the position after it and its events.
     /// A corrupt stretch is skipped to the next sound record (counted when found).
     fn next_record(&mut self) -> Option<(ReadPos, Batch)> {
+        if let Some(t) = self.from_tail() {
+            self.pos = t.next;
+            self.expected = t.next.id;
+            return Some((t.next, t.batch));
+        }
         let (expected, mut offset) = (self.expected, self.pos.offset);
         let file = self.open_current()?;
         let len = file.metadata().ok()?.len();
@@ -1048,6 +1112,26 @@ impl Reader {
         Some((next, batch))
     }
 
+    /// The writer's copy of the record at the read position, if it has one. Copies of
+    /// records already passed are dropped; one further on is kept for later.
+    fn from_tail(&mut self) -> Option<Tail> {
+        loop {
+            let t = match self.peeked.take() {
+                Some(t) => t,
+                None => self.tail.try_recv().ok()?,
+            };
+            if t.first_id < self.expected {
+                continue;
+            }
+            if t.first_id == self.expected && t.file == self.pos.file && t.offset == self.pos.offset
+            {
+                return Some(t);
+            }
+            self.peeked = Some(t);
+            return None;
+        }
+    }
+
     fn open_current(&mut self) -> Option<&File> {
         let stale = !matches!(&self.file, Some((n, _)) if *n == self.pos.file);
         if stale {
@@ -1098,5 +1182,108 @@ impl DiskBuffer {
     /// The sink's ID, for logs.
     pub(super) fn id(&self) -> &str {
         &self.shared.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventMetadata, LogEvent, ObjectMap};
+    use crate::internal_events::{ComponentKind, ComponentLabels};
+
+    fn numbered(from: i64, n: i64) -> Batch {
+        (from..from + n)
+            .map(|i| {
+                let mut log = LogEvent::from_parts(
+                    ObjectMap::new(),
+                    EventMetadata::new("t", chrono::Utc::now()),
+                );
+                log.insert("n", i);
+                log.into()
+            })
+            .collect()
+    }
+
+    fn numbers(batch: &Batch) -> Vec<i64> {
+        batch
+            .iter()
+            .filter_map(|e| e.as_log()?.get("n")?.as_integer())
+            .collect()
+    }
+
+    fn opened(dir: &Path) -> (BufferSender, BufferReceiver) {
+        let metrics = ComponentMetrics::new(ComponentLabels {
+            id: "t".into(),
+            kind: ComponentKind::Sink,
+            type_name: "test",
+        });
+        let options = DiskOptions {
+            max_size: MIN_MAX_SIZE,
+            sync_interval: None,
+            when_full: WhenFull::Block,
+        };
+        match open(dir, "t", &options, metrics) {
+            Ok(pair) => pair,
+            Err(e) => panic!("opening the buffer: {e}"),
+        }
+    }
+
+    /// A sink that keeps up takes the writer's copies of the records; one that falls
+    /// behind reads them back from disk. Either way every event comes once, in order,
+    /// with its fields, and what the sink answered for is not delivered again after a
+    /// restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_come_once_in_order_whether_the_sink_keeps_up_or_falls_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tx, mut rx) = opened(dir.path());
+        let total: i64 = 60_000;
+        let sender = tokio::spawn(async move {
+            let mut next = 0;
+            let mut size = 1;
+            while next < total {
+                let n = size.min(total - next);
+                if tx.send(numbered(next, n)).await.is_err() {
+                    break;
+                }
+                next += n;
+                size = size % 700 + 37;
+                if next % 7 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+        let mut expected = 0;
+        let mut batches = 0;
+        while expected < total {
+            let batch = match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                Ok(Some(b)) => b,
+                other => panic!(
+                    "stalled at {expected}: {:?}",
+                    other.map(|b| b.map(|b| b.len()))
+                ),
+            };
+            let got = numbers(&batch);
+            let want: Vec<i64> = (expected..expected + got.len() as i64).collect();
+            assert_eq!(got, want, "out of order or missing after {expected}");
+            assert_eq!(got.len(), batch.len(), "an event lost its field");
+            expected += got.len() as i64;
+            batches += 1;
+            // Now and then a slow sink: the writer gets ahead and the reader reads disk.
+            if batches % 40 == 0 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+        sender.await.expect("sender");
+        drop(rx);
+        // Delivery was answered for (the batches were dropped as delivered): a new
+        // process finds nothing to deliver again.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (tx2, mut rx2) = opened(dir.path());
+        drop(tx2);
+        match tokio::time::timeout(Duration::from_secs(10), rx2.recv()).await {
+            Ok(None) => {}
+            Ok(Some(b)) => panic!("delivered again: {:?}", numbers(&b)),
+            Err(_) => panic!("the reopened buffer did not end"),
+        }
     }
 }
