@@ -1048,7 +1048,7 @@ impl Reader {
     /// Reads the record at the read position: the position after it and its events.
     /// A corrupt stretch is skipped to the next sound record (counted when found).
     fn next_record(&mut self) -> Option<(ReadPos, Batch)> {
-        if let Some(t) = self.from_tail() {
+        if let Some(t) = self.take_tail() {
             self.pos = t.next;
             self.expected = t.next.id;
             return Some((t.next, t.batch));
@@ -1114,7 +1114,7 @@ impl Reader {
 
     /// The writer's copy of the record at the read position, if it has one. Copies of
     /// records already passed are dropped; one further on is kept for later.
-    fn from_tail(&mut self) -> Option<Tail> {
+    fn take_tail(&mut self) -> Option<Tail> {
         loop {
             let t = match self.peeked.take() {
                 Some(t) => t,
