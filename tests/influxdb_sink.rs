@@ -127,7 +127,11 @@ fn logs_arrive_with_their_tags_typed_fields_and_escaping_intact() {
 fn a_field_type_conflict_rejects_only_that_point() {
     let db = Influxd::start("sluice");
     let http = free_port();
-    let s = Sluice::start(&config(http, &db.url, ""));
+    let s = Sluice::start(&config(
+        http,
+        &db.url,
+        "dead_letter.path = \"{DIR}/dead.jsonl\"",
+    ));
     post(http, "{\"host\":\"a\",\"status\":1}\n");
     assert!(wait_for(Duration::from_secs(20), || rows(
         &db,
@@ -163,6 +167,26 @@ fn a_field_type_conflict_rejects_only_that_point() {
         s.log_text()
     );
     assert_eq!(rows(&db, "SELECT * FROM logs WHERE host = 'c'").len(), 1);
+    // The refused point, and only it, is a dead letter: InfluxDB named the field and
+    // the type, and the request was read back to find it.
+    let dead_file = s.path("dead.jsonl");
+    assert!(wait_for(Duration::from_secs(10), || {
+        support::seq::read_text(&dead_file).ends_with('\n')
+    }));
+    let dead: Vec<serde_json::Value> = support::seq::read_text(&dead_file)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["event"]["host"], "b", "{}", dead[0]);
+    assert_eq!(dead[0]["status"], 400, "{}", dead[0]);
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("status")),
+        "{}",
+        dead[0]
+    );
 }
 
 #[test]

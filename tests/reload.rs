@@ -408,3 +408,78 @@ fn a_config_that_cannot_start_rolls_back_and_says_why() {
     lines_reach(&s, port, 100, "out-1.jsonl");
     assert!(!s.path("out-2.jsonl").exists());
 }
+
+/// A local socket source (`/dev/log`) changed by a reload keeps its socket: `logger`
+/// writing throughout never finds the path missing, and every line arrives once.
+#[test]
+fn a_changed_unix_socket_source_keeps_its_socket_through_a_reload() {
+    require_tool("logger");
+    let conf = |max_length: usize| {
+        format!(
+            r#"
+[sources.devlog]
+type = "syslog"
+mode = "unix"
+path = "{{DIR}}/log.sock"
+max_length = {max_length}
+
+[sinks.out]
+type = "file"
+inputs = ["devlog"]
+path = "{{DIR}}/out.jsonl"
+"#
+        )
+    };
+    let s = Sluice::start(&conf(102400));
+    let sock = s.path("log.sock");
+    assert!(wait_for(Duration::from_secs(10), || sock.exists()));
+    // One logger process, one datagram per stdin line, reporting any socket error.
+    let mut logger = std::process::Command::new("logger")
+        .args(["--socket-errors=on", "-t", "app", "-u"])
+        .arg(&sock)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("logger");
+    let mut stdin = logger.stdin.take().expect("stdin");
+    // Lines go on until well after the reload was applied.
+    let mut chunk = 0;
+    let mut after = None;
+    while after.is_none_or(|a| chunk < a + 10) {
+        let text: String = (chunk * 1000..chunk * 1000 + 1000)
+            .map(|i| format!("seq={i:08} x\n"))
+            .collect();
+        if stdin.write_all(text.as_bytes()).is_err() {
+            // logger quit: it says why below.
+            break;
+        }
+        chunk += 1;
+        if chunk == 5 {
+            s.save_config(&conf(8192));
+        }
+        if after.is_none() && reloads(&s, "applied") >= 1.0 {
+            after = Some(chunk);
+        }
+        assert!(
+            chunk < 1000,
+            "the reload was never applied:\n{}",
+            s.log_text()
+        );
+    }
+    let total = chunk * 1000;
+    drop(stdin);
+    let out = logger.wait_with_output().expect("logger");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "logger saw the socket fail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = s.path("out.jsonl");
+    assert!(
+        wait_for(Duration::from_secs(20), || delivered(&path).len() >= total),
+        "{} of {total} arrived; log:\n{}",
+        delivered(&path).len(),
+        s.log_text()
+    );
+    assert_exactly_once(&delivered(&path), total, "unix socket reload");
+}

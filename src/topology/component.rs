@@ -53,6 +53,8 @@ pub enum Resource {
     Tcp(SocketAddr),
     /// A UDP listening address.
     Udp(SocketAddr),
+    /// A unix socket's path (`/dev/log`).
+    Unix(std::path::PathBuf),
 }
 
 impl Resource {
@@ -66,6 +68,7 @@ impl Resource {
             (Resource::Tcp(a), Resource::Tcp(b)) | (Resource::Udp(a), Resource::Udp(b)) => {
                 same(a, b)
             }
+            (Resource::Unix(a), Resource::Unix(b)) => a == b,
             _ => false,
         }
     }
@@ -76,6 +79,7 @@ impl std::fmt::Display for Resource {
         match self {
             Resource::Tcp(a) => write!(f, "{a}/tcp"),
             Resource::Udp(a) => write!(f, "{a}/udp"),
+            Resource::Unix(p) => write!(f, "{} (unix socket)", p.display()),
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use super::request_builder::{decode, RejectReason, RejectedCounters};
 use crate::internal_events::{names, ComponentMetrics};
-use crate::sinks::util::driver::{Outcome, Service};
+use crate::sinks::util::driver::{Outcome, Refused, Service};
 use crate::sinks::util::retry::parse_retry_after;
 use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::{InputLogEvent, RejectedLogEventsInfo};
@@ -445,8 +445,13 @@ impl CloudwatchService {
         Ok(())
     }
 
-    /// Counts what `rejectedLogEventsInfo` refused and says how many, and why.
-    fn rejected(&self, info: &RejectedLogEventsInfo, events: usize) -> (usize, String) {
+    /// Counts what `rejectedLogEventsInfo` refused and says how many, why, and which
+    /// (the request's events are in the order sent, so the indexes are theirs).
+    fn rejected(
+        &self,
+        info: &RejectedLogEventsInfo,
+        events: usize,
+    ) -> (usize, String, Vec<Refused>) {
         let n = events as i64;
         let too_new = info
             .too_new_log_event_start_index()
@@ -459,6 +464,7 @@ impl CloudwatchService {
             .expired_log_event_end_index()
             .map_or(0, |i| i64::from(i).clamp(0, n));
         let mut parts = Vec::new();
+        let refused = refused(expired, too_old, too_new, n);
         if too_new > 0 {
             self.rejected.add(RejectReason::TooNew, too_new as u64);
             parts.push(format!("{too_new} too far in the future"));
@@ -480,8 +486,32 @@ impl CloudwatchService {
                 }
             ));
         }
-        (((too_new + old).min(n)) as usize, parts.join(", "))
+        (((too_new + old).min(n)) as usize, parts.join(", "), refused)
     }
+}
+
+/// Which events of `n` the marks of `rejectedLogEventsInfo` (counted as events from
+/// the start or the end) refused, each once: the expired first, then the too old, then
+/// the too new.
+fn refused(expired: i64, too_old: i64, too_new: i64, n: i64) -> Vec<Refused> {
+    let mut refused = Vec::new();
+    let mut refuse = |from: i64, to: i64, why: &str| {
+        if to > from {
+            refused.push(Refused {
+                events: from as usize..to as usize,
+                reason: format!("CloudWatch Logs refused the event: {why}"),
+                status: None,
+            });
+        }
+    };
+    refuse(0, expired, "older than the log group's retention");
+    refuse(expired, too_old, "too old");
+    refuse(
+        (n - too_new).max(too_old.max(expired)),
+        n,
+        "too far in the future",
+    );
+    refused
 }
 
 fn is_code<E: ProvideErrorMetadata>(
@@ -563,13 +593,14 @@ impl Service for CloudwatchService {
         match answer {
             Put::Done(None) => Outcome::Delivered,
             Put::Done(Some(info)) => {
-                let (rejected, why) = self.rejected(&info, req.events);
+                let (rejected, why, refused) = self.rejected(&info, req.events);
                 if rejected == 0 {
                     Outcome::Delivered
                 } else {
                     Outcome::Partial {
                         rejected,
                         reason: format!("{} / {}: {why}", req.group, req.stream),
+                        refused,
                     }
                 }
             }
@@ -582,6 +613,21 @@ impl Service for CloudwatchService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_events_are_named_by_place_each_once() {
+        let places = |r: Vec<Refused>| r.into_iter().map(|r| r.events).collect::<Vec<_>>();
+        // 10 events: 2 expired, 3 too old (the expired among them), the last 4 too new.
+        assert_eq!(places(refused(2, 3, 4, 10)), [0..2, 2..3, 6..10]);
+        assert_eq!(
+            places(refused(0, 0, 0, 10)),
+            Vec::<std::ops::Range<usize>>::new()
+        );
+        // Marks that overlap never name an event twice.
+        assert_eq!(places(refused(0, 8, 5, 10)), [0..8, 8..10]);
+        let r = refused(0, 1, 0, 3);
+        assert!(r[0].reason.contains("too old"), "{}", r[0].reason);
+    }
 
     #[test]
     fn errors_are_classified_by_code_then_status() {

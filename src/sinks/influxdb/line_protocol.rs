@@ -191,9 +191,151 @@ pub fn timestamp(out: &mut Vec<u8>, nanos: i64, precision: Precision) {
     );
 }
 
+/// The type InfluxDB gives a field value as written (`float`, `integer`, `unsigned`,
+/// `string`, `boolean`), in the words of its "field type conflict" errors.
+fn value_type(v: &[u8]) -> &'static str {
+    match v {
+        [b'"', ..] => "string",
+        b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
+        | b"FALSE" => "boolean",
+        [.., b'i'] => "integer",
+        [.., b'u'] => "unsigned",
+        _ => "float",
+    }
+}
+
+/// One point of a body, read back: its measurement and its fields' keys and types.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PointFields {
+    /// The measurement, unescaped.
+    pub measurement: Vec<u8>,
+    /// Each field's key (unescaped) and type.
+    pub fields: Vec<(Vec<u8>, &'static str)>,
+}
+
+/// Reads `body` back point by point, as InfluxDB parses it: what a partial write's
+/// "field type conflict" names (a measurement, a field, the type sent) then points at
+/// the very points refused. Only for the answer to a failed write, not the hot path.
+pub fn read_points(body: &[u8]) -> Vec<PointFields> {
+    let n = body.len();
+    let mut points = Vec::new();
+    let mut i = 0;
+    // A backslash escapes only what needs escaping where it stands.
+    let escaped = |i: usize, specials: &[u8]| {
+        body[i] == b'\\' && body.get(i + 1).is_some_and(|c| specials.contains(c))
+    };
+    while i < n {
+        if body[i] == b'\n' {
+            i += 1;
+            continue;
+        }
+        // The measurement, then tags up to the first unescaped space.
+        let mut measurement = Vec::new();
+        let mut in_measurement = true;
+        while i < n && !matches!(body[i], b' ' | b'\n') {
+            if escaped(i, b", ") {
+                if in_measurement {
+                    measurement.push(body[i + 1]);
+                }
+                i += 2;
+                continue;
+            }
+            if body[i] == b',' {
+                in_measurement = false;
+            } else if in_measurement {
+                measurement.push(body[i]);
+            }
+            i += 1;
+        }
+        if i < n && body[i] == b' ' {
+            i += 1;
+        }
+        // The field set: key=value pairs up to an unescaped space outside quotes.
+        let mut fields = Vec::new();
+        while i < n && !matches!(body[i], b' ' | b'\n') {
+            let mut key = Vec::new();
+            while i < n && !matches!(body[i], b'=' | b' ' | b'\n') {
+                if escaped(i, b",= ") {
+                    key.push(body[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                key.push(body[i]);
+                i += 1;
+            }
+            if i >= n || body[i] != b'=' {
+                break;
+            }
+            i += 1;
+            let start = i;
+            if i < n && body[i] == b'"' {
+                i += 1;
+                while i < n && body[i] != b'"' {
+                    i += if escaped(i, b"\"\\") { 2 } else { 1 };
+                }
+                i = (i + 1).min(n);
+            } else {
+                while i < n && !matches!(body[i], b',' | b' ' | b'\n') {
+                    i += 1;
+                }
+            }
+            fields.push((key, value_type(&body[start..i])));
+            if i < n && body[i] == b',' {
+                i += 1;
+            }
+        }
+        while i < n && body[i] != b'\n' {
+            i += 1;
+        }
+        points.push(PointFields {
+            measurement,
+            fields,
+        });
+    }
+    points
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn points_are_read_back_with_their_field_types() {
+        let body = b"logs,host=a\\ b status=1i,msg=\"x, \\\"y\\\" z=1\",ok=t 1\n\
+my\\ m\\,x,t=1 v=1.5,n=3u,s=\"multi\nline\"\nlogs f=false\n";
+        let points = read_points(body);
+        let types: Vec<(String, Vec<(String, &str)>)> = points
+            .iter()
+            .map(|p| {
+                (
+                    String::from_utf8_lossy(&p.measurement).into_owned(),
+                    p.fields
+                        .iter()
+                        .map(|(k, t)| (String::from_utf8_lossy(k).into_owned(), *t))
+                        .collect(),
+                )
+            })
+            .collect();
+        let s = |a: &str| a.to_string();
+        assert_eq!(
+            types,
+            [
+                (
+                    s("logs"),
+                    vec![
+                        (s("status"), "integer"),
+                        (s("msg"), "string"),
+                        (s("ok"), "boolean")
+                    ]
+                ),
+                (
+                    s("my m,x"),
+                    vec![(s("v"), "float"), (s("n"), "unsigned"), (s("s"), "string")]
+                ),
+                (s("logs"), vec![(s("f"), "boolean")]),
+            ]
+        );
+    }
 
     /// Splits a line at unescaped separators outside quotes: what a parser sees. Quotes
     /// only quote in the field set (the second part of a line, or a field list).

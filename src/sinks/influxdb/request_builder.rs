@@ -734,7 +734,7 @@ impl RequestBuilder for InfluxDbRequestBuilder {
 
     fn build(
         &mut self,
-        _partition: &str,
+        partition: &str,
         body: Bytes,
         points: usize,
     ) -> Result<Built<WriteRequest>, Unsendable> {
@@ -743,6 +743,8 @@ impl RequestBuilder for InfluxDbRequestBuilder {
                 uri: self.uri.clone(),
                 body,
                 points,
+                // Metric points are merged by series; a log event is one point.
+                point_per_event: partition != METRICS,
             },
             destination: self.destination.clone(),
         })

@@ -42,6 +42,9 @@ pub enum Outcome {
         rejected: usize,
         /// For the log: which and why.
         reason: String,
+        /// Which events were refused, where the destination says (or shows): written to
+        /// the dead letters. Refused events it does not point at are only counted.
+        refused: Vec<Refused>,
     },
     /// The destination refused the events for good (most 4xx): never sent again.
     Reject {
@@ -50,6 +53,17 @@ pub enum Outcome {
         /// The destination's status code, when it answered with one (for dead letters).
         status: Option<u16>,
     },
+}
+
+/// Events of a request the destination refused while taking the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Their places in the request, in the order its events were encoded.
+    pub events: std::ops::Range<usize>,
+    /// Why, for the dead letter.
+    pub reason: String,
+    /// The status the destination answered with, if that tells anything.
+    pub status: Option<u16>,
 }
 
 /// How a sink sends one request.
@@ -237,9 +251,21 @@ async fn run<S: Service>(
                 acc.metrics.sent_bytes.increment(work.bytes as u64);
                 break BatchStatus::Delivered;
             }
-            Outcome::Partial { rejected, reason } => {
+            Outcome::Partial {
+                rejected,
+                reason,
+                refused,
+            } => {
                 work.breaker.record_delivered();
                 let rejected = rejected.min(work.events);
+                if let Some(d) = &acc.dead_letter {
+                    let kept = &work.kept;
+                    for r in &refused {
+                        let end = r.events.end.min(kept.len());
+                        let start = r.events.start.min(end);
+                        d.write(&kept[start..end], &r.reason, r.status);
+                    }
+                }
                 acc.rejected.emit_dropped(rejected as u64, || {
                     format!("The destination refused {rejected} of {} events; they are not sent again: {reason}", work.events)
                 });
@@ -526,6 +552,7 @@ mod tests {
             vec![Outcome::Partial {
                 rejected: 3,
                 reason: "too old".into(),
+                refused: Vec::new(),
             }],
         );
         let status = r.submit("p", 1, 10);

@@ -145,6 +145,9 @@ impl SourceConfig for SyslogConfig {
         match (self.mode, self.address) {
             (SyslogMode::Tcp, Some(a)) => vec![Resource::Tcp(a)],
             (SyslogMode::Udp, Some(a)) => vec![Resource::Udp(a)],
+            (SyslogMode::Unix | SyslogMode::UnixStream, _) => {
+                self.path.iter().cloned().map(Resource::Unix).collect()
+            }
             _ => Vec::new(),
         }
     }

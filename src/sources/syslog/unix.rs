@@ -6,6 +6,11 @@
 //! socket is left alone and refused. It is removed at exit. A local datagram writer
 //! blocks while the socket's queue is full, so a slow pipeline pushes back on the
 //! applications instead of losing their messages.
+//!
+//! The socket is bound once per path: a source rebuilt by a reload gets a duplicate of
+//! the bound socket while its old instance still holds it, so the path never goes away
+//! and a local writer never finds it missing (glibc's `syslog(3)` drops the message
+//! then). The file is removed when the last instance ends.
 
 use super::{EventBuilder, SyslogConfig, SyslogMode};
 use crate::event::MAX_BATCH_EVENTS;
@@ -15,7 +20,7 @@ use bytes::BytesMut;
 use chrono::Utc;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use tokio::net::{UnixDatagram, UnixListener};
 
 /// The largest datagram read; longer ones are cut by the kernel.
@@ -26,24 +31,82 @@ pub(super) fn build(config: SyslogConfig, cx: SourceContext) -> Result<Task, Bui
         .path
         .clone()
         .ok_or_else(|| BuildError::Other("path: missing required key".into()))?;
-    clear_stale(&path)?;
+    let stream = config.mode == SyslogMode::UnixStream;
+    let held = bind(&path, stream, config.socket_file_mode)?;
     let io = |what: &str, source| BuildError::Io {
         what: format!("{what} {}", path.display()),
         source,
     };
-    let task: Task = match config.mode {
-        SyslogMode::UnixStream => {
-            let listener = UnixListener::bind(&path).map_err(|e| io("binding", e))?;
-            let file = SocketFile::new(path.clone(), config.socket_file_mode)?;
-            Box::pin(serve_stream(listener, file, config, cx))
+    let task: Task = match &held.socket {
+        Bound::Stream(l) => {
+            let listener = l
+                .try_clone()
+                .and_then(UnixListener::from_std)
+                .map_err(|e| io("registering", e))?;
+            Box::pin(serve_stream(listener, held, config, cx))
         }
-        _ => {
-            let sock = UnixDatagram::bind(&path).map_err(|e| io("binding", e))?;
-            let file = SocketFile::new(path.clone(), config.socket_file_mode)?;
-            Box::pin(serve_datagrams(sock, file, config, cx))
+        Bound::Datagram(d) => {
+            let sock = d
+                .try_clone()
+                .and_then(UnixDatagram::from_std)
+                .map_err(|e| io("registering", e))?;
+            Box::pin(serve_datagrams(sock, held, config, cx))
         }
     };
     Ok(task)
+}
+
+/// A bound unix socket, shared by the instances of the source on its path.
+enum Bound {
+    Stream(std::os::unix::net::UnixListener),
+    Datagram(std::os::unix::net::UnixDatagram),
+}
+
+/// Holds a path bound: the socket and its file, removed when the last holder goes.
+struct Held {
+    socket: Bound,
+    file: SocketFile,
+}
+
+/// Paths bound in this process, each while an instance holds it.
+static BOUND: std::sync::LazyLock<Mutex<std::collections::HashMap<PathBuf, Weak<Held>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The socket at `path`: the one this process already holds there (a reload), else a
+/// new one, after making room for it.
+fn bind(path: &Path, stream: bool, mode: Option<u32>) -> Result<Arc<Held>, BuildError> {
+    let mut pool = BOUND.lock().unwrap_or_else(|p| p.into_inner());
+    pool.retain(|_, w| w.strong_count() > 0);
+    if let Some(held) = pool.get(path).and_then(Weak::upgrade) {
+        if matches!(held.socket, Bound::Stream(_)) != stream {
+            return Err(BuildError::Other(format!(
+                "path: {} is held by this source's running instance as a {} socket; switching between mode = \"unix\" and \"unix_stream\" takes a restart",
+                path.display(),
+                if stream { "datagram" } else { "stream" }
+            )));
+        }
+        held.file.set_mode(mode)?;
+        return Ok(held);
+    }
+    clear_stale(path)?;
+    let io = |what: &str, source| BuildError::Io {
+        what: format!("{what} {}", path.display()),
+        source,
+    };
+    let socket = if stream {
+        let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| io("binding", e))?;
+        l.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+        Bound::Stream(l)
+    } else {
+        let d = std::os::unix::net::UnixDatagram::bind(path).map_err(|e| io("binding", e))?;
+        d.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+        Bound::Datagram(d)
+    };
+    let file = SocketFile(path.to_path_buf());
+    file.set_mode(mode)?;
+    let held = Arc::new(Held { socket, file });
+    pool.insert(path.to_path_buf(), Arc::downgrade(&held));
+    Ok(held)
 }
 
 /// Makes room for the socket at `path`: removes a socket nobody serves any more, and
@@ -82,21 +145,18 @@ fn clear_stale(path: &Path) -> Result<(), BuildError> {
 /// Linux's `EPROTOTYPE`: the socket exists and is served, with the other kind.
 const EPROTOTYPE: i32 = 91;
 
-/// The socket file: its mode set at start, removed when the source ends.
+/// The socket file: its mode set at start, removed when the last instance ends.
 struct SocketFile(PathBuf);
 
 impl SocketFile {
-    fn new(path: PathBuf, mode: Option<u32>) -> Result<Self, BuildError> {
-        let file = SocketFile(path);
-        if let Some(mode) = mode {
-            std::fs::set_permissions(&file.0, std::fs::Permissions::from_mode(mode)).map_err(
-                |source| BuildError::Io {
-                    what: format!("setting mode {mode:#o} on {}", file.0.display()),
-                    source,
-                },
-            )?;
-        }
-        Ok(file)
+    fn set_mode(&self, mode: Option<u32>) -> Result<(), BuildError> {
+        let Some(mode) = mode else { return Ok(()) };
+        std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+            BuildError::Io {
+                what: format!("setting mode {mode:#o} on {}", self.0.display()),
+                source,
+            }
+        })
     }
 }
 
@@ -108,10 +168,11 @@ impl Drop for SocketFile {
 
 async fn serve_datagrams(
     sock: UnixDatagram,
-    file: SocketFile,
+    held: Arc<Held>,
     config: SyslogConfig,
     cx: SourceContext,
 ) {
+    let file = &held.file;
     let builder = EventBuilder::new(&cx, &config);
     let errors = cx.metrics.reporter::<ReadFailed>();
     let mut buf = BytesMut::with_capacity(4 * MAX_DATAGRAM);
@@ -159,10 +220,11 @@ async fn serve_datagrams(
 
 async fn serve_stream(
     listener: UnixListener,
-    file: SocketFile,
+    held: Arc<Held>,
     config: SyslogConfig,
     cx: SourceContext,
 ) {
+    let file = &held.file;
     let errors = cx.metrics.reporter::<AcceptFailed>();
     let config = Arc::new(config);
     let cx = Arc::new(cx);
