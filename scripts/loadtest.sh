@@ -316,12 +316,27 @@ PY
     wait $gen; wait $poller || true
     local peak; peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
     kill -TERM $pid; wait $pid || true
-    local lines; lines=$(cat "$work"/out*.jsonl | wc -l)
-    echo "$(cat "$work/gaps") $lines $peak"
+    # Every (connection, seq) loadgen sent, across both files: exactly once?
+    local once; once=$(cat "$work"/out*.jsonl | python3 -c '
+import re, sys
+want = int(sys.argv[1]); conns = int(sys.argv[2])
+per = want // conns
+seen = {}
+pat = re.compile(rb"web-([0-9]+)[.]example[.]com.*seq=([0-9]+)")
+for line in sys.stdin.buffer:
+    m = pat.search(line)
+    if m:
+        k = (int(m.group(1)), int(m.group(2)))
+        seen[k] = seen.get(k, 0) + 1
+missing = conns * per - sum(1 for c in range(conns) for i in range(per) if (c, i) in seen)
+doubled = sum(1 for v in seen.values() if v > 1)
+print("exactly-once" if missing == 0 and doubled == 0 else "%d-missing,%d-doubled" % (missing, doubled))
+' "$MESSAGES" "$CONNECTIONS")
+    echo "$(cat "$work/gaps") $once $peak"
   }
-  read -r g0 l0 p0 <<< "$(reload_run no)"
-  read -r g1 l1 p1 <<< "$(reload_run yes)"
-  echo "reload under load (syslog_tcp->file, path changed halfway): longest pause in delivery ${g1} ms (${g0} ms in the same run without a reload); $l1 lines written of $MESSAGES; peak RSS $((p1 / 1024)) MiB ($((p0 / 1024)) MiB without); $(cat "$work/reload.out")"
+  read -r g0 o0 p0 <<< "$(reload_run no)"
+  read -r g1 o1 p1 <<< "$(reload_run yes)"
+  echo "reload under load (syslog_tcp->file, path changed halfway): longest pause in delivery ${g1} ms (${g0} ms in the same run without a reload); $MESSAGES lines over both files: $o1 ($o0 without a reload); peak RSS $((p1 / 1024)) MiB ($((p0 / 1024)) MiB without); $(cat "$work/reload.out")"
 fi
 
 if [ "${ALERT_CASES:-1}" = "1" ]; then

@@ -324,3 +324,36 @@ fn a_sink_changed_by_a_reload_keeps_its_disk_buffer() {
     assert_eq!(got.len(), 20_000);
     assert_none_doubled(&got, "after the reload");
 }
+
+/// After a clean stop (SIGTERM), the next start finds nothing to deliver again and
+/// nothing lost, even when delivery crossed several data files: the process waits for
+/// each disk buffer to save where delivery got to before it exits. (In the release
+/// load test, an exit before that save left the position in a deleted file and the
+/// next start counted 107,829 delivered events as lost.)
+#[test]
+fn a_restart_after_sigterm_delivers_nothing_again_and_counts_nothing_lost() {
+    let r = Receiver::start();
+    let port = free_port();
+    let mut s = Sluice::start(&config(port, &r.url(), ""));
+    // 300 bodies of 1,000 lines: about 90 MB, three 32 MiB data files.
+    let acked = post_all(port, 300, 1000, None);
+    assert_eq!(acked.len(), 300_000);
+    let got = await_delivery(&r, &acked, &s);
+    assert_eq!(got.len(), 300_000);
+    assert!(s.terminate(Duration::from_secs(30)).success());
+    let before = r.accepted_bodies().len();
+    let s = s.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        buffer_metric(&s, "sluice_buffer_corrupted_events_total"),
+        0.0,
+        "log:\n{}",
+        s.log_text()
+    );
+    assert_eq!(
+        r.accepted_bodies().len(),
+        before,
+        "delivered again after a clean stop"
+    );
+    assert_eq!(buffer_metric(&s, "sluice_buffer_events"), 0.0);
+}

@@ -302,6 +302,18 @@ fn two_listeners_on_one_address() {
         &[("a.toml", &api)],
         &["[sources.in] key `address`: 127.0.0.1:6514/tcp is already used by [api]"],
     );
+    let unix = |id: &str, mode: &str| {
+        format!("[sources.{id}]\ntype = \"syslog\"\nmode = \"{mode}\"\npath = \"/run/sluice-test/log.sock\"\n")
+    };
+    let two = format!(
+        "{}{}{SINK}",
+        unix("in", "unix"),
+        unix("local", "unix_stream")
+    );
+    assert_invalid(
+        &[("a.toml", &two)],
+        &["[sources.local] key `path`: /run/sluice-test/log.sock (unix socket) is already used by [sources.in]"],
+    );
 }
 
 #[test]

@@ -210,7 +210,7 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
                 errors.push(ConfigError::at(
                     second.1,
                     Some(second.0.clone()),
-                    Some("address".into()),
+                    Some(second.2.key().into()),
                     format!("{} is already used by [{}]", second.2, first.0),
                 ));
             }

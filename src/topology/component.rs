@@ -58,6 +58,14 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// The config key that names it, for errors.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Resource::Unix(_) => "path",
+            _ => "address",
+        }
+    }
+
     /// Whether two listeners would fight over the same port.
     pub fn conflicts_with(&self, other: &Resource) -> bool {
         let same = |a: &SocketAddr, b: &SocketAddr| {

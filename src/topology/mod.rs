@@ -472,7 +472,7 @@ impl RunningTopology {
                 i.finished.cancelled().await;
             }
         };
-        match tokio::time::timeout(timeout, drain).await {
+        let stopped = match tokio::time::timeout(timeout, drain).await {
             Ok(()) => Stopped::Drained,
             Err(_) => {
                 let mut undelivered = 0;
@@ -497,7 +497,9 @@ impl RunningTopology {
                 }
                 Stopped::TimedOut { undelivered }
             }
-        }
+        };
+        buffer::settle_disk_buffers().await;
+        stopped
     }
 }
 

@@ -69,9 +69,19 @@ const MAX_RECORD: u32 = 256 * 1024 * 1024;
 const GATHER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Records the writer hands to the reader as events: enough to cover a gathering of
-/// batches, few enough that memory stays small when the reader is behind (the writer
-/// then drops them and the reader decodes from disk).
-const TAIL_RECORDS: usize = 8;
+/// batches, few enough that memory stays small.
+const TAIL_RECORDS: usize = 4;
+
+/// While fewer events than this wait for the sink, the reader is keeping up: the writer
+/// then waits (up to [`TAIL_WAIT`]) for the reader to take what it hands over rather
+/// than let it fall behind and decode from disk, which costs more than it saves (the
+/// reader, once behind, never caught up: measured 157 records handed over, 5,600
+/// decoded). With more waiting (a slow or down destination), the writer hands over what
+/// fits and runs free: the disk absorbs the difference.
+const KEEPING_UP: u64 = 8 * crate::event::MAX_BATCH_EVENTS as u64;
+
+/// How long the writer waits for the reader to take a record handed over.
+const TAIL_WAIT: Duration = Duration::from_millis(50);
 
 /// A record just written, with its events, for a reader that is caught up.
 struct Tail {
@@ -147,6 +157,35 @@ pub(super) struct DiskBuffer {
     sender: super::WeakBufferSender,
     /// The reader's output; a receiver holds it while its sink runs.
     output: Output,
+}
+
+/// The buffers whose threads still run: waited for at exit (see [`settle`]).
+static LIVE: std::sync::LazyLock<Mutex<Vec<Weak<Shared>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Waits, up to `timeout`, until every disk buffer's reader has finished and saved where
+/// delivery got to. Called once the pipeline has stopped: the process exiting before the
+/// last save would make the next start deliver again what was delivered.
+pub(crate) async fn settle(timeout: Duration) {
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        let running = {
+            let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+            live.retain(|w| w.strong_count() > 0);
+            live.len()
+        };
+        if running == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= until {
+            tracing::warn!(
+                buffers = running,
+                "Disk buffers still busy at exit; what they delivered last may be delivered again after the next start."
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Directories open in this process.
@@ -379,19 +418,23 @@ fn start(
         takeovers: AtomicU64::new(0),
         metrics: dm,
     });
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Arc::downgrade(&shared));
     shared.publish_gauges();
     shared
         .metrics
         .events
         .increment(shared.waiting.load(Ordering::Relaxed) as f64);
-    // The queue in front of the writer: a few batches, so memory stays small.
+    // The queue in front of the writer: as much as a memory buffer holds by default, so
+    // a disk buffer costs no more memory than one.
     let (tx, queue) = memory_queue(
-        4 * crate::event::MAX_BATCH_EVENTS,
+        super::DEFAULT_MAX_EVENTS,
         options.when_full,
         metrics.clone(),
     );
     let (out_tx, out_rx) = mpsc::channel(2);
-    let (tail_tx, tail_rx) = std::sync::mpsc::sync_channel(TAIL_RECORDS);
+    let (tail_tx, tail_rx) = mpsc::channel(TAIL_RECORDS);
     let writer = Writer {
         tail: tail_tx,
         shared: shared.clone(),
@@ -576,7 +619,7 @@ struct Writer {
     shared: Arc<Shared>,
     queue: BufferReceiver,
     /// The records just written, as events, to the reader.
-    tail: std::sync::mpsc::SyncSender<Tail>,
+    tail: mpsc::Sender<Tail>,
     /// The data file written to, and its number.
     file: Option<(u64, File)>,
     ledger: File,
@@ -588,8 +631,7 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
-        let mut buf: Vec<u8> = Vec::with_capacity(GATHER_BYTES);
-        let mut scratch: Vec<u8> = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
         // Batches written but not yet synced, whose sources wait for the sync.
         let mut unsynced: Vec<crate::event::EventFinalizers> = Vec::new();
         let mut last_sync = Instant::now();
@@ -621,6 +663,7 @@ impl Writer {
             let mut finalizers = Vec::with_capacity(batches.len());
             // The records in `buf`, handed to the reader once they are written.
             let mut staged: Vec<Tail> = Vec::with_capacity(batches.len());
+            // Events in `buf`.
             let mut events = 0u64;
             for mut batch in batches {
                 if !self.room_for(&batch).await {
@@ -629,30 +672,40 @@ impl Writer {
                     continue;
                 }
                 let mut fin = crate::event::EventFinalizers::default();
-                scratch.clear();
+                // Encoded in place after room for its header, filled in below.
+                let start = buf.len();
+                buf.resize(start + HEADER, 0);
                 for e in &mut batch {
                     fin.merge(e.take_finalizers());
-                    codec::encode(e, &mut scratch);
+                    codec::encode(e, &mut buf);
                 }
                 let count = batch.len() as u32;
-                let len = scratch.len() as u32;
-                let header = encode_header(len, count, pos.next_id, crc32c::crc32c(&scratch));
+                let len = (buf.len() - start - HEADER) as u32;
+                let header = encode_header(
+                    len,
+                    count,
+                    pos.next_id,
+                    crc32c::crc32c(&buf[start + HEADER..]),
+                );
+                buf[start..start + HEADER].copy_from_slice(&header);
                 // Roll over before a file grows past its size.
-                let record = (HEADER + scratch.len()) as u64;
-                if pos.offset > 0 && pos.offset + (buf.len() as u64) + record > SEGMENT_BYTES {
-                    let appended = self.append(&mut pos, &buf);
+                let record = (HEADER as u64) + u64::from(len);
+                if pos.offset > 0 && pos.offset + (buf.len() as u64) > SEGMENT_BYTES {
+                    // This record goes to the next file: the ones before it are written
+                    // first, then it moves to the front.
+                    let spill = buf.split_off(start);
+                    let appended = self.append(&mut pos, &buf, events);
                     if appended.is_ok() {
-                        self.hand_over(&mut staged);
+                        self.hand_over(&mut staged).await;
                     }
                     if let Err(e) = appended.and_then(|_| self.roll(&mut pos)) {
                         staged.clear();
                         self.failed(e, &mut finalizers);
                     }
-                    buf.clear();
+                    buf = spill;
+                    events = 0;
                 }
-                let offset = pos.offset + buf.len() as u64;
-                buf.extend_from_slice(&header);
-                buf.extend_from_slice(&scratch);
+                let offset = pos.offset + (buf.len() as u64) - record;
                 staged.push(Tail {
                     file: pos.file,
                     offset,
@@ -669,12 +722,12 @@ impl Writer {
                 finalizers.push(fin);
             }
             if !buf.is_empty() {
-                if let Err(e) = self.append(&mut pos, &buf) {
+                if let Err(e) = self.append(&mut pos, &buf, events) {
                     staged.clear();
                     self.failed(e, &mut finalizers);
                     continue;
                 }
-                self.hand_over(&mut staged);
+                self.hand_over(&mut staged).await;
             }
             unsynced.extend(finalizers);
             let sync_now = match self.sync_interval {
@@ -685,8 +738,6 @@ impl Writer {
                 self.sync(&mut unsynced);
                 last_sync = Instant::now();
             }
-            self.shared.waiting.fetch_add(events, Ordering::Relaxed);
-            self.shared.metrics.events.increment(events as f64);
             self.shared.publish_gauges();
             self.shared.wrote.notify_one();
         }
@@ -695,11 +746,21 @@ impl Writer {
         self.shared.wrote.notify_one();
     }
 
-    /// Hands records written to the reader; those it has no room for are dropped here
-    /// (the reader is behind and reads them from disk).
-    fn hand_over(&mut self, staged: &mut Vec<Tail>) {
+    /// Hands records written to the reader. While it keeps up, waits for it to take
+    /// them; when it is behind, those it has no room for are dropped here (it reads
+    /// them from disk).
+    async fn hand_over(&mut self, staged: &mut Vec<Tail>) {
         for t in staged.drain(..) {
-            if self.tail.try_send(t).is_err() {
+            let keeping_up = self.shared.waiting.load(Ordering::Relaxed) < KEEPING_UP;
+            let sent = if keeping_up {
+                matches!(
+                    tokio::time::timeout(TAIL_WAIT, self.tail.send(t)).await,
+                    Ok(Ok(()))
+                )
+            } else {
+                self.tail.try_send(t).is_ok()
+            };
+            if !sent {
                 break;
             }
         }
@@ -725,8 +786,9 @@ impl Writer {
         }
     }
 
-    /// Appends `buf` to the current data file and publishes the new end.
-    fn append(&mut self, pos: &mut WritePos, buf: &[u8]) -> std::io::Result<()> {
+    /// Appends `buf` (records of `events` events) to the current data file and
+    /// publishes the new end.
+    fn append(&mut self, pos: &mut WritePos, buf: &[u8], events: u64) -> std::io::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -740,6 +802,9 @@ impl Writer {
         };
         file.write_all(buf)?;
         pos.offset += buf.len() as u64;
+        // Counted before the reader can see them, so its answers never go below zero.
+        self.shared.waiting.fetch_add(events, Ordering::Relaxed);
+        self.shared.metrics.events.increment(events as f64);
         self.shared
             .bytes
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
@@ -748,6 +813,8 @@ impl Writer {
             .written
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = *pos;
+        // The reader may go on at once (it may be waiting for what is handed over).
+        self.shared.wrote.notify_one();
         if let Err(e) = write_ledger(&self.ledger, pos.next_id) {
             // Only the count of a torn tail after a crash depends on it; the data is safe.
             self.shared.metrics.errors.emit(|| {
@@ -841,7 +908,7 @@ struct Reader {
     /// The id the next sound record should start with; a larger one means events lost.
     expected: u64,
     /// Records just written, as events, from the writer.
-    tail: std::sync::mpsc::Receiver<Tail>,
+    tail: mpsc::Receiver<Tail>,
     /// A tail record ahead of the read position, kept until the reader gets there.
     peeked: Option<Tail>,
     file: Option<(u64, File)>,
@@ -982,6 +1049,9 @@ impl Reader {
         let from = self.delivered;
         self.delivered = next;
         if next.file > from.file {
+            // Saved before the files behind it go: a crash must never leave the saved
+            // position inside a deleted file (its events would be counted as lost).
+            self.save();
             for f in from.file..next.file {
                 let path = data_file(&self.shared.dir, f);
                 let Ok(md) = std::fs::metadata(&path) else {
@@ -1226,6 +1296,55 @@ mod tests {
             Ok(pair) => pair,
             Err(e) => panic!("opening the buffer: {e}"),
         }
+    }
+
+    /// Once delivery moves past a data file, the file is deleted only after the read
+    /// position was saved beyond it: a crash right then must not leave the saved
+    /// position inside a deleted file (the next start counted its events as lost).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_read_position_is_saved_before_a_delivered_file_is_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tx, mut rx) = opened(dir.path());
+        let buffer_dir = dir.path().join("buffer").join("t");
+        let first = data_file(&buffer_dir, 0);
+        let big = "x".repeat(1024);
+        let sender = tokio::spawn(async move {
+            // 48 batches of 1,000 events of 1 KiB: past the first 32 MiB file.
+            for b in 0..48 {
+                let mut batch = numbered(b * 1000, 1000);
+                for e in &mut batch {
+                    if let crate::event::Event::Log(l) = e {
+                        l.insert("pad", big.as_str());
+                    }
+                }
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut got = 0;
+        while got < 48_000 {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                Ok(Some(b)) => got += b.len(),
+                other => panic!("stalled at {got}: {:?}", other.map(|b| b.map(|b| b.len()))),
+            }
+            if !first.exists() {
+                break;
+            }
+        }
+        // The moment the first file is gone, the saved position is past it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while first.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the first data file was never deleted"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let saved = read_state(&buffer_dir.join("reader.state")).expect("a saved position");
+        assert!(saved.file >= 1, "saved inside the deleted file: {saved:?}");
+        drop(rx);
+        sender.abort();
     }
 
     /// A sink that keeps up takes the writer's copies of the records; one that falls

@@ -389,6 +389,11 @@ impl BufferReceiver {
     }
 }
 
+/// Waits for the disk buffers to save where delivery got to, before the process exits.
+pub async fn settle_disk_buffers() {
+    disk::settle(std::time::Duration::from_secs(5)).await;
+}
+
 impl BufferSender {
     fn downgrade(&self) -> WeakBufferSender {
         WeakBufferSender {
