@@ -14,14 +14,6 @@ use support::receiver::{Answer, Receiver};
 use support::seq::*;
 use support::*;
 
-/// The dead letters in `path` (gzip members or plain lines): each line parsed.
-fn letters(path: &std::path::Path) -> Vec<serde_json::Value> {
-    read_text(path)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a dead letter is one JSON line"))
-        .collect()
-}
-
 fn seq(v: &serde_json::Value) -> Option<usize> {
     v["event"]["message"]
         .as_str()?
@@ -83,7 +75,7 @@ fn refused_requests_go_to_the_dead_letter_file_and_the_rest_is_delivered() {
         delivered_ndjson(&r.accepted_bodies()).len() as f64 + written >= total as f64
     });
     let delivered = delivered_ndjson(&r.accepted_bodies());
-    let dead = letters(&dead_file(&s));
+    let dead = dead_letters(&dead_file(&s));
     assert!(
         settled,
         "{} delivered, {} dead letters; log:\n{}",
@@ -143,7 +135,7 @@ fn dead_letters_may_be_gzipped_and_are_capped() {
     let path = dead_file(&s);
     let size = std::fs::metadata(&path).expect("file").len();
     assert!(size <= 2000, "{size} bytes past the cap");
-    let dead = letters(&path);
+    let dead = dead_letters(&path);
     assert!(!dead.is_empty());
     let m = s.metrics();
     assert_eq!(
@@ -189,7 +181,7 @@ dead_letter.path = "{{DIR}}/dead/out.jsonl"
     let out = s.path("out-a.jsonl");
     assert!(wait_for(Duration::from_secs(10), || delivered(&out).len() >= 10));
     assert!(
-        wait_for(Duration::from_secs(10), || letters(
+        wait_for(Duration::from_secs(10), || dead_letters(
             &s.path("dead/out.jsonl")
         )
         .len()
@@ -197,7 +189,7 @@ dead_letter.path = "{{DIR}}/dead/out.jsonl"
         "log:\n{}",
         s.log_text()
     );
-    let dead = letters(&s.path("dead/out.jsonl"));
+    let dead = dead_letters(&s.path("dead/out.jsonl"));
     assert_eq!(dead.len(), 10);
     for d in &dead {
         assert!(seq(d).is_some_and(|n| n >= 10), "{d}");

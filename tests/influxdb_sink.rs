@@ -173,10 +173,7 @@ fn a_field_type_conflict_rejects_only_that_point() {
     assert!(wait_for(Duration::from_secs(10), || {
         support::seq::read_text(&dead_file).ends_with('\n')
     }));
-    let dead: Vec<serde_json::Value> = support::seq::read_text(&dead_file)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let dead = support::seq::dead_letters(&dead_file);
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["event"]["host"], "b", "{}", dead[0]);
     assert_eq!(dead[0]["status"], 400, "{}", dead[0]);

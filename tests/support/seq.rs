@@ -136,3 +136,11 @@ pub fn read_text(path: &Path) -> String {
         String::from_utf8_lossy(&raw).into_owned()
     }
 }
+
+/// The dead letters in `path` (gzip members or plain lines): each line parsed.
+pub fn dead_letters(path: &std::path::Path) -> Vec<serde_json::Value> {
+    read_text(path)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a dead letter is one JSON line"))
+        .collect()
+}
