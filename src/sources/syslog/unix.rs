@@ -20,7 +20,7 @@ use bytes::BytesMut;
 use chrono::Utc;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use tokio::net::{UnixDatagram, UnixListener};
 
 /// The largest datagram read; longer ones are cut by the kernel.
@@ -69,43 +69,40 @@ struct Held {
 }
 
 /// Paths bound in this process, each while an instance holds it.
-static BOUND: std::sync::LazyLock<Mutex<std::collections::HashMap<PathBuf, Weak<Held>>>> =
-    std::sync::LazyLock::new(Default::default);
+static BOUND: crate::sources::util::bound::Bound<PathBuf, Held> =
+    crate::sources::util::bound::Bound::new();
 
 /// The socket at `path`: the one this process already holds there (a reload), else a
 /// new one, after making room for it.
 fn bind(path: &Path, stream: bool, mode: Option<u32>) -> Result<Arc<Held>, BuildError> {
-    let mut pool = BOUND.lock().unwrap_or_else(|p| p.into_inner());
-    pool.retain(|_, w| w.strong_count() > 0);
-    if let Some(held) = pool.get(path).and_then(Weak::upgrade) {
-        if matches!(held.socket, Bound::Stream(_)) != stream {
-            return Err(BuildError::Other(format!(
-                "path: {} is held by this source's running instance as a {} socket; switching between mode = \"unix\" and \"unix_stream\" takes a restart",
-                path.display(),
-                if stream { "datagram" } else { "stream" }
-            )));
-        }
-        held.file.set_mode(mode)?;
-        return Ok(held);
-    }
-    clear_stale(path)?;
     let io = |what: &str, source| BuildError::Io {
         what: format!("{what} {}", path.display()),
         source,
     };
-    let socket = if stream {
-        let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| io("binding", e))?;
-        l.set_nonblocking(true).map_err(|e| io("configuring", e))?;
-        Bound::Stream(l)
-    } else {
-        let d = std::os::unix::net::UnixDatagram::bind(path).map_err(|e| io("binding", e))?;
-        d.set_nonblocking(true).map_err(|e| io("configuring", e))?;
-        Bound::Datagram(d)
-    };
-    let file = SocketFile(path.to_path_buf());
-    file.set_mode(mode)?;
-    let held = Arc::new(Held { socket, file });
-    pool.insert(path.to_path_buf(), Arc::downgrade(&held));
+    let (held, existed) = BOUND.get_or_bind(Some(path.to_path_buf()), || {
+        clear_stale(path)?;
+        let socket = if stream {
+            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| io("binding", e))?;
+            l.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+            Bound::Stream(l)
+        } else {
+            let d = std::os::unix::net::UnixDatagram::bind(path).map_err(|e| io("binding", e))?;
+            d.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+            Bound::Datagram(d)
+        };
+        Ok::<_, BuildError>(Held {
+            socket,
+            file: SocketFile(path.to_path_buf()),
+        })
+    })?;
+    if existed && matches!(held.socket, Bound::Stream(_)) != stream {
+        return Err(BuildError::Other(format!(
+            "path: {} is held by this source's running instance as a {} socket; switching between mode = \"unix\" and \"unix_stream\" takes a restart",
+            path.display(),
+            if stream { "datagram" } else { "stream" }
+        )));
+    }
+    held.file.set_mode(mode)?;
     Ok(held)
 }
 

@@ -5,6 +5,7 @@
 //! drains the listen backlog and every open connection.
 
 pub mod acks;
+pub mod bound;
 pub mod decoding;
 pub mod framing;
 pub mod tcp;

@@ -52,31 +52,18 @@ pub fn bind_socket(
     };
     // Port 0 asks for a fresh port each time: nothing to share.
     let key = (addr.port() != 0).then_some((addr, ty == socket2::Type::STREAM));
-    let mut pool = BOUND.lock().unwrap_or_else(|p| p.into_inner());
-    pool.retain(|_, w| w.strong_count() > 0);
-    let held = key
-        .and_then(|k| pool.get(&k))
-        .and_then(std::sync::Weak::upgrade);
-    let original = match held {
-        Some(s) => s,
-        None => {
-            let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)
-                .map_err(|e| io("creating a socket for", e))?;
-            s.set_reuse_address(true)
-                .map_err(|e| io("configuring", e))?;
-            s.set_nonblocking(true).map_err(|e| io("configuring", e))?;
-            s.bind(&addr.into()).map_err(|e| io("binding", e))?;
-            if ty == socket2::Type::STREAM {
-                s.listen(BACKLOG).map_err(|e| io("listening on", e))?;
-            }
-            let s = Arc::new(s);
-            if let Some(k) = key {
-                pool.insert(k, Arc::downgrade(&s));
-            }
-            s
+    let (original, _) = BOUND.get_or_bind(key, || {
+        let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)
+            .map_err(|e| io("creating a socket for", e))?;
+        s.set_reuse_address(true)
+            .map_err(|e| io("configuring", e))?;
+        s.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+        s.bind(&addr.into()).map_err(|e| io("binding", e))?;
+        if ty == socket2::Type::STREAM {
+            s.listen(BACKLOG).map_err(|e| io("listening on", e))?;
         }
-    };
-    drop(pool);
+        Ok::<_, BuildError>(s)
+    })?;
     if let Some(n) = receive_buffer_bytes {
         original
             .set_recv_buffer_size(n)
@@ -93,9 +80,7 @@ pub fn bind_socket(
 
 /// Sockets bound by [`bind_socket`], by address and whether TCP; an entry lives while
 /// an instance holds its [`SocketHolder`].
-type BoundSockets = std::collections::HashMap<(SocketAddr, bool), std::sync::Weak<socket2::Socket>>;
-static BOUND: std::sync::LazyLock<std::sync::Mutex<BoundSockets>> =
-    std::sync::LazyLock::new(Default::default);
+static BOUND: super::bound::Bound<(SocketAddr, bool), socket2::Socket> = super::bound::Bound::new();
 
 /// A bound socket: a descriptor of its own for this instance, and the holder that keeps
 /// the address bound for the next instance while this one lives.
