@@ -12,17 +12,19 @@
 //! or truncated file, a file gone) is counted exactly: the ids the reader expected and
 //! did not find are the events lost (`sluice_buffer_corrupted_events_total`).
 //!
-//! **Writing** runs on a thread of its own: it takes the batches the upstream
-//! components put into a small memory queue in front of it, appends them with one
-//! `write` per gathering, and `fsync`s, by default after every write, or at most every
-//! `sync_interval_ms`. Only then are the batches acknowledged to their sources (a file
-//! source's checkpoint, an HTTP client's answer): nothing is acknowledged that a power
-//! loss could take back. When `max_size` bytes wait, the writer stops taking batches
-//! (`when_full = "block"`, pressure reaches the sources) or drops them, counted
-//! (`drop_newest`).
+//! **Writing**, on a thread of its own: the writer takes the batches the upstream
+//! components put into a small memory queue in front of it, joins small ones into
+//! records of up to `MAX_BATCH_EVENTS` events, and appends them with one `write` per
+//! gathering. A second thread, the syncer, then `fsync`s, by default as soon as asked, or at most
+//! every `sync_interval_ms`, and only then acknowledges the batches to their sources (a
+//! file source's checkpoint, an HTTP client's answer): nothing is acknowledged that a
+//! power loss could take back. The writer does not wait for the `fsync`: what it writes
+//! meanwhile is covered by the next one (group commit). When `max_size` bytes wait, the
+//! writer stops taking batches (`when_full = "block"`, pressure reaches the sources) or
+//! drops them, counted (`drop_newest`).
 //!
-//! **Reading** runs on a second thread: it reads a record, checks it, and hands the
-//! events to the sink with a notifier; a read-ahead of two batches is all it holds.
+//! **Reading**, on the writer's thread: the reader reads a record, checks it, and hands
+//! the events to the sink with a notifier; a read-ahead of two batches is all it holds.
 //! While the sink keeps up, the reader does not read back what was just written: the
 //! writer hands it the last few records' events as they were ([`TAIL_RECORDS`]), and
 //! the reader takes them instead of decoding the record, so an event is built and
@@ -72,15 +74,12 @@ const GATHER_BYTES: usize = 4 * 1024 * 1024;
 /// batches, few enough that memory stays small.
 const TAIL_RECORDS: usize = 4;
 
-/// While fewer events than this wait for the sink, the reader is keeping up: the writer
-/// then waits (up to [`TAIL_WAIT`]) for the reader to take what it hands over rather
-/// than let it fall behind and decode from disk, which costs more than it saves (the
-/// reader, once behind, never caught up: measured 157 records handed over, 5,600
-/// decoded). With more waiting (a slow or down destination), the writer hands over what
-/// fits and runs free: the disk absorbs the difference.
-const KEEPING_UP: u64 = 8 * crate::event::MAX_BATCH_EVENTS as u64;
-
-/// How long the writer waits for the reader to take a record handed over.
+/// How long the writer waits for the reader to take a record handed over before it
+/// counts the reader as behind. While the reader keeps up, the writer waits for it
+/// rather than let it fall behind and decode from disk, which costs more than it saves
+/// (measured: once behind, it never caught up). A reader behind (a slow or down
+/// destination) gets what fits, without waiting: the disk absorbs the difference,
+/// until the reader reaches the copies again.
 const TAIL_WAIT: Duration = Duration::from_millis(50);
 
 /// A record just written, with its events, for a reader that is caught up.
@@ -125,6 +124,9 @@ struct Shared {
     writer_done: AtomicBool,
     /// Events written and not yet answered for.
     waiting: AtomicU64,
+    /// The reader did not take what the writer handed over in time: the writer stops
+    /// waiting for it until it reaches the copies again.
+    reader_behind: AtomicBool,
     /// Bumped each time a receiver takes the reader's output over: the reader then goes
     /// back to where delivery got to, so what the previous holder took and did not
     /// answer for (an instance a reload stopped mid-retry) is read again for the new one.
@@ -415,6 +417,7 @@ fn start(
         freed: Notify::new(),
         writer_done: AtomicBool::new(false),
         waiting: AtomicU64::new(recovered.write.next_id.saturating_sub(recovered.read.id)),
+        reader_behind: AtomicBool::new(false),
         takeovers: AtomicU64::new(0),
         metrics: dm,
     });
@@ -435,13 +438,23 @@ fn start(
     );
     let (out_tx, out_rx) = mpsc::channel(2);
     let (tail_tx, tail_rx) = mpsc::channel(TAIL_RECORDS);
+    let (sync_tx, sync_rx) = std::sync::mpsc::channel();
+    let syncer = Syncer {
+        shared: shared.clone(),
+        requests: sync_rx,
+        interval: options.sync_interval,
+    };
+    std::thread::Builder::new()
+        .name(format!("buffer-s-{id}"))
+        .spawn(move || syncer.run())
+        .map_err(io_err(format!("starting the syncer of {}", dir.display())))?;
     let writer = Writer {
         tail: tail_tx,
         shared: shared.clone(),
         queue,
         file: None,
         ledger,
-        sync_interval: options.sync_interval,
+        syncer: sync_tx,
         when_full: options.when_full,
         dropped: metrics.discarded_unintentional.clone(),
         _lock: lock,
@@ -450,7 +463,6 @@ fn start(
         ._lock
         .try_clone()
         .map_err(io_err(format!("sharing the lock of {}", dir.display())))?;
-    spawn_thread(format!("buffer-w-{id}"), writer.run())?;
     let reader = Reader {
         shared: shared.clone(),
         out: Some(out_tx),
@@ -468,7 +480,15 @@ fn start(
         counted: vec![recovered.counted],
         _lock: reader_lock,
     };
-    spawn_thread(format!("buffer-r-{id}"), reader.run())?;
+    // The writer and the reader share one thread: what the writer hands over reaches
+    // the reader without waking another thread, and a disk buffer costs one busy
+    // thread, not two (measured the same throughput either way).
+    spawn_thread(format!("buffer-{id}"), async move {
+        let writer = tokio::spawn(writer.run());
+        let reader = tokio::spawn(reader.run());
+        let _ = writer.await;
+        let _ = reader.await;
+    })?;
     // The queue closes once every upstream sender is gone: the buffer itself keeps only
     // a weak one, to hand out to a sink rebuilt by a reload.
     Ok((shared, tx, Arc::new(tokio::sync::Mutex::new(out_rx))))
@@ -621,9 +641,10 @@ struct Writer {
     /// The records just written, as events, to the reader.
     tail: mpsc::Sender<Tail>,
     /// The data file written to, and its number.
-    file: Option<(u64, File)>,
+    file: Option<(u64, Arc<File>)>,
     ledger: File,
-    sync_interval: Option<Duration>,
+    /// Where what is written goes to be made durable.
+    syncer: std::sync::mpsc::Sender<SyncRequest>,
     when_full: WhenFull,
     dropped: metrics::Counter,
     _lock: File,
@@ -632,28 +653,25 @@ struct Writer {
 impl Writer {
     async fn run(mut self) {
         let mut buf: Vec<u8> = Vec::new();
-        // Batches written but not yet synced, whose sources wait for the sync.
-        let mut unsynced: Vec<crate::event::EventFinalizers> = Vec::new();
-        let mut last_sync = Instant::now();
         loop {
-            let next = match (self.sync_interval, unsynced.is_empty()) {
-                (Some(every), false) => {
-                    let due = (last_sync + every).saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(due, self.queue.recv()).await {
-                        Ok(b) => b.map(Some),
-                        Err(_) => Some(None),
-                    }
-                }
-                _ => self.queue.recv().await.map(Some),
-            };
+            let next = self.queue.recv().await;
             let Some(first) = next else { break };
-            let mut batches: Vec<Batch> = first.into_iter().collect();
+            let mut batches: Vec<Batch> = vec![first];
             let mut size = 0;
             while size < GATHER_BYTES {
                 match self.queue.try_recv_now() {
                     Some(b) => {
                         size += b.len() * 64;
-                        batches.push(b);
+                        // Small batches become one record: fewer records to check, hand
+                        // over and answer for, and larger batches for the sink.
+                        match batches.last_mut() {
+                            Some(last)
+                                if last.len() + b.len() <= crate::event::MAX_BATCH_EVENTS =>
+                            {
+                                last.extend(b)
+                            }
+                            _ => batches.push(b),
+                        }
                     }
                     None => break,
                 }
@@ -729,19 +747,24 @@ impl Writer {
                 }
                 self.hand_over(&mut staged).await;
             }
-            unsynced.extend(finalizers);
-            let sync_now = match self.sync_interval {
-                None => true,
-                Some(every) => last_sync.elapsed() >= every,
-            };
-            if sync_now && !unsynced.is_empty() {
-                self.sync(&mut unsynced);
-                last_sync = Instant::now();
+            if let (false, Some((n, f))) = (finalizers.is_empty(), self.file.as_ref()) {
+                // Made durable by the syncer, which tells the sources; the writer goes
+                // on writing meanwhile, and one fsync covers what was written during
+                // the one before (group commit).
+                let request = SyncRequest {
+                    file: (*n, f.clone()),
+                    finalizers,
+                };
+                if let Err(refused) = self.syncer.send(request) {
+                    self.failed(std::io::Error::other("the syncer thread is gone"), &mut {
+                        refused.0.finalizers
+                    });
+                }
             }
             self.shared.publish_gauges();
             self.shared.wrote.notify_one();
         }
-        self.sync(&mut unsynced);
+        drop(self.syncer);
         self.shared.writer_done.store(true, Ordering::Release);
         self.shared.wrote.notify_one();
     }
@@ -751,14 +774,17 @@ impl Writer {
     /// them from disk).
     async fn hand_over(&mut self, staged: &mut Vec<Tail>) {
         for t in staged.drain(..) {
-            let keeping_up = self.shared.waiting.load(Ordering::Relaxed) < KEEPING_UP;
-            let sent = if keeping_up {
-                matches!(
+            let sent = if self.shared.reader_behind.load(Ordering::Relaxed) {
+                self.tail.try_send(t).is_ok()
+            } else {
+                let sent = matches!(
                     tokio::time::timeout(TAIL_WAIT, self.tail.send(t)).await,
                     Ok(Ok(()))
-                )
-            } else {
-                self.tail.try_send(t).is_ok()
+                );
+                if !sent {
+                    self.shared.reader_behind.store(true, Ordering::Relaxed);
+                }
+                sent
             };
             if !sent {
                 break;
@@ -795,12 +821,12 @@ impl Writer {
         if self.file.as_ref().is_none_or(|(n, _)| *n != pos.file) {
             let path = data_file(&self.shared.dir, pos.file);
             let f = OpenOptions::new().create(true).append(true).open(&path)?;
-            self.file = Some((pos.file, f));
+            self.file = Some((pos.file, Arc::new(f)));
         }
-        let Some((_, file)) = self.file.as_mut() else {
+        let Some((_, file)) = self.file.as_ref() else {
             return Ok(());
         };
-        file.write_all(buf)?;
+        (&**file).write_all(buf)?;
         pos.offset += buf.len() as u64;
         // Counted before the reader can see them, so its answers never go below zero.
         self.shared.waiting.fetch_add(events, Ordering::Relaxed);
@@ -845,30 +871,8 @@ impl Writer {
             .append(true)
             .open(data_file(&self.shared.dir, pos.file))?;
         File::open(&self.shared.dir).and_then(|d| d.sync_all())?;
-        self.file = Some((pos.file, f));
+        self.file = Some((pos.file, Arc::new(f)));
         Ok(())
-    }
-
-    /// Makes what was written durable and tells the sources.
-    fn sync(&mut self, unsynced: &mut Vec<crate::event::EventFinalizers>) {
-        if unsynced.is_empty() {
-            return;
-        }
-        let status = match self.file.as_ref().map(|(_, f)| f.sync_data()) {
-            Some(Err(e)) => {
-                self.shared.metrics.errors.emit(|| {
-                    format!(
-                        "Disk buffer {}: fsync failed: {e}; the sources of these events are told they were not kept.",
-                        self.shared.dir.display()
-                    )
-                });
-                BatchStatus::Errored
-            }
-            _ => BatchStatus::Delivered,
-        };
-        for f in unsynced.drain(..) {
-            f.update_status(status);
-        }
     }
 
     fn failed(&mut self, e: std::io::Error, finalizers: &mut Vec<crate::event::EventFinalizers>) {
@@ -880,6 +884,70 @@ impl Writer {
         });
         for f in finalizers.drain(..) {
             f.update_status(BatchStatus::Errored);
+        }
+    }
+}
+
+/// Records written, to be made durable before their sources are told.
+struct SyncRequest {
+    /// The data file they are in, and its number.
+    file: (u64, Arc<File>),
+    finalizers: Vec<crate::event::EventFinalizers>,
+}
+
+/// The syncing thread: `fsync`s what the writer wrote and only then acknowledges it to
+/// the sources. It runs beside the writer so that a write never waits for the disk's
+/// flush: what is written while one `fsync` runs is covered by the next (group
+/// commit), and no source is told before the `fsync` that covers its events returned.
+struct Syncer {
+    shared: Arc<Shared>,
+    requests: std::sync::mpsc::Receiver<SyncRequest>,
+    /// `fsync` at most this often (`sync_interval_ms`), instead of as soon as asked.
+    interval: Option<Duration>,
+}
+
+impl Syncer {
+    fn run(self) {
+        use std::sync::mpsc::RecvTimeoutError;
+        let mut last = Instant::now();
+        while let Ok(first) = self.requests.recv() {
+            let mut pending = vec![first];
+            if let Some(every) = self.interval {
+                loop {
+                    let due = (last + every).saturating_duration_since(Instant::now());
+                    if due.is_zero() {
+                        break;
+                    }
+                    match self.requests.recv_timeout(due) {
+                        Ok(r) => pending.push(r),
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            }
+            pending.extend(self.requests.try_iter());
+            let mut status = BatchStatus::Delivered;
+            let mut synced: Vec<u64> = Vec::with_capacity(2);
+            for r in &pending {
+                if synced.contains(&r.file.0) {
+                    continue;
+                }
+                synced.push(r.file.0);
+                if let Err(e) = r.file.1.sync_data() {
+                    self.shared.metrics.errors.emit(|| {
+                        format!(
+                            "Disk buffer {}: fsync failed: {e}; the sources of these events are told they were not kept.",
+                            self.shared.dir.display()
+                        )
+                    });
+                    status = BatchStatus::Errored;
+                }
+            }
+            last = Instant::now();
+            for r in pending {
+                for f in r.finalizers {
+                    f.update_status(status);
+                }
+            }
         }
     }
 }
@@ -1119,6 +1187,7 @@ impl Reader {
     /// A corrupt stretch is skipped to the next sound record (counted when found).
     fn next_record(&mut self) -> Option<(ReadPos, Batch)> {
         if let Some(t) = self.take_tail() {
+            self.shared.reader_behind.store(false, Ordering::Relaxed);
             self.pos = t.next;
             self.expected = t.next.id;
             return Some((t.next, t.batch));
