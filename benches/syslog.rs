@@ -1,5 +1,7 @@
-//! Per-core cost of the syslog hot path: framing, parsing into an event, JSON encoding.
-//! `cargo bench --bench syslog`; results are events per second on one core.
+//! Per-core cost of the syslog hot path: framing, parsing into an event, JSON encoding,
+//! and what a disk buffer adds (each event encoded into a record, and decoded back when
+//! the sink reads the disk). `cargo bench --bench syslog`; results are events per
+//! second on one core.
 
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
@@ -50,6 +52,20 @@ fn benches(c: &mut Criterion) {
             out.clear();
             encoder.encode(black_box(&ev), &mut out);
         })
+    });
+    // A disk buffer's record form: what the writer does to every event, and what a
+    // reader that fell behind does to read it back.
+    g.bench_function("disk_record_encode_rfc5424", |b| {
+        b.iter(|| {
+            out.clear();
+            sluice::event::codec::encode(black_box(&ev), &mut out);
+        })
+    });
+    out.clear();
+    sluice::event::codec::encode(&ev, &mut out);
+    let record = Bytes::copy_from_slice(&out);
+    g.bench_function("disk_record_decode_rfc5424", |b| {
+        b.iter(|| sluice::event::codec::Decoder::shared(black_box(&record)).event())
     });
     g.finish();
 

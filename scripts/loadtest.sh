@@ -187,11 +187,15 @@ TOML
       file) printf '[sinks.out]\ninputs = ["in"]\ntype = "file"\npath = "%s"\n' "$work/out.jsonl" >> "$work/cg.toml" ;;
       remap) printf '%s\n' "$REMAP_CHAIN" >> "$work/cg.toml" ;;
       blackhole) printf '[sinks.out]\ninputs = ["in"]\ntype = "blackhole"\nprint_interval_secs = 0\n' >> "$work/cg.toml" ;;
+      # The same two sinks behind a disk buffer (fsync at most once a second: what the
+      # buffer costs in instructions, not how long the disk takes).
+      disk-blackhole) printf '[sinks.out]\ninputs = ["in"]\ntype = "blackhole"\nprint_interval_secs = 0\nbuffer.type = "disk"\nbuffer.sync_interval_ms = 1000\n' >> "$work/cg.toml" ;;
+      disk-file) printf '[sinks.out]\ninputs = ["in"]\ntype = "file"\npath = "%s"\nbuffer.type = "disk"\nbuffer.sync_interval_ms = 1000\n' "$work/out.jsonl" >> "$work/cg.toml" ;;
       # LOADGEN_PROCS=250: 1,000 groups per rule. Its rules are evaluated every second
       # of (valgrind-slowed) time, so this figure carries far more evaluation per event
       # than a real run: compare it only with itself.
       alert) alert_graph >> "$work/cg.toml" ;;
-      *) echo "CG_CASE is file, remap, blackhole or alert"; exit 1 ;;
+      *) echo "CG_CASE is file, remap, blackhole, disk-blackhole, disk-file or alert"; exit 1 ;;
     esac
     valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" run --config "$work/cg.toml" --log-level warn 2>"$work/cg.log" &
     local pid=$!
