@@ -15,8 +15,8 @@
 //! **Writing**, on a thread of its own: the writer takes the batches the upstream
 //! components put into a small memory queue in front of it, joins small ones into
 //! records of up to `MAX_BATCH_EVENTS` events, and appends them with one `write` per
-//! gathering. A second thread, the syncer, then `fsync`s, by default as soon as asked, or at most
-//! every `sync_interval_ms`, and only then acknowledges the batches to their sources (a
+//! gathering. A second thread, the syncer, then `fsync`s, by default as soon as asked,
+//! or at most every `sync_interval_ms`, and only then acknowledges the batches to their sources (a
 //! file source's checkpoint, an HTTP client's answer): nothing is acknowledged that a
 //! power loss could take back. The writer does not wait for the `fsync`: what it writes
 //! meanwhile is covered by the next one (group commit). When `max_size` bytes wait, the
@@ -92,6 +92,9 @@ struct Tail {
     next: ReadPos,
     batch: Batch,
 }
+
+/// Writes waiting for the syncer before the writer waits for it.
+const SYNC_QUEUE: usize = 64;
 
 /// How often the reader saves where delivery got to.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -438,7 +441,9 @@ fn start(
     );
     let (out_tx, out_rx) = mpsc::channel(2);
     let (tail_tx, tail_rx) = mpsc::channel(TAIL_RECORDS);
-    let (sync_tx, sync_rx) = std::sync::mpsc::channel();
+    // Bounded: a disk whose flushes fall behind the writes holds the writer back, and
+    // through it the sources, instead of growing a list of unacknowledged writes.
+    let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE);
     let syncer = Syncer {
         shared: shared.clone(),
         requests: sync_rx,
@@ -644,7 +649,7 @@ struct Writer {
     file: Option<(u64, Arc<File>)>,
     ledger: File,
     /// Where what is written goes to be made durable.
-    syncer: std::sync::mpsc::Sender<SyncRequest>,
+    syncer: std::sync::mpsc::SyncSender<SyncRequest>,
     when_full: WhenFull,
     dropped: metrics::Counter,
     _lock: File,
