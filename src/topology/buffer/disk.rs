@@ -752,18 +752,24 @@ impl Writer {
                 }
                 self.hand_over(&mut staged).await;
             }
-            if let (false, Some((n, f))) = (finalizers.is_empty(), self.file.as_ref()) {
+            if !finalizers.is_empty() {
                 // Made durable by the syncer, which tells the sources; the writer goes
                 // on writing meanwhile, and one fsync covers what was written during
-                // the one before (group commit).
-                let request = SyncRequest {
-                    file: (*n, f.clone()),
-                    finalizers,
+                // the one before (group commit). A dropped finalizer would read as
+                // "delivered", so every way out tells the sources something.
+                let file = self.file.as_ref().map(|(n, f)| (*n, f.clone()));
+                let refused = match file {
+                    None => Some((finalizers, "no data file is open")),
+                    // Blocks while the syncer is SYNC_QUEUE writes behind: the disk
+                    // holds back this thread (the reader's too) and, through the
+                    // queue, the sources.
+                    Some(file) => match self.syncer.send(SyncRequest { file, finalizers }) {
+                        Ok(()) => None,
+                        Err(e) => Some((e.0.finalizers, "the syncer thread is gone")),
+                    },
                 };
-                if let Err(refused) = self.syncer.send(request) {
-                    self.failed(std::io::Error::other("the syncer thread is gone"), &mut {
-                        refused.0.finalizers
-                    });
+                if let Some((mut finalizers, why)) = refused {
+                    self.failed(std::io::Error::other(why), &mut finalizers);
                 }
             }
             self.shared.publish_gauges();
@@ -1356,6 +1362,10 @@ mod tests {
     }
 
     fn opened(dir: &Path) -> (BufferSender, BufferReceiver) {
+        opened_with(dir, None)
+    }
+
+    fn opened_with(dir: &Path, sync_interval: Option<Duration>) -> (BufferSender, BufferReceiver) {
         let metrics = ComponentMetrics::new(ComponentLabels {
             id: "t".into(),
             kind: ComponentKind::Sink,
@@ -1363,7 +1373,7 @@ mod tests {
         });
         let options = DiskOptions {
             max_size: MIN_MAX_SIZE,
-            sync_interval: None,
+            sync_interval,
             when_full: WhenFull::Block,
         };
         match open(dir, "t", &options, metrics) {
@@ -1478,5 +1488,43 @@ mod tests {
             Ok(Some(b)) => panic!("delivered again: {:?}", numbers(&b)),
             Err(_) => panic!("the reopened buffer did not end"),
         }
+    }
+
+    /// With `sync_interval_ms`, the syncer flushes at most that often and only then tells
+    /// the sources: batches written within one interval are all acknowledged, as kept,
+    /// by the flush that follows, never before it is due; and the events still reach
+    /// the sink at once (delivery does not wait for the flush).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_a_sync_interval_sources_hear_after_the_flush_that_covers_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let interval = Duration::from_millis(400);
+        let opened_at = Instant::now();
+        let (tx, mut rx) = opened_with(dir.path(), Some(interval));
+        let mut acks = Vec::new();
+        for b in 0..5 {
+            let mut batch = numbered(b * 100, 100);
+            acks.push(BatchNotifier::attach(&mut batch));
+            tx.send(batch).await.expect("send");
+        }
+        let mut got = 0;
+        while got < 500 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(b)) => got += b.len(),
+                other => panic!("stalled at {got}: {:?}", other.map(|b| b.map(|b| b.len()))),
+            }
+        }
+        for (i, ack) in acks.into_iter().enumerate() {
+            let status = tokio::time::timeout(Duration::from_secs(10), ack)
+                .await
+                .unwrap_or_else(|_| panic!("batch {i} was never acknowledged"));
+            assert_eq!(status.ok(), Some(BatchStatus::Delivered), "batch {i}");
+        }
+        // The first flush is due one interval after the buffer started.
+        assert!(
+            opened_at.elapsed() >= interval,
+            "acknowledged after {:?}, before the flush was due",
+            opened_at.elapsed()
+        );
+        drop(tx);
     }
 }
