@@ -12,30 +12,31 @@
 //! or truncated file, a file gone) is counted exactly: the ids the reader expected and
 //! did not find are the events lost (`sluice_buffer_corrupted_events_total`).
 //!
-//! **Writing**, on a thread of its own: the writer takes the batches the upstream
-//! components put into a small memory queue in front of it, joins small ones into
-//! records of up to `MAX_BATCH_EVENTS` events, and appends them with one `write` per
-//! gathering. A second thread, the syncer, then `fsync`s, by default as soon as asked,
-//! or at most every `sync_interval_ms`, and only then acknowledges the batches to their sources (a
-//! file source's checkpoint, an HTTP client's answer): nothing is acknowledged that a
-//! power loss could take back. The writer does not wait for the `fsync`: what it writes
-//! meanwhile is covered by the next one (group commit). When `max_size` bytes wait, the
-//! writer stops taking batches (`when_full = "block"`, pressure reaches the sources) or
-//! drops them, counted (`drop_newest`).
+//! **Writing**, on a thread of its own: the buffer's task takes the batches the
+//! upstream components put into a small memory queue in front of it, joins small ones
+//! into records of up to `MAX_BATCH_EVENTS` events, and appends them with one `write`
+//! per gathering. A second thread, the syncer, then `fsync`s, by default as soon as
+//! asked, or at most every `sync_interval_ms`, and only then acknowledges the batches to
+//! their sources (a file source's checkpoint, an HTTP client's answer): nothing is
+//! acknowledged that a power loss could take back. Writing does not wait for the
+//! `fsync`: what is written meanwhile is covered by the next one (group commit). When
+//! `max_size` bytes wait, the task stops taking batches (`when_full = "block"`,
+//! pressure reaches the sources) or drops them, counted (`drop_newest`).
 //!
-//! **Reading**, on the writer's thread: the reader reads a record, checks it, and hands
-//! the events to the sink with a notifier; a read-ahead of two batches is all it holds.
-//! While the sink keeps up, the reader does not read back what was just written: the
-//! writer hands it the last few records' events as they were ([`TAIL_RECORDS`]), and
-//! the reader takes them instead of decoding the record, so an event is built and
-//! freed once, as with a memory buffer. When it falls behind, it reads the disk. The
-//! position moves past a record only once the sink has answered for it (delivered, or
-//! given up and counted it), and is saved (atomically) at most once a second and at the
-//! end, so after a crash everything not yet answered for is delivered again: at least
-//! once. A data file is deleted once every record in it is answered for.
+//! **Delivering**, on the same task: while the sink keeps up, a record just written is
+//! handed to it as the events it was written from, not read back, so an event is built
+//! and freed once and memory holds no more than the sink's channel (two batches) and
+//! the gathering being written, as with a memory buffer. When the sink has no room for
+//! a while, delivery falls behind and reads the disk (checking each record), while
+//! writing goes on; it catches up by reaching the last few records written, kept as
+//! events ([`TAIL_RECORDS`]). The position moves past a record only once the sink has
+//! answered for it (delivered, or given up and counted it), and is saved (atomically)
+//! at most once a second, before a data file is deleted, and at the end, so after a
+//! crash everything not yet answered for is delivered again: at least once. A data
+//! file is deleted once every record in it is answered for.
 //!
 //! **Reload**: a directory is opened once. A sink rebuilt by a reload joins the buffer
-//! its old instance used (the writer and reader go on); the old instance stops taking
+//! its old instance used (its task goes on); the old instance stops taking
 //! from it and its successor takes over from where delivery got to.
 
 use super::{memory_queue, BufferReceiver, BufferSender, WhenFull};
@@ -47,7 +48,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -70,28 +71,31 @@ const MAX_RECORD: u32 = 256 * 1024 * 1024;
 /// What the writer gathers into one write at most.
 const GATHER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Records the writer hands to the reader as events: enough to cover a gathering of
-/// batches, few enough that memory stays small.
+/// Records just written that the sink had no room for, kept as events: a reader that
+/// fell behind and reaches them takes them instead of decoding them, which is how it
+/// catches up with the writes again. Older ones are dropped (read from disk).
 const TAIL_RECORDS: usize = 4;
 
-/// How long the writer waits for the reader to take a record handed over before it
-/// counts the reader as behind. While the reader keeps up, the writer waits for it
-/// rather than let it fall behind and decode from disk, which costs more than it saves
-/// (measured: once behind, it never caught up). A reader behind (a slow or down
-/// destination) gets what fits, without waiting: the disk absorbs the difference,
-/// until the reader reaches the copies again.
+/// How long a record just written waits for room in the sink's channel before it is
+/// left on disk for later. While delivery keeps up, waiting costs less than falling
+/// behind and decoding from disk (measured: once behind, it never caught up); a slow
+/// or down destination costs each write this wait once, then the disk absorbs the
+/// difference until delivery reaches the writes again.
 const TAIL_WAIT: Duration = Duration::from_millis(50);
 
-/// A record just written, with its events, for a reader that is caught up.
+/// A record just written, with its events.
 struct Tail {
-    /// Where the record starts.
-    file: u64,
-    offset: u64,
+    /// The id of its first event: what finds it (ids are never reused).
     first_id: u64,
     /// Where the next record starts.
     next: ReadPos,
     batch: Batch,
 }
+
+/// Indexes of [`Shared::handed`].
+const DIRECT: usize = 0;
+const FROM_TAIL: usize = 1;
+const FROM_DISK: usize = 2;
 
 /// Writes waiting for the syncer before the writer waits for it.
 const SYNC_QUEUE: usize = 64;
@@ -119,21 +123,18 @@ struct Shared {
     bytes: AtomicU64,
     /// Where the writer is: (file, offset, next event id), published after each write.
     written: Mutex<WritePos>,
-    /// The writer has written something, or finished.
-    wrote: Notify,
-    /// The reader freed space.
-    freed: Notify,
-    /// No more batches will come (every sender gone and the queue written).
-    writer_done: AtomicBool,
+    /// A receiver took the output over: the buffer's task goes back to where delivery
+    /// got to.
+    wake: Notify,
     /// Events written and not yet answered for.
     waiting: AtomicU64,
-    /// The reader did not take what the writer handed over in time: the writer stops
-    /// waiting for it until it reaches the copies again.
-    reader_behind: AtomicBool,
     /// Bumped each time a receiver takes the reader's output over: the reader then goes
     /// back to where delivery got to, so what the previous holder took and did not
     /// answer for (an instance a reload stopped mid-retry) is read again for the new one.
     takeovers: AtomicU64,
+    /// Records handed to the sink as they were written, from the tail, and decoded from
+    /// disk: how far behind delivery ran (the last is the costly one).
+    handed: [AtomicU64; 3],
     metrics: DiskMetrics,
 }
 
@@ -416,12 +417,10 @@ fn start(
         max_size: AtomicU64::new(options.max_size),
         bytes: AtomicU64::new(recovered.bytes),
         written: Mutex::new(recovered.write),
-        wrote: Notify::new(),
-        freed: Notify::new(),
-        writer_done: AtomicBool::new(false),
+        wake: Notify::new(),
         waiting: AtomicU64::new(recovered.write.next_id.saturating_sub(recovered.read.id)),
-        reader_behind: AtomicBool::new(false),
         takeovers: AtomicU64::new(0),
+        handed: Default::default(),
         metrics: dm,
     });
     LIVE.lock()
@@ -440,7 +439,6 @@ fn start(
         metrics.clone(),
     );
     let (out_tx, out_rx) = mpsc::channel(2);
-    let (tail_tx, tail_rx) = mpsc::channel(TAIL_RECORDS);
     // Bounded: a disk whose flushes fall behind the writes holds the writer back, and
     // through it the sources, instead of growing a list of unacknowledged writes.
     let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE);
@@ -454,9 +452,9 @@ fn start(
         .spawn(move || syncer.run())
         .map_err(io_err(format!("starting the syncer of {}", dir.display())))?;
     let writer = Writer {
-        tail: tail_tx,
         shared: shared.clone(),
         queue,
+        buf: Vec::new(),
         file: None,
         ledger,
         syncer: sync_tx,
@@ -474,8 +472,7 @@ fn start(
         takeover: 0,
         pos: recovered.read,
         expected: recovered.read.id,
-        tail: tail_rx,
-        peeked: None,
+        tail: VecDeque::with_capacity(TAIL_RECORDS + 1),
         file: None,
         answers: VecDeque::new(),
         delivered: recovered.read,
@@ -485,15 +482,7 @@ fn start(
         counted: vec![recovered.counted],
         _lock: reader_lock,
     };
-    // The writer and the reader share one thread: what the writer hands over reaches
-    // the reader without waking another thread, and a disk buffer costs one busy
-    // thread, not two (measured the same throughput either way).
-    spawn_thread(format!("buffer-{id}"), async move {
-        let writer = tokio::spawn(writer.run());
-        let reader = tokio::spawn(reader.run());
-        let _ = writer.await;
-        let _ = reader.await;
-    })?;
+    spawn_thread(format!("buffer-{id}"), run(writer, reader))?;
     // The queue closes once every upstream sender is gone: the buffer itself keeps only
     // a weak one, to hand out to a sink rebuilt by a reload.
     Ok((shared, tx, Arc::new(tokio::sync::Mutex::new(out_rx))))
@@ -639,12 +628,12 @@ impl Shared {
     }
 }
 
-/// The writing thread.
+/// The writing side of the buffer's task: the queue in front of it and the data files.
 struct Writer {
     shared: Arc<Shared>,
     queue: BufferReceiver,
-    /// The records just written, as events, to the reader.
-    tail: mpsc::Sender<Tail>,
+    /// The encoded records of one gathering, kept for the next.
+    buf: Vec<u8>,
     /// The data file written to, and its number.
     file: Option<(u64, Arc<File>)>,
     ledger: File,
@@ -656,171 +645,131 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self) {
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            let next = self.queue.recv().await;
-            let Some(first) = next else { break };
-            let mut batches: Vec<Batch> = vec![first];
-            let mut size = 0;
-            while size < GATHER_BYTES {
-                match self.queue.try_recv_now() {
-                    Some(b) => {
-                        size += b.len() * 64;
-                        // Small batches become one record: fewer records to check, hand
-                        // over and answer for, and larger batches for the sink.
-                        match batches.last_mut() {
-                            Some(last)
-                                if last.len() + b.len() <= crate::event::MAX_BATCH_EVENTS =>
-                            {
-                                last.extend(b)
-                            }
-                            _ => batches.push(b),
+    /// Whether the next batch may be taken: a full buffer that blocks takes none until
+    /// delivery frees space (pressure reaches the sources); one that drops takes them
+    /// and drops them, counted.
+    fn has_room(&self) -> bool {
+        self.when_full == WhenFull::DropNewest || !self.full()
+    }
+
+    fn full(&self) -> bool {
+        self.shared.bytes.load(Ordering::Relaxed) >= self.shared.max_size.load(Ordering::Relaxed)
+    }
+
+    /// Writes `first` and what else the queue holds: joins small batches into records,
+    /// appends them with one `write` per gathering, and hands the `fsync` (and with it
+    /// the sources' acknowledgement) to the syncer. Returns the records written, with
+    /// their events, in order.
+    fn write(&mut self, first: Batch) -> Vec<Tail> {
+        let mut batches: Vec<Batch> = vec![first];
+        let mut size = 0;
+        while size < GATHER_BYTES {
+            match self.queue.try_recv_now() {
+                Some(b) => {
+                    size += b.len() * 64;
+                    // Small batches become one record: fewer records to check, hand
+                    // over and answer for, and larger batches for the sink.
+                    match batches.last_mut() {
+                        Some(last) if last.len() + b.len() <= crate::event::MAX_BATCH_EVENTS => {
+                            last.extend(b)
                         }
+                        _ => batches.push(b),
                     }
-                    None => break,
                 }
+                None => break,
             }
-            buf.clear();
-            let mut pos = self.shared.write_pos();
-            let mut finalizers = Vec::with_capacity(batches.len());
-            // The records in `buf`, handed to the reader once they are written.
-            let mut staged: Vec<Tail> = Vec::with_capacity(batches.len());
-            // Events in `buf`.
-            let mut events = 0u64;
-            for mut batch in batches {
-                if !self.room_for(&batch).await {
-                    // drop_newest: counted; their sources learn they were not kept.
-                    self.dropped.increment(batch.len() as u64);
-                    continue;
-                }
-                let mut fin = crate::event::EventFinalizers::default();
-                // Encoded in place after room for its header, filled in below.
-                let start = buf.len();
-                buf.resize(start + HEADER, 0);
-                for e in &mut batch {
-                    fin.merge(e.take_finalizers());
-                    codec::encode(e, &mut buf);
-                }
-                let count = batch.len() as u32;
-                let len = (buf.len() - start - HEADER) as u32;
-                let header = encode_header(
-                    len,
-                    count,
-                    pos.next_id,
-                    crc32c::crc32c(&buf[start + HEADER..]),
-                );
-                buf[start..start + HEADER].copy_from_slice(&header);
-                // Roll over before a file grows past its size.
-                let record = (HEADER as u64) + u64::from(len);
-                if pos.offset > 0 && pos.offset + (buf.len() as u64) > SEGMENT_BYTES {
-                    // This record goes to the next file: the ones before it are written
-                    // first, then it moves to the front.
-                    let spill = buf.split_off(start);
-                    let appended = self.append(&mut pos, &buf, events);
-                    if appended.is_ok() {
-                        self.hand_over(&mut staged).await;
-                    }
-                    if let Err(e) = appended.and_then(|_| self.roll(&mut pos)) {
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut pos = self.shared.write_pos();
+        let mut finalizers = Vec::with_capacity(batches.len());
+        // The records written, and those in `buf` not yet written.
+        let mut written: Vec<Tail> = Vec::with_capacity(batches.len());
+        let mut staged: Vec<Tail> = Vec::with_capacity(batches.len());
+        // Events in `buf`.
+        let mut events = 0u64;
+        for mut batch in batches {
+            if self.when_full == WhenFull::DropNewest && self.full() {
+                // Counted; their sources learn they were not kept.
+                self.dropped.increment(batch.len() as u64);
+                continue;
+            }
+            let mut fin = crate::event::EventFinalizers::default();
+            // Encoded in place after room for its header, filled in below.
+            let start = buf.len();
+            buf.resize(start + HEADER, 0);
+            for e in &mut batch {
+                fin.merge(e.take_finalizers());
+                codec::encode(e, &mut buf);
+            }
+            let count = batch.len() as u32;
+            let len = (buf.len() - start - HEADER) as u32;
+            let header = encode_header(
+                len,
+                count,
+                pos.next_id,
+                crc32c::crc32c(&buf[start + HEADER..]),
+            );
+            buf[start..start + HEADER].copy_from_slice(&header);
+            // Roll over before a file grows past its size.
+            let record = (HEADER as u64) + u64::from(len);
+            if pos.offset > 0 && pos.offset + (buf.len() as u64) > SEGMENT_BYTES {
+                // This record goes to the next file: the ones before it are written
+                // first, then it moves to the front.
+                let spill = buf.split_off(start);
+                match self.append(&mut pos, &buf, events).and_then(|_| {
+                    written.append(&mut staged);
+                    self.roll(&mut pos)
+                }) {
+                    Ok(()) => {}
+                    Err(e) => {
                         staged.clear();
                         self.failed(e, &mut finalizers);
                     }
-                    buf = spill;
-                    events = 0;
                 }
-                let offset = pos.offset + (buf.len() as u64) - record;
-                staged.push(Tail {
+                buf = spill;
+                events = 0;
+            }
+            let offset = pos.offset + (buf.len() as u64) - record;
+            staged.push(Tail {
+                first_id: pos.next_id,
+                next: ReadPos {
                     file: pos.file,
-                    offset,
-                    first_id: pos.next_id,
-                    next: ReadPos {
-                        file: pos.file,
-                        offset: offset + record,
-                        id: pos.next_id + u64::from(count),
-                    },
-                    batch,
-                });
-                pos.next_id += u64::from(count);
-                events += u64::from(count);
-                finalizers.push(fin);
-            }
-            if !buf.is_empty() {
-                if let Err(e) = self.append(&mut pos, &buf, events) {
-                    staged.clear();
-                    self.failed(e, &mut finalizers);
-                    continue;
-                }
-                self.hand_over(&mut staged).await;
-            }
-            if !finalizers.is_empty() {
-                // Made durable by the syncer, which tells the sources; the writer goes
-                // on writing meanwhile, and one fsync covers what was written during
-                // the one before (group commit). A dropped finalizer would read as
-                // "delivered", so every way out tells the sources something.
-                let file = self.file.as_ref().map(|(n, f)| (*n, f.clone()));
-                let refused = match file {
-                    None => Some((finalizers, "no data file is open")),
-                    // Blocks while the syncer is SYNC_QUEUE writes behind: the disk
-                    // holds back this thread (the reader's too) and, through the
-                    // queue, the sources.
-                    Some(file) => match self.syncer.send(SyncRequest { file, finalizers }) {
-                        Ok(()) => None,
-                        Err(e) => Some((e.0.finalizers, "the syncer thread is gone")),
-                    },
-                };
-                if let Some((mut finalizers, why)) = refused {
-                    self.failed(std::io::Error::other(why), &mut finalizers);
-                }
-            }
-            self.shared.publish_gauges();
-            self.shared.wrote.notify_one();
+                    offset: offset + record,
+                    id: pos.next_id + u64::from(count),
+                },
+                batch,
+            });
+            pos.next_id += u64::from(count);
+            events += u64::from(count);
+            finalizers.push(fin);
         }
-        drop(self.syncer);
-        self.shared.writer_done.store(true, Ordering::Release);
-        self.shared.wrote.notify_one();
-    }
-
-    /// Hands records written to the reader. While it keeps up, waits for it to take
-    /// them; when it is behind, those it has no room for are dropped here (it reads
-    /// them from disk).
-    async fn hand_over(&mut self, staged: &mut Vec<Tail>) {
-        for t in staged.drain(..) {
-            let sent = if self.shared.reader_behind.load(Ordering::Relaxed) {
-                self.tail.try_send(t).is_ok()
-            } else {
-                let sent = matches!(
-                    tokio::time::timeout(TAIL_WAIT, self.tail.send(t)).await,
-                    Ok(Ok(()))
-                );
-                if !sent {
-                    self.shared.reader_behind.store(true, Ordering::Relaxed);
-                }
-                sent
+        match self.append(&mut pos, &buf, events) {
+            Ok(()) => written.append(&mut staged),
+            Err(e) => self.failed(e, &mut finalizers),
+        }
+        self.buf = buf;
+        if !finalizers.is_empty() {
+            // Made durable by the syncer, which tells the sources; the writer goes on
+            // writing meanwhile, and one fsync covers what was written during the one
+            // before (group commit). A dropped finalizer would read as "delivered", so
+            // every way out tells the sources something.
+            let file = self.file.as_ref().map(|(n, f)| (*n, f.clone()));
+            let refused = match file {
+                None => Some((finalizers, "no data file is open")),
+                // Blocks while the syncer is SYNC_QUEUE writes behind: the disk holds
+                // back the buffer's thread and, through the queue, the sources.
+                Some(file) => match self.syncer.send(SyncRequest { file, finalizers }) {
+                    Ok(()) => None,
+                    Err(e) => Some((e.0.finalizers, "the syncer thread is gone")),
+                },
             };
-            if !sent {
-                break;
+            if let Some((mut finalizers, why)) = refused {
+                self.failed(std::io::Error::other(why), &mut finalizers);
             }
         }
-        staged.clear();
-    }
-
-    /// Waits while the buffer is full (`block`); `false` to drop (`drop_newest`).
-    async fn room_for(&self, batch: &Batch) -> bool {
-        loop {
-            let used = self.shared.bytes.load(Ordering::Relaxed);
-            let max = self.shared.max_size.load(Ordering::Relaxed);
-            if used < max {
-                return true;
-            }
-            if self.when_full == WhenFull::DropNewest {
-                let _ = batch;
-                return false;
-            }
-            // The reader frees space as delivery moves on; look again now and then in
-            // case a wake-up was missed.
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.shared.freed.notified())
-                .await;
-        }
+        self.shared.publish_gauges();
+        written
     }
 
     /// Appends `buf` (records of `events` events) to the current data file and
@@ -850,8 +799,6 @@ impl Writer {
             .written
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = *pos;
-        // The reader may go on at once (it may be waiting for what is handed over).
-        self.shared.wrote.notify_one();
         if let Err(e) = write_ledger(&self.ledger, pos.next_id) {
             // Only the count of a torn tail after a crash depends on it; the data is safe.
             self.shared.metrics.errors.emit(|| {
@@ -963,9 +910,49 @@ impl Syncer {
     }
 }
 
-/// Waits until the writer wrote something (or a while, in case a wake-up was missed).
-async fn wait_for_writes(shared: &Shared) {
-    let _ = tokio::time::timeout(Duration::from_millis(200), shared.wrote.notified()).await;
+/// The buffer's task: takes batches from the queue and writes them, and hands the sink
+/// what was written. While delivery keeps up, a record just written goes to the sink as
+/// the events it was written from, straight away: the sink's channel and the gathering
+/// being written are all the buffer holds in memory, and each event is built and freed
+/// once, as with a memory buffer. When the sink has no room for a while (a slow or down
+/// destination, or a receiver that took over), delivery falls behind and reads the
+/// disk, while writing goes on; it catches up by reaching the last records written,
+/// kept as events ([`TAIL_RECORDS`]).
+async fn run(mut writer: Writer, mut reader: Reader) {
+    let mut queue_open = true;
+    loop {
+        reader.collect();
+        let written = writer.shared.write_pos();
+        let caught_up = reader.caught_up(written);
+        if caught_up && !queue_open {
+            if reader.expected < written.next_id {
+                reader.lost(written.next_id, "the end of the buffer");
+            }
+            break;
+        }
+        let Some(out) = reader.out.clone() else { break };
+        tokio::select! {
+            b = writer.queue.recv(), if queue_open && writer.has_room() => match b {
+                Some(first) => {
+                    let records = writer.write(first);
+                    reader.deliver(records, &out).await;
+                }
+                None => queue_open = false,
+            },
+            permit = out.reserve(), if !caught_up => match permit {
+                Ok(permit) => reader.send_from_disk(permit, written),
+                // No receiver: the sink is gone; what is unread stays on disk.
+                Err(_) => break,
+            },
+            // A receiver took over.
+            _ = writer.shared.wake.notified() => {}
+            // Answers move delivery on (and free space) while nothing else happens.
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    // Nothing more is written: the syncer finishes what it was given and ends.
+    drop(writer);
+    reader.finish().await;
 }
 
 /// A batch handed to the sink, waiting for its answer.
@@ -976,20 +963,18 @@ struct Answer {
     rx: tokio::sync::oneshot::Receiver<BatchStatus>,
 }
 
-/// The reading thread.
+/// The reading side of the buffer's task: what goes to the sink, and where delivery got to.
 struct Reader {
     shared: Arc<Shared>,
     out: Option<mpsc::Sender<(u64, Batch)>>,
     /// The takeover the batches handed out belong to.
     takeover: u64,
-    /// The next record to read.
+    /// The next record to hand out.
     pos: ReadPos,
     /// The id the next sound record should start with; a larger one means events lost.
     expected: u64,
-    /// Records just written, as events, from the writer.
-    tail: mpsc::Receiver<Tail>,
-    /// A tail record ahead of the read position, kept until the reader gets there.
-    peeked: Option<Tail>,
+    /// Records written that the sink had no room for, as events, oldest first.
+    tail: VecDeque<Tail>,
     file: Option<(u64, File)>,
     answers: VecDeque<Answer>,
     /// Where delivery got to.
@@ -1008,54 +993,68 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(mut self) {
-        loop {
-            self.collect();
-            self.follow_takeover();
-            let written = self.shared.write_pos();
-            let caught_up = self.pos.file == written.file && self.pos.offset >= written.offset;
-            if caught_up {
-                if self.shared.writer_done.load(Ordering::Acquire) {
-                    if self.expected < written.next_id {
-                        self.lost(written.next_id, "the end of the buffer");
+    /// Whether every record written has been handed out.
+    fn caught_up(&self, written: WritePos) -> bool {
+        self.pos.file == written.file && self.pos.offset >= written.offset
+    }
+
+    /// Hands records just written to the sink, in order, while it has room for them
+    /// within [`TAIL_WAIT`] and nothing written before them still waits; the rest are
+    /// kept in the tail, for when delivery gets there.
+    async fn deliver(&mut self, records: Vec<Tail>, out: &mpsc::Sender<(u64, Batch)>) {
+        let mut direct = true;
+        for t in records {
+            // Ids are consecutive and never reused: the record whose first id is the
+            // one expected is the next one to hand out, wherever it starts.
+            if direct && self.tail.is_empty() && t.first_id == self.expected {
+                if let Ok(Ok(permit)) = tokio::time::timeout(TAIL_WAIT, out.reserve()).await {
+                    if self.takeover == self.shared.takeovers.load(Ordering::Acquire) {
+                        self.pos = t.next;
+                        self.expected = t.next.id;
+                        self.send(permit, t.next, t.batch);
+                        self.shared.handed[DIRECT].fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    break;
                 }
-                wait_for_writes(&self.shared).await;
-                continue;
+                direct = false;
             }
-            let Some((next, mut batch)) = self.next_record() else {
-                // Nothing sound here: the writer's end is in a later file.
-                if !self.advance_file(written) {
-                    wait_for_writes(&self.shared).await;
-                }
-                continue;
-            };
-            let Some(out) = self.out.clone() else { break };
-            let read_for = self.takeover;
-            let events = batch.len() as u64;
-            let rx = BatchNotifier::attach(&mut batch);
-            // While the sink is busy, answers still move delivery on.
-            let permit = loop {
-                tokio::select! {
-                    p = out.reserve() => break p,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => self.collect(),
-                }
-            };
-            // No receiver: the sink is gone; what is unread stays on disk.
-            let Ok(permit) = permit else { break };
-            if read_for != self.takeover
-                || self.takeover != self.shared.takeovers.load(Ordering::Acquire)
-            {
-                // Taken over while waiting: the position went back, so this batch is
-                // read again for the new holder.
-                continue;
+            self.tail.push_back(t);
+            if self.tail.len() > TAIL_RECORDS {
+                self.tail.pop_front();
             }
-            permit.send((self.takeover, batch));
-            self.answers.push_back(Answer { next, events, rx });
         }
-        // The sink sees the end; the last answers still count.
+    }
+
+    /// Hands the sink the next record, which is behind the last one written: from the
+    /// tail if it is there, else read from disk.
+    fn send_from_disk(&mut self, permit: mpsc::Permit<'_, (u64, Batch)>, written: WritePos) {
+        if self.takeover != self.shared.takeovers.load(Ordering::Acquire) {
+            // Taken over while waiting: the next round goes back to where delivery got to.
+            return;
+        }
+        match self.next_record() {
+            Some((next, batch)) => self.send(permit, next, batch),
+            None => {
+                if !self.advance_file(written) && self.pos.file == written.file {
+                    // Nothing sound up to the end of what was written (its loss is
+                    // counted at the next sound record): wait for the next write.
+                    self.pos.offset = self.pos.offset.max(written.offset);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, permit: mpsc::Permit<'_, (u64, Batch)>, next: ReadPos, mut batch: Batch) {
+        let events = batch.len() as u64;
+        let rx = BatchNotifier::attach(&mut batch);
+        permit.send((self.takeover, batch));
+        self.answers.push_back(Answer { next, events, rx });
+    }
+
+    /// Nothing more is written: the sink sees the end, and its last answers still count.
+    async fn finish(mut self) {
         self.out = None;
+        self.tail.clear();
         while let Some(a) = self.answers.pop_front() {
             let status = a.rx.await.unwrap_or(BatchStatus::Errored);
             self.answered(a.next, a.events, status);
@@ -1144,7 +1143,6 @@ impl Reader {
                 }
             }
             self.shared.publish_gauges();
-            self.shared.freed.notify_one();
         }
     }
 
@@ -1198,7 +1196,7 @@ impl Reader {
     /// A corrupt stretch is skipped to the next sound record (counted when found).
     fn next_record(&mut self) -> Option<(ReadPos, Batch)> {
         if let Some(t) = self.take_tail() {
-            self.shared.reader_behind.store(false, Ordering::Relaxed);
+            self.shared.handed[FROM_TAIL].fetch_add(1, Ordering::Relaxed);
             self.pos = t.next;
             self.expected = t.next.id;
             return Some((t.next, t.batch));
@@ -1234,6 +1232,7 @@ impl Reader {
             self.pos.offset = at;
             self.lost(h.first_id, "a sound record");
         }
+        self.shared.handed[FROM_DISK].fetch_add(1, Ordering::Relaxed);
         let body = bytes::Bytes::from(body);
         let mut d = codec::Decoder::shared(&body);
         let mut batch = Vec::with_capacity(h.count as usize);
@@ -1263,23 +1262,18 @@ impl Reader {
     }
 
     /// The writer's copy of the record at the read position, if it has one. Copies of
-    /// records already passed are dropped; one further on is kept for later.
+    /// records already passed are dropped; those further on are kept for later.
     fn take_tail(&mut self) -> Option<Tail> {
-        loop {
-            let t = match self.peeked.take() {
-                Some(t) => t,
-                None => self.tail.try_recv().ok()?,
-            };
-            if t.first_id < self.expected {
-                continue;
+        while let Some(t) = self.tail.front() {
+            if t.first_id > self.expected {
+                return None;
             }
-            if t.first_id == self.expected && t.file == self.pos.file && t.offset == self.pos.offset
-            {
+            let t = self.tail.pop_front()?;
+            if t.first_id == self.expected {
                 return Some(t);
             }
-            self.peeked = Some(t);
-            return None;
         }
+        None
     }
 
     fn open_current(&mut self) -> Option<&File> {
@@ -1320,8 +1314,15 @@ impl DiskBuffer {
     /// got to; batches tagged with an earlier takeover are to be dropped.
     pub(super) fn take_over(&self) -> u64 {
         let n = self.shared.takeovers.fetch_add(1, Ordering::AcqRel) + 1;
-        self.shared.wrote.notify_one();
+        self.shared.wake.notify_one();
         n
+    }
+
+    /// Records handed out directly, from the tail and from disk, so far.
+    #[cfg(test)]
+    pub(super) fn handed(&self) -> [u64; 3] {
+        let h = &self.shared.handed;
+        [DIRECT, FROM_TAIL, FROM_DISK].map(|i| h[i].load(Ordering::Relaxed))
     }
 
     /// Events written and not yet answered for.
@@ -1471,12 +1472,18 @@ mod tests {
             assert_eq!(got.len(), batch.len(), "an event lost its field");
             expected += got.len() as i64;
             batches += 1;
-            // Now and then a slow sink: the writer gets ahead and the reader reads disk.
+            // Now and then a sink slower than TAIL_WAIT: writing gets ahead, and
+            // delivery reads the disk until it reaches the records kept as events.
             if batches % 40 == 0 {
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                tokio::time::sleep(TAIL_WAIT * 3).await;
             }
         }
         sender.await.expect("sender");
+        let handed = rx.disk_handed().expect("a disk buffer");
+        assert!(
+            handed.iter().all(|n| *n > 0),
+            "every way of handing out was used: direct, from the tail, from disk: {handed:?}"
+        );
         drop(rx);
         // Delivery was answered for (the batches were dropped as delivered): a new
         // process finds nothing to deliver again.

@@ -389,6 +389,14 @@ impl BufferReceiver {
     }
 }
 
+#[cfg(test)]
+impl BufferReceiver {
+    /// For a disk buffer: records handed out directly, from the tail and from disk.
+    fn disk_handed(&self) -> Option<[u64; 3]> {
+        self.disk.as_ref().map(|d| d.buffer.handed())
+    }
+}
+
 /// Waits for the disk buffers to save where delivery got to, before the process exits.
 pub async fn settle_disk_buffers() {
     disk::settle(std::time::Duration::from_secs(5)).await;
