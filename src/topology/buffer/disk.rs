@@ -434,7 +434,11 @@ fn start(
         .metrics
         .events
         .increment(shared.waiting.load(Ordering::Relaxed) as f64);
-    let (tx, queue) = memory_queue(QUEUE_EVENTS, options.when_full, metrics.clone());
+    // The queue always blocks: `when_full` is about the disk. A burst faster than the
+    // writer waits for it, as a write does; only a full disk drops (`drop_newest`, in
+    // `Writer::write`). A queue that dropped when full dropped events with the disk
+    // nearly empty.
+    let (tx, queue) = memory_queue(QUEUE_EVENTS, WhenFull::Block, metrics.clone());
     let (out_tx, out_rx) = mpsc::channel(OUT_RECORDS);
     // Bounded: a disk whose flushes fall behind the writes holds the writer back, and
     // through it the sources, instead of growing a list of unacknowledged writes.
@@ -1373,20 +1377,154 @@ mod tests {
     }
 
     fn opened_with(dir: &Path, sync_interval: Option<Duration>) -> (BufferSender, BufferReceiver) {
+        opened_as(
+            dir,
+            DiskOptions {
+                max_size: MIN_MAX_SIZE,
+                sync_interval,
+                when_full: WhenFull::Block,
+            },
+        )
+    }
+
+    fn opened_as(dir: &Path, options: DiskOptions) -> (BufferSender, BufferReceiver) {
         let metrics = ComponentMetrics::new(ComponentLabels {
             id: "t".into(),
             kind: ComponentKind::Sink,
             type_name: "test",
         });
-        let options = DiskOptions {
-            max_size: MIN_MAX_SIZE,
-            sync_interval,
-            when_full: WhenFull::Block,
-        };
         match open(dir, "t", &options, metrics) {
             Ok(pair) => pair,
             Err(e) => panic!("opening the buffer: {e}"),
         }
+    }
+
+    /// Events of about 4 KiB, numbered from `from`: a buffer fills in few of them.
+    fn padded(from: i64, n: i64) -> Batch {
+        let pad = "x".repeat(4096);
+        (from..from + n)
+            .map(|i| {
+                let mut log = LogEvent::from_parts(
+                    ObjectMap::new(),
+                    EventMetadata::new("t", chrono::Utc::now()),
+                );
+                log.insert("n", i);
+                log.insert("pad", pad.as_str());
+                log.into()
+            })
+            .collect()
+    }
+
+    /// Bytes in the buffer's data files.
+    fn on_disk(dir: &Path) -> u64 {
+        data_files(&dir.join("buffer").join("t"))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| std::fs::metadata(data_file(&dir.join("buffer").join("t"), *n)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Fills a buffer of `max_size` bytes (a data file and a quarter) with half as much
+    /// again while the sink takes nothing; returns the sender's task, how many events it
+    /// sent, and what the sink then receives.
+    async fn fill_then_read(dir: &Path, when_full: WhenFull) -> (bool, u64, Vec<i64>, i64) {
+        let max_size = SEGMENT_BYTES + SEGMENT_BYTES / 4;
+        let (tx, mut rx) = opened_as(
+            dir,
+            DiskOptions {
+                max_size,
+                sync_interval: None,
+                when_full,
+            },
+        );
+        let total = (max_size * 3 / 2 / 4096) as i64;
+        let sent = Arc::new(AtomicU64::new(0));
+        let sender = tokio::spawn({
+            let sent = sent.clone();
+            async move {
+                let mut next = 0;
+                while next < total {
+                    let n = 100.min(total - next);
+                    if tx.send(padded(next, n)).await.is_err() {
+                        break;
+                    }
+                    next += n;
+                    sent.store(next as u64, Ordering::Relaxed);
+                }
+            }
+        });
+        // The sink takes nothing until what was sent stops growing for a second.
+        let mut last = u64::MAX;
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = sent.load(Ordering::Relaxed);
+            if now == last || sender.is_finished() {
+                break;
+            }
+            last = now;
+        }
+        let held_back = !sender.is_finished();
+        let full = on_disk(dir);
+        assert!(
+            full >= max_size,
+            "the buffer stopped at {full} bytes, below its max_size of {max_size}"
+        );
+        let mut got = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
+                Ok(Some(b)) => got.extend(numbers(&b)),
+                Ok(None) => break,
+                // Nothing more comes: everything kept was delivered.
+                Err(_) => break,
+            }
+            if got.last() == Some(&(total - 1)) {
+                break;
+            }
+        }
+        let finished = tokio::time::timeout(Duration::from_secs(30), sender)
+            .await
+            .is_ok();
+        assert!(finished, "the sender was still held back after delivery");
+        (held_back, full, got, total)
+    }
+
+    /// `when_full = "block"`: a full buffer takes nothing more, so its senders wait,
+    /// until delivery frees space (a whole data file delivered and deleted); then it
+    /// takes the rest. Nothing is dropped, nothing comes twice or out of order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_buffer_that_blocks_holds_its_senders_until_delivery_frees_space() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (held_back, _, got, total) = fill_then_read(dir.path(), WhenFull::Block).await;
+        assert!(held_back, "the sender was not held back by a full buffer");
+        assert_eq!(
+            got,
+            (0..total).collect::<Vec<_>>(),
+            "lost, doubled or out of order"
+        );
+    }
+
+    /// `when_full = "drop_newest"`: a full buffer never holds its senders back; what did
+    /// not fit is dropped (counted), and what was kept is delivered in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_buffer_that_drops_never_waits_and_delivers_what_it_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (held_back, full, got, total) = fill_then_read(dir.path(), WhenFull::DropNewest).await;
+        assert!(!held_back, "a drop_newest buffer held its sender back");
+        assert!(
+            (got.len() as i64) < total,
+            "nothing was dropped though the buffer was full"
+        );
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "delivered twice or out of order"
+        );
+        // At least what filled the disk was kept.
+        assert!(
+            got.len() as u64 * 4096 >= full * 9 / 10,
+            "kept {} events of {total}",
+            got.len()
+        );
     }
 
     /// Once delivery moves past a data file, the file is deleted only after the read
