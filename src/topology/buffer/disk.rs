@@ -461,6 +461,7 @@ fn start(
         syncer: sync_tx,
         when_full: options.when_full,
         dropped: metrics.discarded_unintentional.clone(),
+        received: metrics.received_events.clone(),
         _lock: lock,
     };
     let reader_lock = writer
@@ -642,6 +643,9 @@ struct Writer {
     syncer: std::sync::mpsc::SyncSender<SyncRequest>,
     when_full: WhenFull,
     dropped: metrics::Counter,
+    /// The sink's `received_events`: those dropped here reached it too (as with a
+    /// memory buffer's `drop_newest`), so its events still add up.
+    received: metrics::Counter,
     _lock: File,
 }
 
@@ -692,8 +696,10 @@ impl Writer {
         let mut events = 0u64;
         for mut batch in batches {
             if self.when_full == WhenFull::DropNewest && self.full() {
-                // Counted; their sources learn they were not kept.
+                // Counted as discarded. As with a memory buffer's drop_newest, their
+                // sources are not held back (a dropped event answers as a filtered one).
                 self.dropped.increment(batch.len() as u64);
+                self.received.increment(batch.len() as u64);
                 continue;
             }
             let mut fin = crate::event::EventFinalizers::default();
