@@ -478,15 +478,19 @@ impl RunningTopology {
                 let mut undelivered = 0;
                 for i in &instances {
                     let Some(probe) = &i.probe else { continue };
-                    let queued = probe.queued();
-                    if queued == 0 {
-                        continue;
-                    }
+                    let lost = probe.in_memory();
                     if probe.durable() {
-                        tracing::warn!(component_id = %i.id, waiting = queued, "Sink did not drain before shutdown_timeout_secs; its disk buffer keeps these events and delivers them after the next start.");
-                    } else {
-                        undelivered += queued;
-                        tracing::error!(component_id = %i.id, undelivered = queued, "Sink did not drain before shutdown_timeout_secs; these events are lost.");
+                        let kept = probe.queued();
+                        if kept > 0 {
+                            tracing::warn!(component_id = %i.id, waiting = kept, "Sink did not drain before shutdown_timeout_secs; its disk buffer keeps these events and delivers them after the next start.");
+                        }
+                        if lost > 0 {
+                            undelivered += lost;
+                            tracing::error!(component_id = %i.id, undelivered = lost, "Sink did not drain before shutdown_timeout_secs and its disk buffer is full; these events, queued in memory in front of it, are lost.");
+                        }
+                    } else if lost > 0 {
+                        undelivered += lost;
+                        tracing::error!(component_id = %i.id, undelivered = lost, "Sink did not drain before shutdown_timeout_secs; these events are lost.");
                     }
                 }
                 // What the aborted tasks drop was not delivered: its sources must not

@@ -166,6 +166,9 @@ pub(super) struct DiskBuffer {
     sender: super::WeakBufferSender,
     /// The reader's output; a receiver holds it while its sink runs.
     output: Output,
+    /// What waits in the memory queue in front of the disk: only while the disk is full
+    /// (or the writer behind), and lost if the process is stopped then.
+    queue: super::BufferProbe,
 }
 
 /// The buffers whose threads still run: waited for at exit (see [`settle`]).
@@ -361,18 +364,19 @@ pub(super) fn open(
             return Ok((sender, rx));
         }
     }
-    let (shared, sender, output) = start(&dir, id, options, metrics.clone())?;
+    let (shared, sender, output, queue) = start(&dir, id, options, metrics.clone())?;
     let shared = Arc::new(DiskBuffer {
         shared,
         sender: sender.downgrade(),
         output,
+        queue,
     });
     open.insert(dir, Arc::downgrade(&shared));
     let rx = BufferReceiver::disk(shared, metrics);
     Ok((sender, rx))
 }
 
-type Started = (Arc<Shared>, BufferSender, Output);
+type Started = (Arc<Shared>, BufferSender, Output, super::BufferProbe);
 
 fn start(
     dir: &Path,
@@ -452,6 +456,7 @@ fn start(
         .name(format!("buffer-s-{id}"))
         .spawn(move || syncer.run())
         .map_err(io_err(format!("starting the syncer of {}", dir.display())))?;
+    let queue_probe = queue.probe();
     let writer = Writer {
         shared: shared.clone(),
         queue,
@@ -487,7 +492,12 @@ fn start(
     spawn_thread(format!("buffer-{id}"), run(writer, reader))?;
     // The queue closes once every upstream sender is gone: the buffer itself keeps only
     // a weak one, to hand out to a sink rebuilt by a reload.
-    Ok((shared, tx, Arc::new(tokio::sync::Mutex::new(out_rx))))
+    Ok((
+        shared,
+        tx,
+        Arc::new(tokio::sync::Mutex::new(out_rx)),
+        queue_probe,
+    ))
 }
 
 fn spawn_thread(
@@ -1341,6 +1351,11 @@ impl DiskBuffer {
         [DIRECT, FROM_TAIL, FROM_DISK].map(|i| h[i].load(Ordering::Relaxed))
     }
 
+    /// Events in memory in front of the disk, not yet written.
+    pub(super) fn in_memory(&self) -> u64 {
+        self.queue.queued()
+    }
+
     /// Events written and not yet answered for.
     pub(super) fn waiting(&self) -> u64 {
         self.shared.waiting.load(Ordering::Relaxed)
@@ -1431,10 +1446,24 @@ mod tests {
             .sum()
     }
 
+    /// What `fill_then_read` saw.
+    struct Filled {
+        /// The sender was waiting once the sink stopped taking.
+        held_back: bool,
+        /// Bytes in data files then.
+        on_disk: u64,
+        /// What a shutdown report would have said then: events kept on disk, and
+        /// events only in memory.
+        kept: u64,
+        in_memory: u64,
+        /// What the sink received afterwards, and how many were sent.
+        got: Vec<i64>,
+        total: i64,
+    }
+
     /// Fills a buffer of `max_size` bytes (a data file and a quarter) with half as much
-    /// again while the sink takes nothing; returns the sender's task, how many events it
-    /// sent, and what the sink then receives.
-    async fn fill_then_read(dir: &Path, when_full: WhenFull) -> (bool, u64, Vec<i64>, i64) {
+    /// again while the sink takes nothing, then lets the sink read it.
+    async fn fill_then_read(dir: &Path, when_full: WhenFull) -> Filled {
         let max_size = SEGMENT_BYTES + SEGMENT_BYTES / 4;
         let (tx, mut rx) = opened_as(
             dir,
@@ -1472,6 +1501,8 @@ mod tests {
         }
         let held_back = !sender.is_finished();
         let full = on_disk(dir);
+        let probe = rx.probe();
+        let (kept, in_memory) = (probe.queued(), probe.in_memory());
         assert!(
             full >= max_size,
             "the buffer stopped at {full} bytes, below its max_size of {max_size}"
@@ -1492,7 +1523,14 @@ mod tests {
             .await
             .is_ok();
         assert!(finished, "the sender was still held back after delivery");
-        (held_back, full, got, total)
+        Filled {
+            held_back,
+            on_disk: full,
+            kept,
+            in_memory,
+            got,
+            total,
+        }
     }
 
     /// `when_full = "block"`: a full buffer takes nothing more, so its senders wait,
@@ -1501,12 +1539,20 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_buffer_that_blocks_holds_its_senders_until_delivery_frees_space() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (held_back, _, got, total) = fill_then_read(dir.path(), WhenFull::Block).await;
-        assert!(held_back, "the sender was not held back by a full buffer");
+        let f = fill_then_read(dir.path(), WhenFull::Block).await;
+        assert!(f.held_back, "the sender was not held back by a full buffer");
         assert_eq!(
-            got,
-            (0..total).collect::<Vec<_>>(),
+            f.got,
+            (0..f.total).collect::<Vec<_>>(),
             "lost, doubled or out of order"
+        );
+        // A shutdown then keeps what is on disk and must report what waits in front of
+        // it as lost, not as kept.
+        assert!(
+            f.kept > 0 && f.in_memory > 0,
+            "a full disk buffer reports {} events kept and {} in memory",
+            f.kept,
+            f.in_memory
         );
     }
 
@@ -1515,8 +1561,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_buffer_that_drops_never_waits_and_delivers_what_it_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (held_back, full, got, total) = fill_then_read(dir.path(), WhenFull::DropNewest).await;
+        let Filled {
+            held_back,
+            on_disk: full,
+            in_memory,
+            got,
+            total,
+            ..
+        } = fill_then_read(dir.path(), WhenFull::DropNewest).await;
         assert!(!held_back, "a drop_newest buffer held its sender back");
+        assert_eq!(in_memory, 0, "events left in memory in front of the disk");
         assert!(
             (got.len() as i64) < total,
             "nothing was dropped though the buffer was full"

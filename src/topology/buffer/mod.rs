@@ -547,6 +547,16 @@ impl BufferProbe {
     pub fn durable(&self) -> bool {
         self.disk.is_some()
     }
+
+    /// Events only in memory, lost if the process stops now: all that `queued` counts
+    /// for a memory buffer; for a disk buffer, those queued in front of the disk, not yet
+    /// written (there are some only while the disk is full or the writer is behind).
+    pub fn in_memory(&self) -> u64 {
+        match &self.disk {
+            Some(d) => d.upgrade().map_or(0, |d| d.in_memory()),
+            None => self.queued(),
+        }
+    }
 }
 
 impl BufferReceiver {
