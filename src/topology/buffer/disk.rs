@@ -1374,6 +1374,11 @@ mod tests {
     use crate::internal_events::{ComponentKind, ComponentLabels};
 
     fn numbered(from: i64, n: i64) -> Batch {
+        numbered_with(from, n, None)
+    }
+
+    /// Events numbered from `from` in field `n`, with `pad` in field `pad` if given.
+    fn numbered_with(from: i64, n: i64, pad: Option<&str>) -> Batch {
         (from..from + n)
             .map(|i| {
                 let mut log = LogEvent::from_parts(
@@ -1381,6 +1386,9 @@ mod tests {
                     EventMetadata::new("t", chrono::Utc::now()),
                 );
                 log.insert("n", i);
+                if let Some(pad) = pad {
+                    log.insert("pad", pad);
+                }
                 log.into()
             })
             .collect()
@@ -1422,18 +1430,7 @@ mod tests {
 
     /// Events of about 4 KiB, numbered from `from`: a buffer fills in few of them.
     fn padded(from: i64, n: i64) -> Batch {
-        let pad = "x".repeat(4096);
-        (from..from + n)
-            .map(|i| {
-                let mut log = LogEvent::from_parts(
-                    ObjectMap::new(),
-                    EventMetadata::new("t", chrono::Utc::now()),
-                );
-                log.insert("n", i);
-                log.insert("pad", pad.as_str());
-                log.into()
-            })
-            .collect()
+        numbered_with(from, n, Some(&"x".repeat(4096)))
     }
 
     /// Bytes in the buffer's data files.
