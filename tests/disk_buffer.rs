@@ -357,3 +357,54 @@ fn a_restart_after_sigterm_delivers_nothing_again_and_counts_nothing_lost() {
     );
     assert_eq!(buffer_metric(&s, "sluice_buffer_events"), 0.0);
 }
+
+/// A disk buffer full (`block`) behind a destination that is down, at a SIGTERM whose
+/// `shutdown_timeout_secs` runs out: the report says how many events the disk keeps for
+/// the next start, and counts those still queued in memory in front of the full disk as
+/// undelivered, not as kept.
+#[test]
+fn a_full_disk_buffer_at_shutdown_reports_what_it_keeps_and_what_is_lost() {
+    let dead = free_port();
+    let mut s = Sluice::start(&format!(
+        r#"
+shutdown_timeout_secs = 2
+
+[sources.gen]
+type = "demo_logs"
+format = "json"
+interval = 0.0
+count = 5000000
+
+[sinks.out]
+type = "http"
+inputs = ["gen"]
+uri = "http://127.0.0.1:{dead}/"
+encoding.codec = "ndjson"
+buffer.type = "disk"
+buffer.max_size = 268435456
+"#
+    ));
+    // Full: the disk holds max_size and the writer has stopped taking batches.
+    let full = wait_for(Duration::from_secs(300), || {
+        buffer_metric(&s, "sluice_buffer_byte_size") >= 268_435_456.0
+    });
+    assert!(full, "the buffer never filled; log:\n{}", s.log_text());
+    std::thread::sleep(Duration::from_millis(500));
+    let status = s.terminate(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "log:\n{}", s.log_text());
+    let log = s.log_text();
+    assert!(
+        log.contains("its disk buffer keeps these events"),
+        "no report of what the disk keeps; log:\n{log}"
+    );
+    let lost = log
+        .lines()
+        .find(|l| l.contains("queued in memory in front of it, are lost"))
+        .and_then(|l| l.split("undelivered=").nth(1))
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        lost.is_some_and(|n| n > 0),
+        "no count of the events queued in front of the full disk; log:\n{log}"
+    );
+}
