@@ -3,7 +3,8 @@
 //! after a restart they reach the destination. Truncated and bit-flipped buffer files
 //! are survived, the lost events counted exactly, the rest delivered. A file source's
 //! checkpoint moves once its lines are on disk, even with the destination down. A sink
-//! changed by a reload keeps its buffer.
+//! changed by a reload keeps its buffer. A full buffer (256 MiB) blocks or drops as
+//! `when_full` says, and a shutdown reports what it keeps and what is lost.
 
 use crate::support;
 
@@ -407,4 +408,64 @@ buffer.max_size = 268435456
         lost.is_some_and(|n| n > 0),
         "no count of the events queued in front of the full disk; log:\n{log}"
     );
+}
+
+/// `when_full = "drop_newest"` with the destination down: the source is never held back
+/// (it finishes), the disk fills to `max_size`, and every event is either on disk or
+/// counted as discarded, exactly: none vanishes uncounted, none is dropped while the
+/// disk has room.
+#[test]
+fn a_full_disk_buffer_that_drops_counts_every_event_it_did_not_keep() {
+    let dead = free_port();
+    let total: u64 = 1_200_000;
+    let s = Sluice::start(&format!(
+        r#"
+[sources.gen]
+type = "demo_logs"
+format = "json"
+interval = 0.0
+count = {total}
+
+[sinks.out]
+type = "http"
+inputs = ["gen"]
+uri = "http://127.0.0.1:{dead}/"
+encoding.codec = "ndjson"
+buffer.type = "disk"
+buffer.max_size = 268435456
+buffer.when_full = "drop_newest"
+"#
+    ));
+    let discarded = |s: &Sluice| {
+        metric(
+            &s.metrics(),
+            "sluice_component_discarded_events_total",
+            &[("component_id", "out"), ("intentional", "false")],
+        )
+        .unwrap_or(0.0) as u64
+    };
+    // The first drop finds the disk full, not a burst ahead of the writer.
+    assert!(
+        wait_for(Duration::from_secs(300), || discarded(&s) > 0),
+        "nothing dropped: the buffer never filled; log:\n{}",
+        s.log_text()
+    );
+    let at_first_drop = buffer_metric(&s, "sluice_buffer_byte_size");
+    assert!(
+        at_first_drop >= 268_435_456.0,
+        "events dropped while the disk had room: {at_first_drop} bytes on disk"
+    );
+    let accounted = wait_for(Duration::from_secs(300), || {
+        buffer_metric(&s, "sluice_buffer_events") as u64 + discarded(&s) == total
+    });
+    let (kept, dropped) = (
+        buffer_metric(&s, "sluice_buffer_events") as u64,
+        discarded(&s),
+    );
+    assert!(
+        accounted,
+        "{kept} events on disk and {dropped} discarded of {total}; log:\n{}",
+        s.log_text()
+    );
+    assert!(dropped > 0 && kept > 0, "{kept} kept, {dropped} dropped");
 }
