@@ -671,3 +671,28 @@ fn file_sink_base_dir_confines_the_literal_path() {
         ],
     );
 }
+
+#[test]
+fn buffer_options_that_do_not_fit_the_buffer_type_name_the_key() {
+    let disk = format!(
+        "{SRC}{SINK}buffer.type = \"disk\"\nbuffer.max_size = 1048576\nbuffer.max_events = 500\n\
+         buffer.sync_interval_ms = 0\n"
+    );
+    assert_invalid(
+        &[("a.toml", &disk)],
+        &[
+            "DIR/a.toml: [sinks.out] key `buffer.max_size`: 1048576 is below the minimum of 268435456 bytes (256 MiB) for a disk buffer",
+            "DIR/a.toml: [sinks.out] key `buffer.max_events`: applies to `type = \"memory\"` only",
+            "DIR/a.toml: [sinks.out] key `buffer.sync_interval_ms`: must be at least 1",
+        ],
+    );
+    let memory =
+        format!("{SRC}{SINK}buffer.max_size = 268435456\nbuffer.sync_interval_ms = 1000\n");
+    assert_invalid(
+        &[("a.toml", &memory)],
+        &[
+            "DIR/a.toml: [sinks.out] key `buffer.max_size`: applies to `type = \"disk\"` only",
+            "DIR/a.toml: [sinks.out] key `buffer.sync_interval_ms`: applies to `type = \"disk\"` only",
+        ],
+    );
+}
