@@ -359,14 +359,11 @@ fn a_restart_after_sigterm_delivers_nothing_again_and_counts_nothing_lost() {
     assert_eq!(buffer_metric(&s, "sluice_buffer_events"), 0.0);
 }
 
-/// A disk buffer full (`block`) behind a destination that is down, at a SIGTERM whose
-/// `shutdown_timeout_secs` runs out: the report says how many events the disk keeps for
-/// the next start, and counts those still queued in memory in front of the full disk as
-/// undelivered, not as kept.
-#[test]
-fn a_full_disk_buffer_at_shutdown_reports_what_it_keeps_and_what_is_lost() {
+/// `demo_logs` sending `count` JSON events into an `http` sink whose destination is down,
+/// behind a disk buffer of the smallest `max_size` (256 MiB) with `when_full`.
+fn filling(count: u64, when_full: &str) -> String {
     let dead = free_port();
-    let mut s = Sluice::start(&format!(
+    format!(
         r#"
 shutdown_timeout_secs = 2
 
@@ -374,7 +371,7 @@ shutdown_timeout_secs = 2
 type = "demo_logs"
 format = "json"
 interval = 0.0
-count = 5000000
+count = {count}
 
 [sinks.out]
 type = "http"
@@ -383,8 +380,18 @@ uri = "http://127.0.0.1:{dead}/"
 encoding.codec = "ndjson"
 buffer.type = "disk"
 buffer.max_size = 268435456
+buffer.when_full = "{when_full}"
 "#
-    ));
+    )
+}
+
+/// A disk buffer full (`block`) behind a destination that is down, at a SIGTERM whose
+/// `shutdown_timeout_secs` runs out: the report says how many events the disk keeps for
+/// the next start, and counts those still queued in memory in front of the full disk as
+/// undelivered, not as kept.
+#[test]
+fn a_full_disk_buffer_at_shutdown_reports_what_it_keeps_and_what_is_lost() {
+    let mut s = Sluice::start(&filling(5_000_000, "block"));
     // Full: the disk holds max_size and the writer has stopped taking batches.
     let full = wait_for(Duration::from_secs(300), || {
         buffer_metric(&s, "sluice_buffer_byte_size") >= 268_435_456.0
@@ -416,26 +423,8 @@ buffer.max_size = 268435456
 /// disk has room.
 #[test]
 fn a_full_disk_buffer_that_drops_counts_every_event_it_did_not_keep() {
-    let dead = free_port();
     let total: u64 = 1_200_000;
-    let s = Sluice::start(&format!(
-        r#"
-[sources.gen]
-type = "demo_logs"
-format = "json"
-interval = 0.0
-count = {total}
-
-[sinks.out]
-type = "http"
-inputs = ["gen"]
-uri = "http://127.0.0.1:{dead}/"
-encoding.codec = "ndjson"
-buffer.type = "disk"
-buffer.max_size = 268435456
-buffer.when_full = "drop_newest"
-"#
-    ));
+    let s = Sluice::start(&filling(total, "drop_newest"));
     let discarded = |s: &Sluice| {
         metric(
             &s.metrics(),
