@@ -94,44 +94,82 @@ pub fn abandon_unanswered() {
 }
 
 /// The notifiers an event belongs to. Empty for sources that cannot acknowledge, which
-/// keeps the common path free of reference counting.
+/// keeps the common path free of reference counting; one notifier (an acknowledging
+/// source's batch, or a disk buffer's record) is held without an allocation, so
+/// attaching a batch's notifier to each of its events allocates nothing per event.
 #[derive(Clone, Debug, Default)]
-pub struct EventFinalizers(Vec<Arc<BatchNotifier>>);
+pub struct EventFinalizers(Notifiers);
+
+#[derive(Clone, Debug, Default)]
+enum Notifiers {
+    #[default]
+    None,
+    One(Arc<BatchNotifier>),
+    /// Rare: an event copied into several batches, or a sink's whole request.
+    Many(Vec<Arc<BatchNotifier>>),
+}
+
+impl Notifiers {
+    fn as_slice(&self) -> &[Arc<BatchNotifier>] {
+        match self {
+            Notifiers::None => &[],
+            Notifiers::One(n) => std::slice::from_ref(n),
+            Notifiers::Many(v) => v,
+        }
+    }
+}
 
 impl EventFinalizers {
     /// Attaches the event to a batch notifier.
     pub fn add(&mut self, notifier: Arc<BatchNotifier>) {
-        self.0.push(notifier);
+        self.0 = match std::mem::take(&mut self.0) {
+            Notifiers::None => Notifiers::One(notifier),
+            Notifiers::One(first) => Notifiers::Many(vec![first, notifier]),
+            Notifiers::Many(mut v) => {
+                v.push(notifier);
+                Notifiers::Many(v)
+            }
+        };
     }
 
     /// Records the outcome and releases this copy's hold on the notifiers.
     pub fn update_status(mut self, status: BatchStatus) {
-        for n in &self.0 {
+        for n in self.0.as_slice() {
             n.update(status);
         }
-        self.0.clear();
+        self.0 = Notifiers::None;
     }
 
     /// Takes over `other`'s notifiers, so a sink can answer for a whole request at once.
     /// Consecutive events of one source batch share a notifier; it is kept once.
     pub fn merge(&mut self, mut other: EventFinalizers) {
-        for n in std::mem::take(&mut other.0) {
-            if !self.0.last().is_some_and(|l| Arc::ptr_eq(l, &n)) {
-                self.0.push(n);
+        match std::mem::take(&mut other.0) {
+            Notifiers::None => {}
+            Notifiers::One(n) => self.add_unless_last(n),
+            Notifiers::Many(v) => {
+                for n in v {
+                    self.add_unless_last(n);
+                }
             }
+        }
+    }
+
+    fn add_unless_last(&mut self, n: Arc<BatchNotifier>) {
+        if !self.0.as_slice().last().is_some_and(|l| Arc::ptr_eq(l, &n)) {
+            self.add(n);
         }
     }
 
     /// Whether any source waits on this event.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.as_slice().is_empty()
     }
 }
 
 impl Drop for EventFinalizers {
     fn drop(&mut self) {
-        if !self.0.is_empty() && ABANDONED.load(Ordering::Acquire) {
-            for n in &self.0 {
+        if !self.is_empty() && ABANDONED.load(Ordering::Acquire) {
+            for n in self.0.as_slice() {
                 n.update(BatchStatus::Errored);
             }
         }
@@ -176,6 +214,37 @@ mod tests {
             e.take_finalizers().update_status(BatchStatus::Rejected);
         }
         assert_eq!(rx.await.ok(), Some(BatchStatus::Rejected));
+    }
+
+    #[test]
+    fn holding_one_notifier_takes_no_more_room_than_the_list_did() {
+        assert_eq!(
+            std::mem::size_of::<EventFinalizers>(),
+            std::mem::size_of::<Vec<Arc<BatchNotifier>>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_in_several_batches_answers_to_each_and_merges_keep_each_once() {
+        let (n1, rx1) = BatchNotifier::new();
+        let (n2, rx2) = BatchNotifier::new();
+        let mut a = EventFinalizers::default();
+        a.add(n1.clone());
+        a.add(n2.clone());
+        let mut request = EventFinalizers::default();
+        let mut b = EventFinalizers::default();
+        b.add(n2.clone());
+        request.merge(b);
+        request.merge(a);
+        drop((n1, n2));
+        assert_eq!(
+            request.0.as_slice().len(),
+            3,
+            "n2, n1, n2: only a repeat of the last is folded"
+        );
+        request.update_status(BatchStatus::Rejected);
+        assert_eq!(rx1.await.ok(), Some(BatchStatus::Rejected));
+        assert_eq!(rx2.await.ok(), Some(BatchStatus::Rejected));
     }
 
     #[tokio::test]
