@@ -61,7 +61,9 @@ fn a_consumer_killed_mid_stream_loses_nothing_and_repeats_only_the_uncommitted()
         wait_for(Duration::from_secs(120), || {
             delivered_after_kill(&a_file).0.len() > TOTAL / 8
         }),
-        "consumer A delivered nothing: {}",
+        "consumer A delivered {} messages, fewer than the {} it must reach before it is killed: {}",
+        delivered_after_kill(&a_file).0.len(),
+        TOTAL / 8,
         a.log_text()
     );
     let mut a = a;
