@@ -83,7 +83,10 @@ const TAIL_RECORDS: usize = 4;
 /// left on disk for later. While delivery keeps up, waiting costs less than falling
 /// behind and decoding from disk (measured: once behind, it never caught up); a slow
 /// or down destination costs each write this wait once, then the disk absorbs the
-/// difference until delivery reaches the writes again.
+/// difference until delivery reaches the writes again. The writer waits rather than
+/// writing on meanwhile: writing on (the record left in the tail) took the cores the
+/// sink needed, delivery fell behind the tail and decoded from disk, and throughput
+/// halved (measured on the load test's two cores).
 const TAIL_WAIT: Duration = Duration::from_millis(50);
 
 /// A record just written, with its events.
