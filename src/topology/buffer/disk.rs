@@ -103,8 +103,13 @@ const DIRECT: usize = 0;
 const FROM_TAIL: usize = 1;
 const FROM_DISK: usize = 2;
 
-/// Writes waiting for the syncer before the writer waits for it.
-const SYNC_QUEUE: usize = 64;
+/// Writes waiting for the syncer before the writer waits for it. It must hold the
+/// writes made while one `fsync` runs: with `sync_interval_ms = 1000` that `fsync`
+/// flushes a second of writes and takes 100 ms and more under load, at about 1,000
+/// writes a second. With 64 the writer stalled for the rest of each such `fsync`, and
+/// with it every source (8% of the throughput). A slot is a few dozen bytes; a disk
+/// that stays behind still holds the writer back once it is full.
+const SYNC_QUEUE: usize = 1024;
 
 /// How often the reader saves where delivery got to.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
