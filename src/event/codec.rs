@@ -48,6 +48,7 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
     }
 }
 
+#[inline(always)]
 fn varint(mut n: u64, out: &mut Vec<u8>) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -56,15 +57,57 @@ fn varint(mut n: u64, out: &mut Vec<u8>) {
     out.push(n as u8);
 }
 
+#[inline(always)]
 fn bytes(b: &[u8], out: &mut Vec<u8>) {
     varint(b.len() as u64, out);
-    out.extend_from_slice(b);
+    append(b, out);
 }
 
+/// `extend_from_slice` without a call to `memcpy` for the short keys and values most
+/// events are made of: up to 16 bytes are two overlapping fixed-size copies, which
+/// compile to plain loads and stores (a third of the encoding time went to `memcpy`).
+#[inline(always)]
+fn append(b: &[u8], out: &mut Vec<u8>) {
+    let n = b.len();
+    let start = out.len();
+    match n {
+        8..=16 => {
+            let (Ok(head), Ok(tail)) = (
+                <[u8; 8]>::try_from(&b[..8]),
+                <[u8; 8]>::try_from(&b[n - 8..]),
+            ) else {
+                return out.extend_from_slice(b);
+            };
+            out.extend_from_slice(&head);
+            out.truncate(start + n - 8);
+            out.extend_from_slice(&tail);
+        }
+        4..=7 => {
+            let (Ok(head), Ok(tail)) = (
+                <[u8; 4]>::try_from(&b[..4]),
+                <[u8; 4]>::try_from(&b[n - 4..]),
+            ) else {
+                return out.extend_from_slice(b);
+            };
+            out.extend_from_slice(&head);
+            out.truncate(start + n - 4);
+            out.extend_from_slice(&tail);
+        }
+        0..=3 => {
+            for &x in b {
+                out.push(x);
+            }
+        }
+        _ => out.extend_from_slice(b),
+    }
+}
+
+#[inline(always)]
 fn zigzag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
 
+#[inline(always)]
 fn time(t: &DateTime<Utc>, out: &mut Vec<u8>) {
     varint(zigzag(t.timestamp()), out);
     varint(u64::from(t.timestamp_subsec_nanos()), out);
@@ -589,6 +632,21 @@ mod tests {
         assert_eq!(back.metadata().source_id.as_str(), "src");
         assert_eq!(back.metadata().ingest_time, t);
         assert_eq!(back.metadata().value.as_deref(), Some(&Value::from("meta")));
+    }
+
+    /// Short keys and values are copied without `memcpy`, in pieces by length: every
+    /// length across the pieces' edges comes back byte for byte.
+    #[test]
+    fn keys_and_values_of_every_short_length_come_back_whole() {
+        let text: String = ('a'..='z').chain('A'..='Z').collect();
+        let mut fields = ObjectMap::new();
+        for n in 0..=40usize {
+            let key = format!("{n:02}{}", &text[..n.saturating_sub(2)]);
+            fields.insert(key.as_str().into(), Value::from(&text[..n]));
+        }
+        let e: Event =
+            LogEvent::from_parts(fields.clone(), EventMetadata::new("s", Utc::now())).into();
+        assert_eq!(round_trip(&e).as_log().unwrap().fields(), &fields);
     }
 
     #[test]
