@@ -767,9 +767,9 @@ impl Writer {
             let record = (HEADER as u64) + u64::from(len);
             if pos.offset > 0 && pos.offset + (buf.len() as u64) > SEGMENT_BYTES {
                 // This record goes to the next file: the ones before it are written
-                // first, then it moves to the front.
-                let spill = buf.split_off(start);
-                match self.append(&mut pos, &buf, events).and_then(|_| {
+                // first, then it moves to the front of the same buffer (a new one,
+                // grown again from nothing, took fresh pages at every file).
+                match self.append(&mut pos, &buf[..start], events).and_then(|_| {
                     written.append(&mut staged);
                     self.roll(&mut pos)
                 }) {
@@ -779,7 +779,7 @@ impl Writer {
                         self.failed(e, &mut finalizers);
                     }
                 }
-                buf = spill;
+                buf.drain(..start);
                 events = 0;
             }
             let offset = pos.offset + (buf.len() as u64) - record;
