@@ -721,6 +721,11 @@ impl Writer {
                     // over and answer for, and larger batches for the sink.
                     match batches.last_mut() {
                         Some(last) if last.len() + b.len() <= crate::event::MAX_BATCH_EVENTS => {
+                            if last.capacity() < last.len() + b.len() {
+                                // Grown once to what a record may hold, not doubled
+                                // batch by batch into ever larger fresh allocations.
+                                last.reserve_exact(crate::event::MAX_BATCH_EVENTS - last.len());
+                            }
                             last.extend(b)
                         }
                         _ => batches.push(b),
