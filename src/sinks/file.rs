@@ -151,10 +151,36 @@ impl OpenFile {
     }
 
     fn close(self) -> std::io::Result<()> {
+        self.finish()?.sync_data()
+    }
+
+    /// Writes what the file still lacks (a gzip trailer): after this, nothing but the
+    /// flush is left, and a successor may append to the same path.
+    fn finish(self) -> std::io::Result<File> {
         match self.writer {
-            Writer::Plain(f) => f.sync_data(),
-            Writer::Gzip(g) => g.finish()?.sync_data(),
+            Writer::Plain(f) => Ok(f),
+            Writer::Gzip(g) => g.finish(),
         }
+    }
+}
+
+/// Stopped file sinks whose files are still being flushed to disk.
+static SYNCING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits, up to `timeout`, for stopped file sinks to flush their files, before the
+/// process exits: data written before a shutdown survives a power loss right after.
+pub(crate) async fn settle_syncs(timeout: Duration) {
+    use std::sync::atomic::Ordering;
+    let until = tokio::time::Instant::now() + timeout;
+    while SYNCING.load(Ordering::Acquire) > 0 {
+        if tokio::time::Instant::now() >= until {
+            tracing::warn!(
+                timeout_secs = timeout.as_secs(),
+                "File sinks still flushing their files at exit; the kernel writes the rest back."
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -356,17 +382,46 @@ impl FileSink {
         }
     }
 
+    /// At the end: everything is written and finished here, and the `fsync`s run on a
+    /// helper thread, so a sink replaced by a reload hands over to its successor without
+    /// waiting for the disk (flushing a few hundred MiB paused delivery for 90–170 ms
+    /// under load). The process waits for the flush at exit ([`settle_syncs`]).
     fn close_all(&mut self) {
+        use std::sync::atomic::Ordering;
         self.write_all();
         if let Some((p, f)) = self.last.take() {
             self.files.insert(p, f);
         }
+        let mut finished = Vec::with_capacity(self.files.len());
         for (path, f) in self.files.drain() {
             self.open_gauge.decrement(1.0);
-            if let Err(e) = f.close() {
-                self.file_trouble
-                    .emit(|| format!("Closing `{path}` failed: {e}"));
+            match f.finish() {
+                Ok(file) => finished.push((path, file)),
+                Err(e) => self
+                    .file_trouble
+                    .emit(|| format!("Closing `{path}` failed: {e}")),
             }
+        }
+        if finished.is_empty() {
+            return;
+        }
+        let trouble = self.file_trouble.clone();
+        SYNCING.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name("file-sync".into())
+            .spawn(move || {
+                for (path, file) in finished {
+                    if let Err(e) = file.sync_data() {
+                        trouble.emit(|| format!("Closing `{path}` failed: {e}"));
+                    }
+                }
+                SYNCING.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = spawned {
+            SYNCING.fetch_sub(1, Ordering::AcqRel);
+            self.file_trouble.emit(|| {
+                format!("Flushing closed files failed: no thread for it ({e}); the kernel writes them back.")
+            });
         }
     }
 }

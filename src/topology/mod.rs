@@ -503,6 +503,7 @@ impl RunningTopology {
             }
         };
         buffer::settle_disk_buffers().await;
+        crate::sinks::file::settle_syncs(Duration::from_secs(30)).await;
         stopped
     }
 }
