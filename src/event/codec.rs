@@ -68,31 +68,9 @@ fn bytes(b: &[u8], out: &mut Vec<u8>) {
 /// compile to plain loads and stores (a third of the encoding time went to `memcpy`).
 #[inline(always)]
 fn append(b: &[u8], out: &mut Vec<u8>) {
-    let n = b.len();
-    let start = out.len();
-    match n {
-        8..=16 => {
-            let (Ok(head), Ok(tail)) = (
-                <[u8; 8]>::try_from(&b[..8]),
-                <[u8; 8]>::try_from(&b[n - 8..]),
-            ) else {
-                return out.extend_from_slice(b);
-            };
-            out.extend_from_slice(&head);
-            out.truncate(start + n - 8);
-            out.extend_from_slice(&tail);
-        }
-        4..=7 => {
-            let (Ok(head), Ok(tail)) = (
-                <[u8; 4]>::try_from(&b[..4]),
-                <[u8; 4]>::try_from(&b[n - 4..]),
-            ) else {
-                return out.extend_from_slice(b);
-            };
-            out.extend_from_slice(&head);
-            out.truncate(start + n - 4);
-            out.extend_from_slice(&tail);
-        }
+    match b.len() {
+        8..=16 => overlapping::<8>(b, out),
+        4..=7 => overlapping::<4>(b, out),
         0..=3 => {
             for &x in b {
                 out.push(x);
@@ -100,6 +78,23 @@ fn append(b: &[u8], out: &mut Vec<u8>) {
         }
         _ => out.extend_from_slice(b),
     }
+}
+
+/// Appends `b` (`N` to `2 * N` bytes long) as its first and its last `N` bytes, the
+/// second copy overwriting what the two share.
+#[inline(always)]
+fn overlapping<const N: usize>(b: &[u8], out: &mut Vec<u8>) {
+    let n = b.len();
+    let (Ok(head), Ok(tail)) = (
+        <[u8; N]>::try_from(&b[..N]),
+        <[u8; N]>::try_from(&b[n - N..]),
+    ) else {
+        return out.extend_from_slice(b);
+    };
+    let start = out.len();
+    out.extend_from_slice(&head);
+    out.truncate(start + n - N);
+    out.extend_from_slice(&tail);
 }
 
 #[inline(always)]

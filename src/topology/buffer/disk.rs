@@ -1773,18 +1773,25 @@ mod tests {
             }
         }
         // The moment the first file is gone, the saved position is past it.
+        first_file_goes_after_the_position_moves_past_it(&buffer_dir, "").await;
+        drop(rx);
+        sender.abort();
+    }
+
+    /// Waits (up to 10 s) for the first data file to be deleted, then checks that the
+    /// saved read position is past it.
+    async fn first_file_goes_after_the_position_moves_past_it(buffer_dir: &Path, when: &str) {
+        let first = data_file(buffer_dir, 0);
         let deadline = Instant::now() + Duration::from_secs(10);
         while first.exists() {
             assert!(
                 Instant::now() < deadline,
-                "the first data file was never deleted"
+                "the first data file was never deleted{when}"
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let saved = read_state(&buffer_dir.join("reader.state")).expect("a saved position");
         assert!(saved.file >= 1, "saved inside the deleted file: {saved:?}");
-        drop(rx);
-        sender.abort();
     }
 
     /// A read position that cannot be saved keeps the data files behind it: deleting
@@ -1820,16 +1827,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(first.exists(), "deleted although no save succeeded");
         std::fs::remove_dir(&blocker).expect("unblock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while first.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the first data file was never deleted after a save worked again"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let saved = read_state(&buffer_dir.join("reader.state")).expect("a saved position");
-        assert!(saved.file >= 1, "saved inside the deleted file: {saved:?}");
+        first_file_goes_after_the_position_moves_past_it(&buffer_dir, " after a save worked again")
+            .await;
         drop(rx);
         drop(sender.await);
     }
