@@ -115,7 +115,8 @@ const FROM_DISK: usize = 2;
 /// flushes a second of writes and takes 100 ms and more under load, at about 1,000
 /// writes a second. With 64 the writer stalled for the rest of each such `fsync`, and
 /// with it every source (8% of the throughput). A slot is a few dozen bytes; a disk
-/// that stays behind still holds the writer back once it is full.
+/// that stays behind still holds the writer back once it is full. A syncer asleep
+/// until its interval is due is woken when it fills, takes what waits and sleeps on.
 const SYNC_QUEUE: usize = 1024;
 
 /// How often the reader saves where delivery got to.
@@ -471,10 +472,12 @@ fn start(
         interval: options.sync_interval,
         kept_from: recovered.read.file,
     };
-    std::thread::Builder::new()
+    let syncer_thread = std::thread::Builder::new()
         .name(format!("buffer-s-{id}"))
         .spawn(move || syncer.run())
-        .map_err(io_err(format!("starting the syncer of {}", dir.display())))?;
+        .map_err(io_err(format!("starting the syncer of {}", dir.display())))?
+        .thread()
+        .clone();
     let queue_probe = queue.probe();
     let writer = Writer {
         shared: shared.clone(),
@@ -482,7 +485,10 @@ fn start(
         buf: Vec::new(),
         file: None,
         ledger,
-        syncer: sync_tx.clone(),
+        syncer: ToSyncer {
+            tx: Some(sync_tx.clone()),
+            thread: syncer_thread.clone(),
+        },
         created: false,
         when_full: options.when_full,
         dropped: metrics.discarded_unintentional.clone(),
@@ -506,7 +512,10 @@ fn start(
         pinned: false,
         saved: recovered.read,
         last_save: Instant::now(),
-        syncer: sync_tx,
+        syncer: ToSyncer {
+            tx: Some(sync_tx),
+            thread: syncer_thread,
+        },
         counted: vec![recovered.counted],
         _lock: reader_lock,
     };
@@ -682,7 +691,7 @@ struct Writer {
     file: Option<(u64, Arc<File>)>,
     ledger: File,
     /// Where what is written goes to be made durable.
-    syncer: std::sync::mpsc::SyncSender<Job>,
+    syncer: ToSyncer,
     /// A data file was created that no request to the syncer has named yet.
     created: bool,
     when_full: WhenFull,
@@ -816,14 +825,11 @@ impl Writer {
                 None => Some((finalizers, "no data file is open")),
                 // Blocks while the syncer is SYNC_QUEUE writes behind: the disk holds
                 // back the buffer's thread and, through the queue, the sources.
-                Some(file) => match to_syncer(
-                    &self.syncer,
-                    Job::Flush(SyncRequest {
-                        file,
-                        finalizers,
-                        created: self.created,
-                    }),
-                ) {
+                Some(file) => match self.syncer.send(Job::Flush(SyncRequest {
+                    file,
+                    finalizers,
+                    created: self.created,
+                })) {
                     Ok(()) => {
                         self.created = false;
                         None
@@ -889,15 +895,13 @@ impl Writer {
     /// times a second under load with `sync_interval_ms`).
     fn roll(&mut self, pos: &mut WritePos) -> std::io::Result<()> {
         if let Some(old) = self.file.take() {
-            to_syncer(
-                &self.syncer,
-                Job::Flush(SyncRequest {
+            self.syncer
+                .send(Job::Flush(SyncRequest {
                     file: old,
                     finalizers: Vec::new(),
                     created: false,
-                }),
-            )
-            .map_err(|_| std::io::Error::other("the syncer thread is gone"))?;
+                }))
+                .map_err(|_| std::io::Error::other("the syncer thread is gone"))?;
         }
         pos.file += 1;
         pos.offset = 0;
@@ -963,23 +967,55 @@ struct Syncer {
     kept_from: u64,
 }
 
-/// Hands `job` to the syncer, waiting while it is [`SYNC_QUEUE`] jobs behind (the disk
-/// holds back the buffer's task and, through the queue, the sources). On a
-/// multi-threaded runtime the wait gives up the worker's other tasks first.
-fn to_syncer(
-    tx: &std::sync::mpsc::SyncSender<Job>,
-    job: Job,
-) -> Result<(), std::sync::mpsc::SendError<Job>> {
-    use std::sync::mpsc::{SendError, TrySendError};
-    match tx.try_send(job) {
-        Ok(()) => Ok(()),
-        Err(TrySendError::Disconnected(job)) => Err(SendError(job)),
-        Err(TrySendError::Full(job)) => match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| tx.send(job))
+/// The way to the syncer thread, for the writer and the reader. With
+/// `sync_interval_ms` the syncer sleeps until its next `fsync` is due instead of
+/// waking for every write (about 1,000 a second under load, each a context switch on
+/// 2 cores): a write request is only queued, and only what cannot wait wakes it (a
+/// position save, which may free space a full buffer waits for; a full queue; the
+/// handle going away at shutdown).
+struct ToSyncer {
+    /// `None` only while dropping: the syncer is woken after the channel lost it.
+    tx: Option<std::sync::mpsc::SyncSender<Job>>,
+    thread: std::thread::Thread,
+}
+
+impl ToSyncer {
+    /// Hands `job` to the syncer, waiting while it is [`SYNC_QUEUE`] jobs behind (the
+    /// disk holds back the buffer's task and, through the queue, the sources). On a
+    /// multi-threaded runtime the wait gives up the worker's other tasks first.
+    fn send(&self, job: Job) -> Result<(), std::sync::mpsc::SendError<Job>> {
+        use std::sync::mpsc::{SendError, TrySendError};
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(SendError(job));
+        };
+        let urgent = matches!(job, Job::Save(_));
+        match tx.try_send(job) {
+            Ok(()) => {
+                if urgent {
+                    self.thread.unpark();
+                }
+                Ok(())
             }
-            _ => tx.send(job),
-        },
+            Err(TrySendError::Disconnected(job)) => Err(SendError(job)),
+            Err(TrySendError::Full(job)) => {
+                self.thread.unpark();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(|| tx.send(job))
+                    }
+                    _ => tx.send(job),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ToSyncer {
+    /// The syncer ends once both handles are gone; woken, it does not sleep out its
+    /// interval first.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        self.thread.unpark();
     }
 }
 
@@ -1030,7 +1066,7 @@ impl Syncer {
     }
 
     fn run(mut self) {
-        use std::sync::mpsc::RecvTimeoutError;
+        use std::sync::mpsc::TryRecvError;
         let mut last = Instant::now();
         while let Ok(first) = self.jobs.recv() {
             let mut pending = Vec::new();
@@ -1039,14 +1075,20 @@ impl Syncer {
                 continue;
             }
             if let Some(every) = self.interval {
-                loop {
+                // Asleep until the fsync is due: write requests queue up without
+                // waking it; a save, a full queue or a handle gone does (`ToSyncer`).
+                'due: loop {
                     let due = (last + every).saturating_duration_since(Instant::now());
                     if due.is_zero() {
                         break;
                     }
-                    match self.jobs.recv_timeout(due) {
-                        Ok(job) => self.take(job, &mut pending),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    std::thread::park_timeout(due);
+                    loop {
+                        match self.jobs.try_recv() {
+                            Ok(job) => self.take(job, &mut pending),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => break 'due,
+                        }
                     }
                 }
             }
@@ -1168,7 +1210,7 @@ struct Reader {
     /// Where delivery got to, as last handed to the syncer to save.
     saved: ReadPos,
     /// Saves positions and deletes what is behind them.
-    syncer: std::sync::mpsc::SyncSender<Job>,
+    syncer: ToSyncer,
     last_save: Instant,
     /// Id ranges whose loss was counted, so no gap is counted twice.
     counted: Vec<(u64, u64)>,
@@ -1328,7 +1370,7 @@ impl Reader {
     /// Has the syncer save where delivery got to (and delete what is behind it).
     fn save(&mut self) {
         let pos = self.delivered;
-        if to_syncer(&self.syncer, Job::Save(pos)).is_err() {
+        if self.syncer.send(Job::Save(pos)).is_err() {
             self.shared.metrics.errors.emit(|| {
                 format!(
                     "Disk buffer {}: saving the read position failed: the syncer thread is gone",
@@ -1743,8 +1785,20 @@ mod tests {
     /// position inside a deleted file (the next start counted its events as lost).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_read_position_is_saved_before_a_delivered_file_is_deleted() {
+        delivered_file_goes_once_saved(None).await;
+    }
+
+    /// The syncer sleeps through its interval while writes queue up, but a save wakes
+    /// it: delivered files go at once, not a minute later (a full buffer that blocks
+    /// waits for that space).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_save_does_not_wait_for_a_long_sync_interval() {
+        delivered_file_goes_once_saved(Some(Duration::from_secs(60))).await;
+    }
+
+    async fn delivered_file_goes_once_saved(sync_interval: Option<Duration>) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (tx, mut rx) = opened(dir.path());
+        let (tx, mut rx) = opened_with(dir.path(), sync_interval);
         let buffer_dir = dir.path().join("buffer").join("t");
         let first = data_file(&buffer_dir, 0);
         let big = "x".repeat(1024);
@@ -1761,6 +1815,8 @@ mod tests {
                     break;
                 }
             }
+            // Kept open: the writer ending would wake the syncer too.
+            tx
         });
         let mut got = 0;
         while got < 48_000 {
@@ -1775,7 +1831,7 @@ mod tests {
         // The moment the first file is gone, the saved position is past it.
         first_file_goes_after_the_position_moves_past_it(&buffer_dir, "").await;
         drop(rx);
-        sender.abort();
+        drop(sender.await);
     }
 
     /// Waits (up to 10 s) for the first data file to be deleted, then checks that the
