@@ -1629,6 +1629,19 @@ mod tests {
         numbered_with(from, n, Some(&"x".repeat(4096)))
     }
 
+    /// Sends 12 batches of 1,000 events of 4 KiB, past the first 32 MiB data file, and
+    /// hands the sender back (the queue stays open until it is dropped).
+    fn past_the_first_file(tx: BufferSender) -> tokio::task::JoinHandle<BufferSender> {
+        tokio::spawn(async move {
+            for b in 0..12 {
+                if tx.send(padded(b * 1000, 1000)).await.is_err() {
+                    break;
+                }
+            }
+            tx
+        })
+    }
+
     /// Bytes in the buffer's data files.
     fn on_disk(dir: &Path) -> u64 {
         data_files(&dir.join("buffer").join("t"))
@@ -1801,25 +1814,10 @@ mod tests {
         let (tx, mut rx) = opened_with(dir.path(), sync_interval);
         let buffer_dir = dir.path().join("buffer").join("t");
         let first = data_file(&buffer_dir, 0);
-        let big = "x".repeat(1024);
-        let sender = tokio::spawn(async move {
-            // 48 batches of 1,000 events of 1 KiB: past the first 32 MiB file.
-            for b in 0..48 {
-                let mut batch = numbered(b * 1000, 1000);
-                for e in &mut batch {
-                    if let crate::event::Event::Log(l) = e {
-                        l.insert("pad", big.as_str());
-                    }
-                }
-                if tx.send(batch).await.is_err() {
-                    break;
-                }
-            }
-            // Kept open: the writer ending would wake the syncer too.
-            tx
-        });
+        // Kept open: the writer ending would wake the syncer too.
+        let sender = past_the_first_file(tx);
         let mut got = 0;
-        while got < 48_000 {
+        while got < 12_000 {
             match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
                 Ok(Some(b)) => got += b.len(),
                 other => panic!("stalled at {got}: {:?}", other.map(|b| b.map(|b| b.len()))),
@@ -1862,15 +1860,7 @@ mod tests {
         // A directory where the save writes its temp file: every save fails.
         let blocker = buffer_dir.join("reader.state.tmp");
         std::fs::create_dir_all(&blocker).expect("blocker");
-        let sender = tokio::spawn(async move {
-            // 12 batches of 1,000 events of 4 KiB: past the first 32 MiB file.
-            for b in 0..12 {
-                if tx.send(padded(b * 1000, 1000)).await.is_err() {
-                    break;
-                }
-            }
-            tx
-        });
+        let sender = past_the_first_file(tx);
         let mut got = 0;
         while got < 12_000 {
             match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
