@@ -8,7 +8,7 @@ use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::kafka::Kafka;
+use support::kafka::{assigned_partitions, Kafka};
 use support::seq::delivered_after_kill;
 use support::{wait_for, Sluice};
 
@@ -39,6 +39,18 @@ fn payloads(range: std::ops::Range<usize>) -> impl Iterator<Item = String> {
     range.map(|i| format!("seq={i:08} a message from an agent"))
 }
 
+/// The lines of a `/metrics` page that tell where a consumer's events got to: its
+/// Kafka client (assignment, lag) and the events each component took and sent.
+fn kafka_and_sink_metrics(page: &str) -> String {
+    page.lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && (l.contains("kafka") || l.contains("_events_total") || l.contains("errors"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn add(total: &mut BTreeMap<usize, usize>, part: &BTreeMap<usize, usize>) {
     for (k, v) in part {
         *total.entry(*k).or_insert(0) += v;
@@ -53,18 +65,31 @@ fn a_consumer_killed_mid_stream_loses_nothing_and_repeats_only_the_uncommitted()
     let config = aggregator(&kafka, "agents", FILE_SINK);
     let a = Sluice::start(&config);
     let b = Sluice::start(&config);
-    // Both consumers join before the stream starts, so each owns three partitions.
-    std::thread::sleep(Duration::from_secs(3));
+    // Both consumers own three partitions each before the stream starts. A fixed wait
+    // was not enough: when B joined after the group's first rebalance, A got its share
+    // only after B had read every message, and A delivered none.
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            [&a, &b]
+                .iter()
+                .all(|s| assigned_partitions(&s.log_text()) == Some(3))
+        }),
+        "the group never split six partitions three and three\nA: {}\nB: {}",
+        a.log_text(),
+        b.log_text()
+    );
     kafka.produce("agents", payloads(0..TOTAL / 2));
     let a_file = a.path("out.jsonl");
     assert!(
         wait_for(Duration::from_secs(120), || {
             delivered_after_kill(&a_file).0.len() > TOTAL / 8
         }),
-        "consumer A delivered {} messages, fewer than the {} it must reach before it is killed: {}",
+        "consumer A delivered {} messages, fewer than the {} it must reach before it is killed: {}\nA's metrics:\n{}\nB's log: {}",
         delivered_after_kill(&a_file).0.len(),
         TOTAL / 8,
-        a.log_text()
+        a.log_text(),
+        kafka_and_sink_metrics(&a.metrics()),
+        b.log_text()
     );
     let mut a = a;
     let _ = a.child().kill();

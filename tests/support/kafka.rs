@@ -280,3 +280,17 @@ fn metadata_ok(bootstrap: &str) -> bool {
         .fetch_metadata(None, Duration::from_secs(2))
         .is_ok_and(|m| !m.brokers().is_empty())
 }
+
+/// How many partitions a sluice `kafka` source holds after its latest rebalance, read
+/// from its log (`None` before its first assignment). Members of a group are balanced
+/// once each one's latest assignment is its share: an earlier one can be superseded
+/// when another member joins late.
+pub fn assigned_partitions(log: &str) -> Option<usize> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Kafka partitions assigned"))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("partitions="))
+        .and_then(|n| n.parse().ok())
+}
