@@ -1629,6 +1629,21 @@ mod tests {
         numbered_with(from, n, Some(&"x".repeat(4096)))
     }
 
+    /// Takes batches from the sink's end until `n` events came or, after a batch,
+    /// `done()` holds; panics if none comes for 30 s.
+    async fn take_events(rx: &mut BufferReceiver, n: usize, done: impl Fn() -> bool) {
+        let mut got = 0;
+        while got < n {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                Ok(Some(b)) => got += b.len(),
+                other => panic!("stalled at {got}: {:?}", other.map(|b| b.map(|b| b.len()))),
+            }
+            if done() {
+                break;
+            }
+        }
+    }
+
     /// Sends 12 batches of 1,000 events of 4 KiB, past the first 32 MiB data file, and
     /// hands the sender back (the queue stays open until it is dropped).
     fn past_the_first_file(tx: BufferSender) -> tokio::task::JoinHandle<BufferSender> {
@@ -1816,16 +1831,7 @@ mod tests {
         let first = data_file(&buffer_dir, 0);
         // Kept open: the writer ending would wake the syncer too.
         let sender = past_the_first_file(tx);
-        let mut got = 0;
-        while got < 12_000 {
-            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
-                Ok(Some(b)) => got += b.len(),
-                other => panic!("stalled at {got}: {:?}", other.map(|b| b.map(|b| b.len()))),
-            }
-            if !first.exists() {
-                break;
-            }
-        }
+        take_events(&mut rx, 12_000, || !first.exists()).await;
         // The moment the first file is gone, the saved position is past it.
         first_file_goes_after_the_position_moves_past_it(&buffer_dir, "").await;
         drop(rx);
@@ -1861,13 +1867,7 @@ mod tests {
         let blocker = buffer_dir.join("reader.state.tmp");
         std::fs::create_dir_all(&blocker).expect("blocker");
         let sender = past_the_first_file(tx);
-        let mut got = 0;
-        while got < 12_000 {
-            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
-                Ok(Some(b)) => got += b.len(),
-                other => panic!("stalled at {got}: {:?}", other.map(|b| b.map(|b| b.len()))),
-            }
-        }
+        take_events(&mut rx, 12_000, || false).await;
         // Everything is delivered, the reader is past the first file, and its saves
         // have failed for more than a second.
         tokio::time::sleep(Duration::from_millis(1500)).await;
